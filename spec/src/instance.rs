@@ -1,0 +1,103 @@
+//! Instances: a model configuration plus a finite list of requests.
+
+use crate::memory::MemoryConfig;
+use crate::request::{Information, Request, RequestId};
+use crate::step_time::StepTime;
+use crate::units::Tokens;
+use serde::{Deserialize, Serialize};
+
+/// When the first output token is produced.
+///
+/// The two papers differ here, and kvsched supports both:
+/// - `SeparateDecode` (WAIT paper §1, Eq. 1): a prefill iteration produces no token and leaves the
+///   request at stage 0 holding `l`; each of the `l'` decode iterations then produces one token, and
+///   at stage `s` the request holds `l + s`. A request takes `l' + 1` iterations.
+/// - `WithPrefill` (MC-SF paper §2, and vLLM/SGLang): the iteration that completes the prefill also
+///   produces output token 1, after which the request holds `l + 1`; `o - 1` decode iterations
+///   follow. A request takes `o` iterations when its prefill is not chunked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstToken {
+    /// Prefill, then one decode iteration per output token.
+    SeparateDecode,
+    /// The last prefill chunk produces the first output token.
+    #[default]
+    WithPrefill,
+}
+
+/// Which resident requests an eviction may target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EvictionRule {
+    /// Any resident request may be evicted (vLLM v1 preempt-last, SGLang retraction, ...).
+    #[default]
+    Any,
+    /// Only the most recently admitted resident request (the papers' LIFO rule, WAIT paper §1).
+    Lifo,
+}
+
+/// Everything about the server that is fixed for a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// KV memory.
+    pub memory: MemoryConfig,
+    /// Step-time model.
+    pub step_time: StepTime,
+    /// First-token convention.
+    #[serde(default)]
+    pub first_token: FirstToken,
+    /// Eviction rule.
+    #[serde(default)]
+    pub eviction: EvictionRule,
+    /// What policies may know of output lengths.
+    #[serde(default)]
+    pub information: Information,
+}
+
+/// A model configuration and its requests, sorted by arrival, with `requests[i].id == i`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Instance {
+    /// Server configuration.
+    pub config: ModelConfig,
+    /// The requests.
+    pub requests: Vec<Request>,
+}
+
+impl Instance {
+    /// Checks ids, ordering and lengths; returns every problem found, each naming its field.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.config.memory.validate() {
+            problems.push(e);
+        }
+        if let Err(e) = self.config.step_time.compile() {
+            problems.push(e);
+        }
+        let mut prev = None;
+        for (i, r) in self.requests.iter().enumerate() {
+            if r.id != RequestId(i as u32) {
+                problems.push(format!("requests[{i}].id: expected {i}, got {}", r.id.0));
+            }
+            if r.prompt_tokens == Tokens::ZERO {
+                problems.push(format!("requests[{i}].prompt_tokens: expected at least 1"));
+            }
+            if r.output_tokens == Tokens::ZERO {
+                problems.push(format!("requests[{i}].output_tokens: expected at least 1"));
+            }
+            if let Some(p) = prev {
+                if r.arrival_ns < p {
+                    problems.push(format!("requests[{i}].arrival_ns: expected sorted arrivals"));
+                }
+            }
+            prev = Some(r.arrival_ns);
+        }
+        problems
+    }
+
+    /// The request with this id.
+    pub fn request(&self, id: RequestId) -> &Request {
+        &self.requests[id.index()]
+    }
+}

@@ -1,0 +1,15 @@
+//! # kvsched: simulator, schedulers, workloads and conformance harness
+//!
+//! The root crate of the kvsched workspace. It holds what is *built*: the discrete-event
+//! simulator ([`sim`]), the scheduling policies ([`schedulers`]), workload generation
+//! ([`workload`]), the command-line interface ([`cli`]) and the conformance harness.
+//! What is *correct* lives in `kvsched-spec`; how it is *judged* lives in `kvsched-verify`.
+
+pub mod cli;
+pub mod prng;
+pub mod sched;
+pub mod schedulers;
+pub mod sim;
+pub mod workload;
+
+pub use kvsched_spec as spec;

@@ -1,0 +1,26 @@
+//! The `kvsched` command-line tool.
+
+use clap::{Parser, Subcommand};
+use kvsched::cli;
+use std::process::ExitCode;
+
+/// kvsched: LLM-inference scheduling under KV-cache limits, made executable and checkable.
+#[derive(Parser, Debug)]
+#[command(name = "kvsched", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Fluid benchmark of a workload: equilibrium batch, memory M*, stability region.
+    Fluid(cli::fluid::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Fluid(a) => cli::fluid::run(a),
+    }
+}
