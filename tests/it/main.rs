@@ -1,1 +1,6 @@
-//! it
+//! The one integration-test binary. Its `mod` lines are the table of contents.
+//!
+//! Tiers: the default run is the fast tier; `KVSCHED_SLOW=1` enables paper-scale checks.
+//! Every randomized test prints its seed and a one-line replay command on failure.
+
+mod common;
