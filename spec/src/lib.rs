@@ -45,6 +45,7 @@
 //! assert_eq!(s.time_ns, Nanos(2_000_000_000));
 //! ```
 
+pub mod calibration;
 pub mod instance;
 pub mod memory;
 pub mod model;
