@@ -10,6 +10,7 @@
 //! - [`instance`]: model configuration plus requests.
 //! - [`model`]: the transition semantics, `apply(state, action) -> Result<State, Violation>`.
 //! - [`workload`]: the workload file format.
+//! - [`trace`]: the trace format that `kvsched-verify` replays.
 //!
 //! A worked example: one request of a 4-token prompt and 2 output tokens, alone on a server with
 //! unit rounds. It is admitted and prefilled in round 1 (which produces its first token), decoded

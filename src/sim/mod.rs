@@ -1,1 +1,284 @@
-//! Simulator.
+//! The discrete-event simulator.
+//!
+//! [`simulate`] runs a [`Scheduler`] over an [`Instance`]. The loop is:
+//! deliver every arrival that is due; ask the policy for a [`crate::sched::Plan`]; validate and
+//! apply its evictions; then run its batch (one iteration, or a fast-forwarded stretch of
+//! identical decode-only iterations, see [`Stepping`]), or idle until the next arrival when the
+//! batch is empty. Events are ordered by (time, sequence): arrivals at the same instant are
+//! delivered in id order, before the decision at that instant.
+//!
+//! An invalid plan stops the run with a [`SimError`] carrying the spec's `Violation` and the
+//! outcome so far; the engine never repairs a plan. With [`Check::On`] every action is replayed
+//! through `kvsched_spec::apply` as well, and any disagreement is a [`SimErrorKind::Divergence`].
+
+pub mod core;
+pub mod metrics;
+mod mirror;
+mod trace;
+
+pub use metrics::{Outcome, RequestRecord, Summary, TimelinePoint};
+
+use crate::sched::{Plan, Repeat, Scheduler, View};
+use core::Core;
+use kvsched_spec::{Instance, Nanos, Violation};
+use mirror::Mirror;
+use std::io::Write;
+
+/// Whether the engine replays every action through the spec (pair assertions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Check {
+    /// Engine rules only (fast).
+    #[default]
+    Off,
+    /// Also replay through `kvsched_spec::apply` and compare.
+    On,
+}
+
+/// Whether identical decode-only iterations are fast-forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Stepping {
+    /// Honour [`Repeat::UpTo`]: jump over a stretch in O(batch) time.
+    #[default]
+    FastForward,
+    /// Ask the policy before every iteration (reference mode).
+    EveryStep,
+}
+
+/// Options of a run.
+#[derive(Default)]
+pub struct SimOptions {
+    /// Pair assertions against the spec.
+    pub check: Check,
+    /// Fast-forward or not.
+    pub stepping: Stepping,
+    /// Stop (with an error) after this many iterations.
+    pub max_steps: Option<u64>,
+    /// Record the memory and queue timeline at every decision point.
+    pub timeline: bool,
+    /// Write a JSON-lines trace here (see `spec/TRACE.md`).
+    pub trace: Option<Box<dyn Write>>,
+    /// Seed, recorded in the trace header.
+    pub seed: Option<u64>,
+}
+
+/// Why a run stopped early.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SimErrorKind {
+    /// The policy's plan broke a rule of the spec.
+    Violation {
+        /// The rule.
+        violation: Violation,
+        /// When.
+        at_ns: Nanos,
+    },
+    /// A plan asked to repeat a batch that contains a prefill.
+    RepeatWithPrefill,
+    /// Nothing runs, nothing will arrive, and requests remain.
+    Stalled {
+        /// Waiting requests.
+        waiting: usize,
+        /// Resident requests.
+        resident: usize,
+    },
+    /// The engine and the spec disagree (an engine bug).
+    Divergence(String),
+    /// The iteration limit was reached.
+    StepLimit(u64),
+    /// Writing the trace failed.
+    Trace(String),
+}
+
+/// A run that stopped early, with everything computed until then.
+#[derive(Clone, Debug)]
+pub struct SimError {
+    /// What happened.
+    pub kind: SimErrorKind,
+    /// The outcome so far.
+    pub partial: Box<Outcome>,
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            SimErrorKind::Violation { violation, at_ns } => {
+                write!(f, "invalid decision at t={at_ns}: {violation}")
+            }
+            SimErrorKind::RepeatWithPrefill => write!(f, "Repeat::UpTo on a batch with a prefill"),
+            SimErrorKind::Stalled { waiting, resident } => write!(
+                f,
+                "stalled: empty batch with no future arrival ({waiting} waiting, {resident} resident)"
+            ),
+            SimErrorKind::Divergence(m) => write!(f, "engine and spec disagree: {m}"),
+            SimErrorKind::StepLimit(n) => write!(f, "iteration limit {n} reached"),
+            SimErrorKind::Trace(m) => write!(f, "trace: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+struct Run<'a> {
+    core: Core,
+    mirror: Option<Mirror<'a>>,
+    trace: Option<trace::Writer>,
+    timeline: Option<Vec<TimelinePoint>>,
+    kv_token_ns: u128,
+}
+
+/// Runs `scheduler` over `instance`. The instance's information set is replaced by the one the
+/// scheduler asks for.
+pub fn simulate(
+    instance: &Instance,
+    scheduler: &mut dyn Scheduler,
+    options: SimOptions,
+) -> Result<Outcome, SimError> {
+    let mut config = instance.config.clone();
+    config.information = scheduler.information();
+    let step_time = config.step_time.compile().expect("validated instance");
+    let mirror_instance = Instance { config: config.clone(), requests: instance.requests.clone() };
+    let mut run = Run {
+        core: Core::new(config, step_time, &instance.requests),
+        mirror: None,
+        trace: options.trace.map(trace::Writer::new),
+        timeline: options.timeline.then(Vec::new),
+        kv_token_ns: 0,
+    };
+    let mirror_instance = match options.check {
+        Check::On => Some(mirror_instance),
+        Check::Off => None,
+    };
+    run.mirror = mirror_instance.as_ref().map(Mirror::new);
+    let name = scheduler.name();
+    if let Some(t) = run.trace.as_mut() {
+        t.header(&run.core.config, &name, options.seed, instance.requests.len());
+    }
+    let result = run.run_loop(scheduler, &options.stepping, options.max_steps);
+    let outcome = run.finish(name);
+    match result {
+        Ok(()) => Ok(outcome),
+        Err(kind) => Err(SimError { kind, partial: Box::new(outcome) }),
+    }
+}
+
+impl Run<'_> {
+    fn run_loop(
+        &mut self,
+        scheduler: &mut dyn Scheduler,
+        stepping: &Stepping,
+        max_steps: Option<u64>,
+    ) -> Result<(), SimErrorKind> {
+        loop {
+            self.deliver_arrivals()?;
+            if self.core.all_done() {
+                return Ok(());
+            }
+            if let Some(limit) = max_steps {
+                if self.core.steps >= limit {
+                    return Err(SimErrorKind::StepLimit(limit));
+                }
+            }
+            self.sample_timeline();
+            let plan = scheduler.decide(&View { core: &self.core });
+            self.core.new_completions.clear();
+            self.core.new_arrivals.clear();
+            self.apply_plan(plan, stepping)?;
+        }
+    }
+
+    fn deliver_arrivals(&mut self) -> Result<(), SimErrorKind> {
+        while let Some(id) = self.core.deliver_next_due() {
+            if let Some(m) = self.mirror.as_mut() {
+                m.arrive(id)?;
+            }
+            if let Some(t) = self.trace.as_mut() {
+                t.arrive(self.core.now, &self.core.slots[id.index()].request);
+            }
+        }
+        Ok(())
+    }
+
+    fn violation(&self, violation: Violation) -> SimErrorKind {
+        SimErrorKind::Violation { violation, at_ns: self.core.now }
+    }
+
+    fn apply_plan(&mut self, plan: Plan, stepping: &Stepping) -> Result<(), SimErrorKind> {
+        for &id in &plan.evict {
+            self.core.evict(id).map_err(|v| self.violation(v))?;
+            if let Some(m) = self.mirror.as_mut() {
+                m.evict(id, &self.core)?;
+            }
+            if let Some(t) = self.trace.as_mut() {
+                t.evict(self.core.now, id);
+            }
+        }
+        if plan.batch.is_empty() {
+            return self.idle();
+        }
+        let limit = match (plan.repeat, stepping) {
+            (Repeat::Once, _) | (_, Stepping::EveryStep) => 1,
+            (Repeat::UpTo(k), Stepping::FastForward) => k.max(1),
+        };
+        let has_prefill =
+            plan.batch.iter().any(|i| matches!(i, kvsched_spec::BatchItem::Prefill { .. }));
+        if has_prefill && matches!(plan.repeat, Repeat::UpTo(k) if k > 1) {
+            return Err(SimErrorKind::RepeatWithPrefill);
+        }
+        let before_kv = self.core.kv_used;
+        let done = self.core.step(&plan.batch, limit).map_err(|v| self.violation(v))?;
+        self.kv_token_ns += kv_area(before_kv, done.kv_peak, done.duration_ns);
+        if let Some(m) = self.mirror.as_mut() {
+            m.step(&plan.batch, &done, &self.core)?;
+        }
+        if let Some(t) = self.trace.as_mut() {
+            t.step(&done, &plan.batch);
+        }
+        Ok(())
+    }
+
+    fn idle(&mut self) -> Result<(), SimErrorKind> {
+        let Some(until) = self.core.next_arrival_ns() else {
+            return Err(SimErrorKind::Stalled {
+                waiting: self.core.waiting.len(),
+                resident: self.core.running.len(),
+            });
+        };
+        let from = self.core.now;
+        self.kv_token_ns += self.core.kv_used.get() as u128 * (until - from).get() as u128;
+        self.core.idle_until(until);
+        if let Some(m) = self.mirror.as_mut() {
+            m.idle(until)?;
+        }
+        if let Some(t) = self.trace.as_mut() {
+            t.idle(from, until);
+        }
+        Ok(())
+    }
+
+    fn sample_timeline(&mut self) {
+        if let Some(tl) = self.timeline.as_mut() {
+            tl.push(TimelinePoint {
+                t_ns: self.core.now,
+                kv_used_tokens: self.core.kv_used,
+                waiting: self.core.waiting.len() as u64,
+                running: self.core.running.len() as u64,
+            });
+        }
+    }
+
+    fn finish(mut self, scheduler: String) -> Outcome {
+        if let Some(t) = self.trace.as_mut() {
+            t.end(self.core.now, self.core.completed);
+        }
+        let trace_error = self.trace.as_mut().and_then(|t| t.finish().err());
+        let mut outcome = Outcome::from_core(&self.core, scheduler, self.kv_token_ns);
+        outcome.timeline = self.timeline.take().unwrap_or_default();
+        outcome.trace_error = trace_error;
+        outcome
+    }
+}
+
+/// Token-nanoseconds of KV held over an iteration (trapezoid between start and peak).
+fn kv_area(start: kvsched_spec::Tokens, end: kvsched_spec::Tokens, dur: Nanos) -> u128 {
+    (start.get() as u128 + end.get() as u128) * dur.get() as u128 / 2
+}
+

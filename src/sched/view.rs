@@ -1,0 +1,157 @@
+//! The read-only view a policy gets, filtered by its information set.
+
+use crate::sim::core::{Core, Slot, SlotPhase};
+use kvsched_spec::{
+    CompiledStepTime, Information, MemoryConfig, ModelConfig, Nanos, RequestId, RequestView,
+    Revealed, Tokens,
+};
+
+/// What a policy may see at a decision point. Borrowed from the engine; costs nothing to build.
+pub struct View<'a> {
+    pub(crate) core: &'a Core,
+}
+
+/// A resident request as a policy sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResidentView {
+    request: RequestView,
+    prefilled: Tokens,
+    generated: Tokens,
+    admitted_seq: u64,
+}
+
+impl ResidentView {
+    /// Identifier.
+    pub fn id(&self) -> RequestId {
+        self.request.id()
+    }
+    /// What the policy may see of the request.
+    pub fn request(&self) -> &RequestView {
+        &self.request
+    }
+    /// Prompt tokens prefilled so far.
+    pub fn prefilled(&self) -> Tokens {
+        self.prefilled
+    }
+    /// Output tokens generated so far.
+    pub fn generated(&self) -> Tokens {
+        self.generated
+    }
+    /// KV tokens held.
+    pub fn held(&self) -> Tokens {
+        self.prefilled + self.generated
+    }
+    /// Whether the prompt is fully prefilled (the request can decode).
+    pub fn prefill_done(&self) -> bool {
+        self.prefilled == self.request.prompt_tokens()
+    }
+    /// Prompt tokens still to prefill.
+    pub fn prefill_remaining(&self) -> Tokens {
+        self.request.prompt_tokens() - self.prefilled
+    }
+    /// Admission sequence number (larger is more recent).
+    pub fn admitted_seq(&self) -> u64 {
+        self.admitted_seq
+    }
+}
+
+impl<'a> View<'a> {
+    fn info(&self) -> Information {
+        self.core.config.information
+    }
+
+    fn request_view(&self, slot: &Slot) -> RequestView {
+        self.info().view(&slot.request)
+    }
+
+    /// Current time.
+    pub fn now_ns(&self) -> Nanos {
+        self.core.now
+    }
+    /// Server configuration (memory, step time, first-token rule, information set).
+    pub fn config(&self) -> &ModelConfig {
+        &self.core.config
+    }
+    /// Memory configuration.
+    pub fn memory(&self) -> &MemoryConfig {
+        &self.core.config.memory
+    }
+    /// The step-time model with integer coefficients.
+    pub fn step_time(&self) -> &CompiledStepTime {
+        &self.core.step_time
+    }
+    /// Capacity, rounded down to whole blocks.
+    pub fn capacity(&self) -> Tokens {
+        self.core.capacity
+    }
+    /// Footprint of all resident requests.
+    pub fn kv_used(&self) -> Tokens {
+        self.core.kv_used
+    }
+    /// Capacity minus footprint.
+    pub fn kv_free(&self) -> Tokens {
+        self.core.capacity - self.core.kv_used
+    }
+    /// Footprint of a request holding `held` tokens (block rounding).
+    pub fn footprint(&self, held: Tokens) -> Tokens {
+        self.core.config.memory.footprint(held)
+    }
+    /// Arrived requests that hold no KV, in arrival order (evicted requests keep their place).
+    pub fn waiting(&self) -> impl DoubleEndedIterator<Item = RequestView> + '_ {
+        self.core.waiting.iter().map(|id| self.request_view(&self.core.slots[id.index()]))
+    }
+    /// Number of waiting requests.
+    pub fn waiting_len(&self) -> usize {
+        self.core.waiting.len()
+    }
+    /// Resident requests, in admission order (oldest first).
+    pub fn running(&self) -> impl DoubleEndedIterator<Item = ResidentView> + ExactSizeIterator + '_ {
+        self.core.running.iter().map(|id| self.resident(*id).expect("running is resident"))
+    }
+    /// Number of resident requests.
+    pub fn running_len(&self) -> usize {
+        self.core.running.len()
+    }
+    /// The resident request `id`, if it is resident.
+    pub fn resident(&self, id: RequestId) -> Option<ResidentView> {
+        let slot = self.core.slots.get(id.index())?;
+        match slot.phase {
+            SlotPhase::Resident { admitted_seq } => Some(ResidentView {
+                request: self.request_view(slot),
+                prefilled: slot.prefilled,
+                generated: slot.generated,
+                admitted_seq,
+            }),
+            _ => None,
+        }
+    }
+    /// The request `id` if it has arrived and is not done.
+    pub fn request(&self, id: RequestId) -> Option<RequestView> {
+        let slot = self.core.slots.get(id.index())?;
+        match slot.phase {
+            SlotPhase::Waiting | SlotPhase::Resident { .. } => Some(self.request_view(slot)),
+            _ => None,
+        }
+    }
+    /// Requests completed since the previous decision, with their true lengths revealed.
+    pub fn completed_since_last(&self) -> &[Revealed] {
+        &self.core.new_completions
+    }
+    /// Requests that arrived since the previous decision, in arrival order.
+    pub fn arrived_since_last(&self) -> &[RequestId] {
+        &self.core.new_arrivals
+    }
+    /// Requests evicted by the engine's own accounting since the previous decision is always
+    /// empty: only policies evict. Total evictions so far:
+    pub fn evictions_total(&self) -> u64 {
+        self.core.evictions
+    }
+    /// Iterations run so far.
+    pub fn steps_total(&self) -> u64 {
+        self.core.steps
+    }
+    /// Requests completed so far.
+    pub fn completed_total(&self) -> u64 {
+        self.core.completed
+    }
+}

@@ -1,0 +1,218 @@
+//! What a run produced: per-request records, counters, and the summary serving engineers read.
+//!
+//! Latency is end-to-end (arrival to last token). TTFT is arrival to the first output token
+//! (the first ever: a token shown to the user before an eviction stays shown). TPOT is
+//! `(finish - first token) / (output - 1)` for requests with more than one output token.
+//! Effective throughput counts only the output tokens of completed requests.
+//!
+//! Means and percentiles are taken over a **measurement window**: by default the middle 50% of
+//! requests by arrival order (the WAIT paper's trim 0.25/0.25), which drops the warm-up and the
+//! drain. [`Summary::window`] says which window was used.
+
+use super::core::{Core, SlotPhase};
+use kvsched_spec::{Nanos, RequestId, Tokens};
+use serde::Serialize;
+
+/// One request's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RequestRecord {
+    /// Id.
+    pub id: RequestId,
+    /// Class.
+    pub class: u32,
+    /// Arrival.
+    pub arrival_ns: Nanos,
+    /// Prompt length.
+    pub prompt_tokens: Tokens,
+    /// Output length.
+    pub output_tokens: Tokens,
+    /// First output token, if any.
+    pub first_token_ns: Option<Nanos>,
+    /// Completion, if completed.
+    pub finish_ns: Option<Nanos>,
+    /// Times evicted.
+    pub evictions: u32,
+}
+
+/// Memory and queues at a decision point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TimelinePoint {
+    /// Time.
+    pub t_ns: Nanos,
+    /// KV footprint.
+    pub kv_used_tokens: Tokens,
+    /// Waiting requests.
+    pub waiting: u64,
+    /// Resident requests.
+    pub running: u64,
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// Scheduler name.
+    pub scheduler: String,
+    /// Per request, by id.
+    pub requests: Vec<RequestRecord>,
+    /// Simulated time at the end.
+    pub simulated_ns: Nanos,
+    /// Iterations.
+    pub steps: u64,
+    /// Evictions.
+    pub evictions: u64,
+    /// Admissions (including re-admissions after eviction).
+    pub admissions: u64,
+    /// Completed requests.
+    pub completed: u64,
+    /// KV capacity (tokens, whole blocks).
+    pub kv_capacity_tokens: Tokens,
+    /// Integral of KV footprint over time (token-nanoseconds).
+    pub kv_token_ns: u128,
+    /// Decision-point samples, when requested.
+    pub timeline: Vec<TimelinePoint>,
+    /// A trace-writing error, if one happened (the run itself is unaffected).
+    pub trace_error: Option<String>,
+}
+
+impl Outcome {
+    pub(super) fn from_core(core: &Core, scheduler: String, kv_token_ns: u128) -> Outcome {
+        let requests = core
+            .slots
+            .iter()
+            .map(|s| RequestRecord {
+                id: s.request.id,
+                class: s.request.class,
+                arrival_ns: s.request.arrival_ns,
+                prompt_tokens: s.request.prompt_tokens,
+                output_tokens: s.request.output_tokens,
+                first_token_ns: s.first_token_ns,
+                finish_ns: if s.phase == SlotPhase::Done { s.finish_ns } else { None },
+                evictions: s.evictions,
+            })
+            .collect();
+        Outcome {
+            scheduler,
+            requests,
+            simulated_ns: core.now,
+            steps: core.steps,
+            evictions: core.evictions,
+            admissions: core.admissions,
+            completed: core.completed,
+            kv_capacity_tokens: core.capacity,
+            kv_token_ns,
+            timeline: Vec::new(),
+            trace_error: None,
+        }
+    }
+
+    /// The summary over the middle `window` fraction of requests by arrival (0.5 = middle 50%).
+    pub fn summary(&self, window: f64) -> Summary {
+        Summary::of(self, window)
+    }
+}
+
+/// Mean and percentiles of a sample (seconds).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Dist {
+    /// Number of values.
+    pub n: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl Dist {
+    /// Nearest-rank percentiles of `values` (sorted in place).
+    pub fn of(values: &mut [f64]) -> Dist {
+        if values.is_empty() {
+            return Dist::default();
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let pct = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Dist { n: n as u64, mean: values.iter().sum::<f64>() / n as f64, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) }
+    }
+}
+
+/// The numbers serving engineers read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Scheduler.
+    pub scheduler: String,
+    /// Requests in the run.
+    pub requests: u64,
+    /// Completed requests (whole run).
+    pub completed: u64,
+    /// Completed / requests.
+    pub completion_rate: f64,
+    /// Measurement window: fraction of requests kept, centred by arrival order.
+    pub window: f64,
+    /// End-to-end latency over the window's completed requests (s).
+    pub latency_s: Dist,
+    /// Time to first token over the window (s).
+    pub ttft_s: Dist,
+    /// Time per output token after the first, over the window (s).
+    pub tpot_s: Dist,
+    /// Output tokens of completed requests per second of simulated time (whole run).
+    pub throughput_tokens_per_s: f64,
+    /// Completed requests per second of simulated time (whole run).
+    pub completions_per_s: f64,
+    /// Evictions (whole run).
+    pub evictions: u64,
+    /// Evictions / admissions.
+    pub restart_rate: f64,
+    /// Time-averaged KV footprint / capacity.
+    pub kv_utilization_mean: f64,
+    /// Simulated time (s).
+    pub simulated_time_s: f64,
+    /// Iterations.
+    pub steps: u64,
+}
+
+impl Summary {
+    fn of(o: &Outcome, window: f64) -> Summary {
+        let n = o.requests.len();
+        let w = window.clamp(0.0, 1.0);
+        let lo = ((1.0 - w) / 2.0 * n as f64).floor() as usize;
+        let hi = (n - lo).max(lo);
+        let (mut lat, mut ttft, mut tpot) = (Vec::new(), Vec::new(), Vec::new());
+        for r in &o.requests[lo..hi] {
+            let a = r.arrival_ns.as_secs_f64();
+            if let Some(ft) = r.first_token_ns {
+                ttft.push(ft.as_secs_f64() - a);
+            }
+            if let Some(f) = r.finish_ns {
+                lat.push(f.as_secs_f64() - a);
+                if let (Some(ft), true) = (r.first_token_ns, r.output_tokens.get() > 1) {
+                    tpot.push((f.as_secs_f64() - ft.as_secs_f64()) / (r.output_tokens.get() - 1) as f64);
+                }
+            }
+        }
+        let t = o.simulated_ns.as_secs_f64();
+        let tokens: u64 = o.requests.iter().filter(|r| r.finish_ns.is_some()).map(|r| r.output_tokens.get()).sum();
+        let per_s = |x: f64| if t > 0.0 { x / t } else { 0.0 };
+        let cap_ns = o.kv_capacity_tokens.get() as f64 * o.simulated_ns.get() as f64;
+        Summary {
+            scheduler: o.scheduler.clone(),
+            requests: n as u64,
+            completed: o.completed,
+            completion_rate: if n > 0 { o.completed as f64 / n as f64 } else { 0.0 },
+            window: w,
+            latency_s: Dist::of(&mut lat),
+            ttft_s: Dist::of(&mut ttft),
+            tpot_s: Dist::of(&mut tpot),
+            throughput_tokens_per_s: per_s(tokens as f64),
+            completions_per_s: per_s(o.completed as f64),
+            evictions: o.evictions,
+            restart_rate: if o.admissions > 0 { o.evictions as f64 / o.admissions as f64 } else { 0.0 },
+            kv_utilization_mean: if cap_ns > 0.0 { o.kv_token_ns as f64 / cap_ns } else { 0.0 },
+            simulated_time_s: t,
+            steps: o.steps,
+        }
+    }
+}
