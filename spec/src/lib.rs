@@ -47,6 +47,7 @@
 //! ```
 
 pub mod calibration;
+pub mod fluid;
 pub mod instance;
 pub mod memory;
 pub mod model;
