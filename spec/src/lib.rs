@@ -52,6 +52,7 @@ pub mod instance;
 pub mod memory;
 pub mod model;
 pub mod request;
+pub mod rounds;
 pub mod step_time;
 pub mod trace;
 pub mod units;
