@@ -2,8 +2,19 @@
 //!
 //! [`by_name`] builds a policy from its CLI name with default parameters; [`catalog`] lists
 //! every policy with its parameters (`kvsched schedulers`).
+//!
+//! Every policy here is a pure decision function over the [`crate::sched::View`] plus its own
+//! event-driven bookkeeping (never a count of `decide` calls), so that fast-forwarded and
+//! step-by-step runs give identical results. None of them reads an output length: they all ask
+//! for [`kvsched_spec::Information::Hidden`].
 
+pub mod alpha_clear;
+pub mod alpha_protect;
+pub mod orca;
+pub mod sarathi;
+pub mod sglang;
 pub mod vllm_v0;
+pub mod vllm_v1;
 
 use crate::sched::Scheduler;
 
@@ -20,17 +31,188 @@ pub struct Entry {
 
 /// Every scheduler.
 pub fn catalog() -> Vec<Entry> {
-    vec![Entry {
-        name: "vllm-v0",
-        models: "vLLM v0 default: FCFS, prefill-first, watermark, preempt most recent (recompute)",
-        parameters: "max_num_seqs=256, max_num_batched_tokens=4096, watermark=memory.watermark_fraction",
-    }]
+    vec![
+        Entry {
+            name: "vllm-v0",
+            models: "vLLM v0 default: FCFS, prefill-first, watermark, preempt most recent \
+                     (recompute)",
+            parameters: "max_num_seqs=256, max_num_batched_tokens=4096, \
+                         watermark=memory.watermark_fraction",
+        },
+        Entry {
+            name: "vllm-v1",
+            models: "vLLM v1 scheduler: token budget, running first (chunked prefill), preempt \
+                     last running by recompute, no admission in a step that preempted",
+            parameters: "max_num_batched_tokens=2048, max_num_seqs=256 (vllm serve on A100)",
+        },
+        Entry {
+            name: "sarathi",
+            models: "Sarathi-Serve as in Vidur: decodes first, then partial prefills, then FCFS \
+                     admission under a chunk budget; watermark; preempt most recent",
+            parameters: "chunk_size=512, batch_size_cap=128, \
+                         watermark=memory.watermark_fraction",
+        },
+        Entry {
+            name: "sglang",
+            models: "SGLang: prefill-first admission reserving new_token_ratio x max_new_tokens, \
+                     chunked prefill, retract fewest-output requests on decode OOM",
+            parameters: "max_new_tokens=2048, chunked_prefill_size=8192, \
+                         max_prefill_tokens=16384, max_running_requests=4096, \
+                         init_new_token_ratio=0.7, min_new_token_ratio=0.098, \
+                         new_token_ratio_decay=(0.7-0.098)/600, clip_max_new_tokens=4096, \
+                         retract_decode_steps=20",
+        },
+        Entry {
+            name: "orca",
+            models: "Orca-style: reserve prompt + maximum output at admission, never evict",
+            parameters: "max_output_tokens=2048, max_batch_size=128",
+        },
+        Entry {
+            name: "alpha-protect",
+            models: "MC-SF paper baseline: alpha-protection greedy (admit FCFS while memory <= \
+                     (1-alpha)M, clear all running on overflow)",
+            parameters: "alpha=0.21",
+        },
+        Entry {
+            name: "alpha-clear",
+            models: "MC-SF paper baseline: alpha-protection phi-clearing (evict a fraction phi of \
+                     running requests, most recent first, on overflow)",
+            parameters: "alpha=0.21, phi=0.2",
+        },
+    ]
 }
 
 /// The scheduler with this CLI name and default parameters.
 pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
     match name {
         "vllm-v0" => Some(Box::new(vllm_v0::VllmV0::default())),
+        "vllm-v1" => Some(Box::new(vllm_v1::VllmV1::default())),
+        "sarathi" => Some(Box::new(sarathi::Sarathi::default())),
+        "sglang" => Some(Box::new(sglang::Sglang::default())),
+        "orca" => Some(Box::new(orca::Orca::default())),
+        "alpha-protect" => Some(Box::new(alpha_protect::AlphaProtect::default())),
+        "alpha-clear" => Some(Box::new(alpha_clear::AlphaClear::default())),
         _ => None,
+    }
+}
+
+/// Memory arithmetic shared by the policies.
+pub(crate) mod mem {
+    use crate::sched::{Repeat, ResidentView, View};
+    use kvsched_spec::{BatchItem, FirstToken, RequestId, Tokens};
+
+    /// Tokens a request holds once its whole prompt is prefilled (plus the first output token
+    /// under [`FirstToken::WithPrefill`]).
+    pub fn prompt_hold(view: &View<'_>, prompt: Tokens) -> Tokens {
+        match view.config().first_token {
+            FirstToken::WithPrefill => prompt + Tokens(1),
+            FirstToken::SeparateDecode => prompt,
+        }
+    }
+
+    /// Tokens held after a prefill chunk of `chunk` tokens on top of `prefilled` of `prompt`,
+    /// with `generated` output tokens held already (0 for a prefilling request).
+    fn held_after_chunk(view: &View<'_>, prefilled: Tokens, prompt: Tokens, chunk: u64) -> Tokens {
+        let after = prefilled + Tokens(chunk);
+        if after == prompt {
+            prompt_hold(view, prompt)
+        } else {
+            after
+        }
+    }
+
+    /// Footprint growth of a prefill chunk (`prefilled` of `prompt` done so far).
+    pub fn chunk_growth(view: &View<'_>, prefilled: Tokens, prompt: Tokens, chunk: u64) -> Tokens {
+        let after = held_after_chunk(view, prefilled, prompt, chunk);
+        view.footprint(after) - view.footprint(prefilled)
+    }
+
+    /// The largest chunk `c <= want` whose growth fits in `free` (0 if none).
+    pub fn max_chunk(
+        view: &View<'_>,
+        prefilled: Tokens,
+        prompt: Tokens,
+        want: u64,
+        free: Tokens,
+    ) -> u64 {
+        let fits = |c: u64| chunk_growth(view, prefilled, prompt, c) <= free;
+        if want == 0 || !fits(1) {
+            return 0;
+        }
+        let (mut lo, mut hi) = (1u64, want);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    }
+
+    /// Footprint growth of one decode of a request holding `held`.
+    pub fn decode_growth(view: &View<'_>, held: Tokens) -> Tokens {
+        view.footprint(held + Tokens(1)) - view.footprint(held)
+    }
+
+    /// Footprint growth of one iteration of `item` for the resident (or waiting) request `r`.
+    pub fn item_growth(view: &View<'_>, r: &ResidentView, item: &BatchItem) -> Tokens {
+        match *item {
+            BatchItem::Decode { .. } => decode_growth(view, r.held()),
+            BatchItem::Prefill { tokens, .. } => chunk_growth(
+                view,
+                r.prefilled(),
+                r.request().prompt_tokens(),
+                tokens.get(),
+            ),
+        }
+    }
+
+    /// The largest `k <= limit` such that `k` decode iterations of `ids` grow the footprint by
+    /// at most `room` tokens (0 when even one does not fit).
+    pub fn decode_steps_within(
+        view: &View<'_>,
+        ids: &[RequestId],
+        room: Tokens,
+        limit: u64,
+    ) -> u64 {
+        let held: Vec<Tokens> = ids
+            .iter()
+            .map(|id| view.resident(*id).expect("resident").held())
+            .collect();
+        let fits = |k: u64| -> bool {
+            let mut grow = 0u64;
+            for &h in &held {
+                grow += (view.footprint(h + Tokens(k)) - view.footprint(h)).get();
+                if grow > room.get() {
+                    return false;
+                }
+            }
+            true
+        };
+        if limit == 0 || !fits(1) {
+            return 0;
+        }
+        let (mut lo, mut hi) = (1u64, limit);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if fits(mid) {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    }
+
+    /// `Repeat::UpTo(k)` for a decode-only batch that stays valid and identical for `k` steps
+    /// given `room` tokens of headroom; `Repeat::Once` for any other batch.
+    pub fn repeat_for(view: &View<'_>, batch: &[BatchItem], room: Tokens) -> Repeat {
+        if batch.is_empty() || batch.iter().any(|i| matches!(i, BatchItem::Prefill { .. })) {
+            return Repeat::Once;
+        }
+        let ids: Vec<RequestId> = batch.iter().map(BatchItem::id).collect();
+        Repeat::UpTo(decode_steps_within(view, &ids, room, u64::MAX / 4).max(1))
     }
 }

@@ -1,0 +1,382 @@
+//! SGLang's scheduler: prefill-first admission that reserves an estimated share of each
+//! request's `max_new_tokens`, chunked prefill, and retraction on decode out-of-memory.
+//!
+//! Models `python/sglang/srt/managers/scheduler.py` (`get_next_batch_to_run`,
+//! `get_new_batch_prefill`, `update_running_batch`), `schedule_policy.py` (`PrefillAdder`:
+//! `add_chunked_req`, `add_one_req`, `_update_prefill_budget`, `budget_state`) and
+//! `schedule_batch.py` (`ScheduleBatch.retract_decode`), SGLang 0.4.x to 0.5.x, FCFS policy,
+//! no radix cache hits, `enable_mixed_chunk = False`:
+//! - **Prefill first.** Each step first tries to build a prefill batch: the partly prefilled
+//!   request (at most one) continues with the next chunk, then waiting requests are admitted in
+//!   queue order. If that batch is non-empty it runs alone; otherwise all running requests decode.
+//! - **Admission.** With `r` the current `new_token_ratio`, the running requests reserve
+//!   `r * min(max(max_new_tokens - generated, 0), clip_max_new_tokens)` each; a waiting request
+//!   is admitted when `prompt + min(max_new_tokens, clip)` is strictly less than free memory
+//!   minus all reservations, and then reserves its prompt plus its clipped `max_new_tokens` in
+//!   full. A prompt longer than what is left of `chunked_prefill_size` is chunked and stops
+//!   admission; `max_prefill_tokens` bounds the prompt tokens of one batch; at most
+//!   `max_running_requests` requests run.
+//! - **Ratio.** `new_token_ratio` starts at `init_new_token_ratio`, drops by
+//!   `new_token_ratio_decay` at every decode step that needs no retraction, down to
+//!   `min_new_token_ratio`, and returns to `init_new_token_ratio` when the server idles.
+//! - **Retraction.** If the decode step does not fit, requests are retracted in the order of
+//!   `retract_decode`: sorted by (output tokens, -prompt tokens) descending and popped from the
+//!   end, i.e. fewest output tokens first, then longest prompt, then most recently admitted. At
+//!   least one is retracted, and retraction continues while free memory is below
+//!   `retract_decode_steps` tokens per remaining request (one request is always kept). The
+//!   ratio becomes `min(1, (sum generated + retract_decode_steps * n) / (sum max_new + 1))` over
+//!   the n remaining requests. Retracted requests join the back of the waiting queue.
+//!
+//! Defaults (`global_config.py` / `environ.py`, `server_args.py`): `init_new_token_ratio = 0.7`,
+//! `min_new_token_ratio = 0.7 * 0.14 = 0.098`, `new_token_ratio_decay = (0.7 - 0.098) / 600`
+//! (older releases used a flat min 0.1 and decay 0.001), `retract_decode_steps = 20`,
+//! `clip_max_new_tokens = 4096` (`SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION`),
+//! `chunked_prefill_size = 8192` (the value `server_args` picks on 80 GB GPUs),
+//! `max_prefill_tokens = 16384`, `max_running_requests = 4096` (the request-pool bound).
+//!
+//! **Information.** SGLang knows only the request's `max_new_tokens` sampling parameter, never
+//! the true length: `max_new_tokens` here is a policy parameter applied to every request
+//! (default 2048, a common client setting; SGLang's own `SamplingParams` default is 128, which
+//! would truncate outputs). As SGLang does at request entry, it is clamped per request to
+//! `capacity - 1 - prompt`, so a request alone in memory is always admissible. A request that
+//! runs past `max_new_tokens` (SGLang would stop it; the spec cannot) reserves nothing more.
+//!
+//! Deliberate deviations: retracted requests lose their output (spec recompute); under
+//! `EvictionRule::Lifo` the most recently admitted request is retracted instead; a prefill chunk
+//! is also shrunk to what fits in memory, so the plan never breaks the memory limit.
+
+use super::mem;
+use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use kvsched_spec::{BatchItem, EvictionRule, Information, RequestId, Tokens};
+
+/// SGLang parameters and the policy's bookkeeping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sglang {
+    /// Assumed `max_new_tokens` of every request (the only output-length information).
+    pub max_new_tokens: u64,
+    /// Chunk budget of one prefill batch (`chunked_prefill_size`).
+    pub chunked_prefill_size: u64,
+    /// Prompt tokens of one prefill batch (`max_prefill_tokens`).
+    pub max_prefill_tokens: u64,
+    /// Maximum running requests.
+    pub max_running_requests: usize,
+    /// Initial (and after-idle) `new_token_ratio`.
+    pub init_new_token_ratio: f64,
+    /// Floor of `new_token_ratio`.
+    pub min_new_token_ratio: f64,
+    /// Decrease of `new_token_ratio` per decode step.
+    pub new_token_ratio_decay: f64,
+    /// `CLIP_MAX_NEW_TOKENS_ESTIMATION`.
+    pub clip_max_new_tokens: u64,
+    /// Free tokens per remaining request that retraction aims for.
+    pub retract_decode_steps: u64,
+    state: RatioState,
+}
+
+/// The ratio, computed lazily: `max(anchor - decay * decode_steps, min)`, where
+/// `decode_steps` counts decode iterations since the anchor was set (reset, idle, retraction).
+#[derive(Clone, Debug, PartialEq, Default)]
+struct RatioState {
+    anchor: Option<f64>,
+    decode_steps: u64,
+    last_steps_total: u64,
+    last_decays: bool,
+    /// Waiting queue in SGLang's order (arrivals and retractions appended).
+    queue: Vec<RequestId>,
+}
+
+impl Default for Sglang {
+    fn default() -> Self {
+        Sglang {
+            max_new_tokens: 2048,
+            chunked_prefill_size: 8192,
+            max_prefill_tokens: 16384,
+            max_running_requests: 4096,
+            init_new_token_ratio: 0.7,
+            min_new_token_ratio: 0.7 * 0.14,
+            new_token_ratio_decay: (0.7 - 0.7 * 0.14) / 600.0,
+            clip_max_new_tokens: 4096,
+            retract_decode_steps: 20,
+            state: RatioState::default(),
+        }
+    }
+}
+
+/// How many scanned steps at most when looking for the end of a decode stretch.
+const SCAN_LIMIT: u64 = 4096;
+
+impl Sglang {
+    fn ratio_at(&self, extra_decode_steps: u64) -> f64 {
+        let anchor = self.state.anchor.unwrap_or(self.init_new_token_ratio);
+        let steps = self.state.decode_steps + extra_decode_steps;
+        (anchor - self.new_token_ratio_decay * steps as f64).max(self.min_new_token_ratio)
+    }
+
+    /// `max_new_tokens` of a request, clamped as SGLang does at request entry.
+    fn max_new(&self, view: &View<'_>, prompt: Tokens) -> u64 {
+        let room = view.capacity().get().saturating_sub(1 + prompt.get());
+        self.max_new_tokens.min(room)
+    }
+
+    /// The clipped remaining `max_new_tokens` of a request that generated `generated`.
+    fn remaining_new(&self, view: &View<'_>, prompt: Tokens, generated: u64) -> u64 {
+        self.max_new(view, prompt)
+            .saturating_sub(generated)
+            .min(self.clip_max_new_tokens)
+    }
+
+    /// Brings the bookkeeping up to date with what happened since the previous decision.
+    fn sync(&mut self, view: &View<'_>) {
+        let elapsed = view.steps_total() - self.state.last_steps_total;
+        if self.state.last_decays {
+            self.state.decode_steps += elapsed;
+        }
+        self.state
+            .queue
+            .extend_from_slice(view.arrived_since_last());
+        self.state
+            .queue
+            .retain(|id| view.resident(*id).is_none() && view.request(*id).is_some());
+    }
+
+    fn finish(&mut self, view: &View<'_>, plan: Plan, decays: bool) -> Plan {
+        self.state.last_steps_total = view.steps_total();
+        self.state.last_decays = decays;
+        plan
+    }
+
+    /// Reservation of the running requests (decoding ones) at ratio `ratio`, after `j` more
+    /// decode steps of all of them.
+    fn reservation(&self, view: &View<'_>, ratio: f64, j: u64) -> f64 {
+        view.running()
+            .filter(|r| r.prefill_done())
+            .map(|r| {
+                let rem =
+                    self.remaining_new(view, r.request().prompt_tokens(), r.generated().get() + j);
+                rem as f64 * ratio
+            })
+            .sum()
+    }
+}
+
+impl Scheduler for Sglang {
+    fn name(&self) -> String {
+        "sglang".into()
+    }
+
+    fn information(&self) -> Information {
+        Information::Hidden
+    }
+
+    fn decide(&mut self, view: &View<'_>) -> Plan {
+        self.sync(view);
+        let prefill = self.prefill_batch(view);
+        if !prefill.is_empty() {
+            let plan = Plan {
+                evict: vec![],
+                batch: prefill,
+                repeat: Repeat::Once,
+            };
+            return self.finish(view, plan, false);
+        }
+        let batch = crate::sched::util::decode_all(view);
+        if batch.is_empty() {
+            // Idle: SGLang resets the ratio when it has nothing to run.
+            self.state.anchor = Some(self.init_new_token_ratio);
+            self.state.decode_steps = 0;
+            return self.finish(view, Plan::idle(), false);
+        }
+        let grow = batch.iter().fold(Tokens::ZERO, |acc, i| {
+            acc + mem::decode_growth(view, view.resident(i.id()).expect("resident").held())
+        });
+        if grow > view.kv_free() {
+            let plan = self.retract(view, batch);
+            return self.finish(view, plan, false);
+        }
+        let repeat = self.stretch(view, &batch);
+        self.finish(
+            view,
+            Plan {
+                evict: vec![],
+                batch,
+                repeat: Repeat::UpTo(repeat),
+            },
+            true,
+        )
+    }
+}
+
+impl Sglang {
+    /// The prefill batch (`get_new_batch_prefill`), empty when nothing can be prefilled.
+    fn prefill_batch(&self, view: &View<'_>) -> Vec<BatchItem> {
+        let ratio = self.ratio_at(0);
+        let mut offset = self.reservation(view, ratio, 0);
+        let mut free = view.kv_free();
+        let mut rem_chunk = self.chunked_prefill_size;
+        let mut rem_input = self.max_prefill_tokens as i64;
+        let mut batch = Vec::new();
+        if let Some(p) = view.running().find(|r| !r.prefill_done()) {
+            let prompt = p.request().prompt_tokens();
+            let want = p.prefill_remaining().get().min(rem_chunk);
+            let chunk = mem::max_chunk(view, p.prefilled(), prompt, want, free);
+            if chunk == 0 {
+                return batch;
+            }
+            let done = chunk == p.prefill_remaining().get();
+            let new = if done {
+                self.remaining_new(view, prompt, 0)
+            } else {
+                0
+            };
+            offset += (chunk + new) as f64;
+            free -= mem::chunk_growth(view, p.prefilled(), prompt, chunk);
+            rem_chunk -= chunk;
+            rem_input -= chunk as i64;
+            batch.push(BatchItem::Prefill {
+                id: p.id(),
+                tokens: Tokens(chunk),
+            });
+            if !done {
+                return batch;
+            }
+        }
+        let mut running = view.running_len();
+        for &id in &self.state.queue {
+            if running >= self.max_running_requests || rem_chunk == 0 || rem_input <= 0 {
+                break;
+            }
+            let prompt = view.request(id).expect("waiting").prompt_tokens();
+            let new = self.remaining_new(view, prompt, 0);
+            let rem_total = view.kv_free().get() as f64 - offset;
+            if (prompt.get() + new) as f64 >= rem_total {
+                break;
+            }
+            if prompt.get() as i64 >= rem_input && !batch.is_empty() {
+                break;
+            }
+            let chunk = prompt.get().min(rem_chunk);
+            let grow = mem::chunk_growth(view, Tokens::ZERO, prompt, chunk);
+            if grow > free {
+                break;
+            }
+            let full = chunk == prompt.get();
+            offset += (chunk + if full { new } else { 0 }) as f64;
+            free -= grow;
+            rem_chunk -= chunk;
+            rem_input -= chunk as i64;
+            running += 1;
+            batch.push(BatchItem::Prefill {
+                id,
+                tokens: Tokens(chunk),
+            });
+            if !full || offset >= view.kv_free().get() as f64 {
+                break;
+            }
+        }
+        batch
+    }
+
+    /// Whether, after `j` decode steps of every running request, the head of the queue would be
+    /// admitted (no partial prefill exists during a decode stretch that matters: its chunk did
+    /// not fit now and free memory only shrinks).
+    fn admissible_after(&self, view: &View<'_>, j: u64, growth: Tokens) -> bool {
+        let Some(&head) = self.state.queue.first() else {
+            return false;
+        };
+        let ratio = self.ratio_at(j);
+        let offset = self.reservation(view, ratio, j);
+        let prompt = view.request(head).expect("waiting").prompt_tokens();
+        let new = self.remaining_new(view, prompt, 0);
+        let free = view.kv_free() - growth;
+        let rem_total = free.get() as f64 - offset;
+        let chunk = prompt.get().min(self.chunked_prefill_size);
+        ((prompt.get() + new) as f64) < rem_total
+            && mem::chunk_growth(view, Tokens::ZERO, prompt, chunk) <= free
+    }
+
+    /// How many decode steps the decision stays "decode everything": until memory runs out, or
+    /// until the decayed ratio and the shrinking reservations let the head of the queue in.
+    fn stretch(&self, view: &View<'_>, batch: &[BatchItem]) -> u64 {
+        let ids: Vec<RequestId> = batch.iter().map(BatchItem::id).collect();
+        let k = mem::decode_steps_within(view, &ids, view.kv_free(), u64::MAX / 4).max(1);
+        if self.state.queue.is_empty() || view.running_len() >= self.max_running_requests {
+            return k;
+        }
+        let held: Vec<Tokens> = ids
+            .iter()
+            .map(|id| view.resident(*id).expect("resident").held())
+            .collect();
+        for j in 1..=k.min(SCAN_LIMIT) {
+            let growth = held.iter().fold(Tokens::ZERO, |acc, &h| {
+                acc + view.footprint(h + Tokens(j)) - view.footprint(h)
+            });
+            if j < k && self.admissible_after(view, j, growth) {
+                return j;
+            }
+        }
+        k.min(SCAN_LIMIT)
+    }
+
+    /// `retract_decode`: evict until the rest can decode with some headroom.
+    fn retract(&mut self, view: &View<'_>, mut batch: Vec<BatchItem>) -> Plan {
+        let mut order: Vec<ResidentView> = batch
+            .iter()
+            .map(|i| view.resident(i.id()).expect("resident"))
+            .collect();
+        if view.config().eviction == EvictionRule::Lifo {
+            order.sort_by_key(|r| std::cmp::Reverse(r.admitted_seq()));
+        } else {
+            order.sort_by_key(|r| {
+                (
+                    std::cmp::Reverse(r.generated()),
+                    r.request().prompt_tokens(),
+                    r.admitted_seq(),
+                )
+            });
+        }
+        let mut free = view.kv_free();
+        let mut evict = Vec::new();
+        let growth = |b: &[BatchItem]| {
+            b.iter().fold(Tokens::ZERO, |acc, i| {
+                acc + mem::decode_growth(view, view.resident(i.id()).expect("resident").held())
+            })
+        };
+        while order.len() > 1 {
+            let n = order.len() as u64;
+            let short = free.get() < n * self.retract_decode_steps || growth(&batch) > free;
+            if !evict.is_empty() && !short {
+                break;
+            }
+            let victim = order.pop().expect("non-empty");
+            free += view.footprint(victim.held());
+            batch.retain(|i| i.id() != victim.id());
+            evict.push(victim.id());
+            self.state.queue.push(victim.id());
+        }
+        // A partly prefilled request is not in the decode batch, but may hold the memory the
+        // last decoder needs (its estimate was too low): retract it too, as a last resort.
+        let partial: Vec<ResidentView> = view.running().filter(|r| !r.prefill_done()).collect();
+        for p in partial.iter().rev() {
+            if growth(&batch) <= free {
+                break;
+            }
+            free += view.footprint(p.held());
+            evict.push(p.id());
+            self.state.queue.push(p.id());
+        }
+        let generated: u64 = order.iter().map(|r| r.generated().get()).sum();
+        let max_new: u64 = order
+            .iter()
+            .map(|r| self.max_new(view, r.request().prompt_tokens()))
+            .sum();
+        let n = order.len() as u64;
+        let ratio = (generated + self.retract_decode_steps * n) as f64 / (max_new + 1) as f64;
+        self.state.anchor = Some(ratio.min(1.0));
+        self.state.decode_steps = 0;
+        Plan {
+            evict,
+            batch,
+            repeat: Repeat::Once,
+        }
+    }
+}
