@@ -14,6 +14,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Hindsight optimum of a round-model instance (MC-SF paper's IP, HiGHS): total latency,
+    /// schedule, solve time, bounds.
+    Opt(cli::opt::Args),
     /// Fluid benchmark of a workload: equilibrium batch, memory M*, stability region.
     Fluid(cli::fluid::Args),
 }
@@ -21,6 +24,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
+        Command::Opt(a) => cli::opt::run(a),
         Command::Fluid(a) => cli::fluid::run(a),
     }
 }

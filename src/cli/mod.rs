@@ -4,6 +4,7 @@
 //! or usage. Errors name the file, line or field.
 
 pub mod fluid;
+pub mod opt;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,184 @@
+//! `kvsched opt INSTANCE [--json] [--lp] [--time-limit-s N]`: the hindsight optimum of a
+//! round-model instance (MC-SF paper's IP, solved with HiGHS), its schedule, solve time and
+//! lower bounds. Instance format: `spec/ROUNDS.md` (TOML, or JSON when the file ends in
+//! `.json`). Exit 0 when a schedule was found (proven optimal or not; the output says which),
+//! 2 on bad input.
+
+use crate::opt::ip::{solve_ip, IpOptions, IpSolution};
+use crate::opt::lp::solve_lp;
+use crate::opt::round_sim::{simulate, Mcsf};
+use kvsched_spec::rounds::{
+    check_schedule, latency_floor, lemma47_bound, volume_bound_all_at_zero, RoundInstance,
+};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Round-model instance file (TOML, or JSON if it ends in `.json`).
+    pub instance: std::path::PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also solve the LP relaxation and print its bound.
+    #[arg(long)]
+    pub lp: bool,
+    /// Wall-clock limit for the IP solve (seconds); the best schedule found is printed.
+    #[arg(long)]
+    pub time_limit_s: Option<f64>,
+}
+
+/// Reads and validates an instance; errors name the file and the line or field.
+pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
+    let text = super::read_file(path)?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let inst: RoundInstance = if is_json {
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+    } else {
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    let problems = inst.validate();
+    if !problems.is_empty() {
+        return Err(format!("{}: {}", path.display(), problems.join("; ")));
+    }
+    Ok(inst)
+}
+
+/// Runs the subcommand.
+pub fn run(args: &Args) -> ExitCode {
+    if args
+        .time_limit_s
+        .is_some_and(|t| !(t.is_finite() && t > 0.0))
+    {
+        return super::input_error("--time-limit-s: expected a positive number of seconds");
+    }
+    let inst = match load_instance(&args.instance) {
+        Ok(i) => i,
+        Err(e) => return super::input_error(e),
+    };
+    let mcsf = simulate(&inst, &mut Mcsf).ok();
+    let mcsf_total = mcsf.as_ref().and_then(|s| check_schedule(&inst, s).ok());
+    let opts = IpOptions {
+        time_limit_s: args.time_limit_s,
+        warm_start: mcsf,
+        background: vec![],
+    };
+    let sol = match solve_ip(&inst, &opts) {
+        Ok(s) => s,
+        Err(e) => return super::input_error(format!("{}: {e}", args.instance.display())),
+    };
+    let lp = if args.lp {
+        Some(solve_lp(&inst, Some(&sol.starts)))
+    } else {
+        None
+    };
+    let lp = match lp.transpose() {
+        Ok(l) => l,
+        Err(e) => return super::input_error(e),
+    };
+    let bounds = Bounds {
+        floor: latency_floor(&inst),
+        volume: volume_bound_all_at_zero(&inst),
+        lemma47: lemma47_bound(&inst).ok(),
+        lp: lp.map(|l| (l.lower_bound, l.solve_time_s)),
+        mcsf: mcsf_total,
+    };
+    if args.json {
+        print_json(&inst, &sol, &bounds);
+    } else {
+        print_text(&args.instance, &inst, &sol, &bounds);
+    }
+    ExitCode::SUCCESS
+}
+
+struct Bounds {
+    floor: u64,
+    volume: Option<u64>,
+    lemma47: Option<f64>,
+    lp: Option<(f64, f64)>,
+    mcsf: Option<u64>,
+}
+
+fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
+    let schedule: Vec<serde_json::Value> = inst
+        .requests
+        .iter()
+        .zip(&sol.starts)
+        .enumerate()
+        .map(|(i, (r, &k))| {
+            serde_json::json!({
+                "id": i, "arrival_round": r.arrival_round, "start_round": k,
+                "completion_round": k + r.output_tokens,
+                "latency": k + r.output_tokens - r.arrival_round,
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "total_latency": sol.total_latency,
+        "proven_optimal": sol.proven_optimal,
+        "lower_bound": sol.lower_bound,
+        "solve_time_s": sol.solve_time_s,
+        "num_vars": sol.num_vars,
+        "num_rows": sol.num_rows,
+        "n": inst.len(),
+        "memory_tokens": inst.memory_tokens,
+        "bounds": {
+            "sum_output": b.floor, "volume_all_at_zero": b.volume, "lemma_4_7": b.lemma47,
+            "lp": b.lp.map(|l| l.0), "lp_time_s": b.lp.map(|l| l.1),
+        },
+        "mcsf_total_latency": b.mcsf,
+        "schedule": schedule,
+    });
+    println!("{v}");
+}
+
+fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
+    println!(
+        "instance: {} (n = {}, M = {})",
+        path.display(),
+        inst.len(),
+        inst.memory_tokens
+    );
+    let status = if sol.proven_optimal {
+        "proven optimal"
+    } else {
+        "NOT proven optimal"
+    };
+    println!("optimal total latency: {} ({status})", sol.total_latency);
+    println!("lower bound (IP): {:.3}", sol.lower_bound);
+    println!(
+        "solve time: {:.3} s ({} binaries, {} memory rows)",
+        sol.solve_time_s, sol.num_vars, sol.num_rows
+    );
+    if let Some(m) = b.mcsf {
+        println!(
+            "MC-SF total latency: {m} (ratio {:.4})",
+            m as f64 / sol.total_latency as f64
+        );
+    }
+    println!("bound sum(o): {}", b.floor);
+    if let Some(v) = b.volume {
+        println!("bound volume (all at 0): {v}");
+    }
+    if let Some(v) = b.lemma47 {
+        println!("bound Lemma 4.7 (identical prompts, all at 0): {v:.3}");
+    }
+    if let Some((v, t)) = b.lp {
+        println!("bound LP relaxation: {v:.3} ({t:.3} s)");
+    }
+    println!(
+        "schedule:\n  {:>4} {:>8} {:>6} {:>10} {:>8}",
+        "id", "arrival", "start", "completion", "latency"
+    );
+    for (i, (r, &k)) in inst.requests.iter().zip(&sol.starts).enumerate() {
+        let c = k + r.output_tokens;
+        println!(
+            "  {i:>4} {:>8} {k:>6} {c:>10} {:>8}",
+            r.arrival_round,
+            c - r.arrival_round
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! LP relaxation of the hindsight IP: `0 ≤ x ≤ 1` instead of binary. A valid lower bound on
+//! the optimum (over the same safe windows as [`super::ip`]), for instances too large for the IP.
+
+use super::ip::{build, windows};
+use kvsched_spec::rounds::{check_schedule, RoundInstance};
+use std::time::Instant;
+
+/// The LP bound and the time spent.
+#[derive(Clone, Copy, Debug)]
+pub struct LpBound {
+    /// Optimal LP value: a lower bound on the optimal total latency.
+    pub lower_bound: f64,
+    /// Wall-clock seconds (build plus solve).
+    pub solve_time_s: f64,
+    /// Number of columns.
+    pub num_vars: usize,
+}
+
+/// Solves the LP relaxation. `feasible` (any feasible schedule) tightens the windows.
+pub fn solve_lp(inst: &RoundInstance, feasible: Option<&[u64]>) -> Result<LpBound, String> {
+    let started = Instant::now();
+    let problems = inst.validate();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let ub = match feasible {
+        Some(s) => Some(check_schedule(inst, s)?),
+        None => None,
+    };
+    let win = windows(inst, &[], ub);
+    let model = build(inst, &win, &[], false);
+    let num_vars = model.cols.len();
+    let solved = model.problem.optimise(highs::Sense::Minimise).try_solve();
+    let solved = solved.map_err(|e| format!("HiGHS failed: {e:?}"))?;
+    if solved.status() != highs::HighsModelStatus::Optimal {
+        return Err(format!(
+            "LP not solved to optimality: {:?}",
+            solved.status()
+        ));
+    }
+    Ok(LpBound {
+        lower_bound: solved.objective_value(),
+        solve_time_s: started.elapsed().as_secs_f64(),
+        num_vars,
+    })
+}

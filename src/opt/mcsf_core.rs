@@ -1,0 +1,231 @@
+//! MC-SF's per-round admission decision (arXiv 2502.07115 §4, Eq. 5; notes §5.2–5.3, §8), pure.
+//!
+//! Round convention (the round model of `kvsched_spec::rounds`): a request *started at round
+//! `p`* holds `s + j` tokens at round `p + j`, for `j = 1 ..= õ`. At decision time `t`, the
+//! caller passes
+//! - `active`: every request started at some `p < t` that still holds memory at round `t + 1`
+//!   (non-preemptive: all of them continue), with its predicted output `õ`;
+//! - `waiting`: every arrived, not yet started request.
+//!
+//! [`mcsf_admit`] sorts `waiting` by `(õ, arrival, id)` ascending and returns the ids of the
+//! **maximal feasible prefix**: candidates are added in that order while the future-memory check
+//! passes, stopping at the first failure. A candidate set `U` is feasible iff for every round
+//! `t' ∈ [t+1, t + max õ]` the committed memory `Σ (s_j + t' − p_j)·1{p_j < t' ≤ p_j + õ_j}` is
+//! at most `M`. It suffices to check the *checkpoints* `t' = p_j + õ_j` (memory grows linearly
+//! between completions and drops after them, so each segment peaks at its right end).
+//!
+//! Cost: the committed set never exceeds `M` requests (each holds at least one token), so there
+//! are at most `M` checkpoints. Each candidate inserts at most one checkpoint (its memory is
+//! computed from the committed set, `O(M)`) and adds its own memory to each checkpoint up to its
+//! end (`O(M)`): `O(M)` per candidate, `O(M²)` per round plus sorting, as in the paper.
+//!
+//! Under-estimated predictions: a resident request already older than its prediction
+//! (`t − p ≥ õ`) is charged as if it completes at round `t + 1` (`õ_eff = t − p + 1`); the check
+//! is then only as good as the predictions (the notes §8 item 3).
+
+/// A request in progress at decision time `t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveReq {
+    /// Prompt tokens `s`.
+    pub prompt_tokens: u64,
+    /// Start round `p < t`.
+    pub start_round: u64,
+    /// Predicted output length `õ` (the true one when known).
+    pub predicted_output: u64,
+}
+
+/// A request waiting at decision time `t`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitingReq {
+    /// Caller's identifier (returned in the admitted list; also the last tie-break).
+    pub id: u64,
+    /// Prompt tokens `s`.
+    pub prompt_tokens: u64,
+    /// Arrival round (second tie-break).
+    pub arrival_round: u64,
+    /// Predicted output length `õ ≥ 1` (first sort key).
+    pub predicted_output: u64,
+}
+
+/// Committed requests and their checkpoints, for incremental checks.
+#[derive(Clone, Debug)]
+pub struct Checkpoints {
+    t: u64,
+    memory: u64,
+    /// `(prompt, start, õ)` of every committed request.
+    committed: Vec<(u64, u64, u64)>,
+    /// Sorted `(round, committed memory at that round)`, rounds `> t`.
+    points: Vec<(u64, u64)>,
+}
+
+fn held(prompt: u64, start: u64, out: u64, tp: u64) -> u64 {
+    if tp > start && tp <= start + out {
+        prompt + tp - start
+    } else {
+        0
+    }
+}
+
+impl Checkpoints {
+    /// The checkpoints of the `active` set at decision time `t`.
+    pub fn new(t: u64, active: &[ActiveReq], memory_tokens: u64) -> Checkpoints {
+        let committed: Vec<(u64, u64, u64)> = active
+            .iter()
+            .map(|a| {
+                let o = a.predicted_output.max(t.saturating_sub(a.start_round) + 1);
+                (a.prompt_tokens, a.start_round, o)
+            })
+            .collect();
+        let mut rounds: Vec<u64> = committed.iter().map(|&(_, p, o)| p + o).collect();
+        rounds.sort_unstable();
+        rounds.dedup();
+        let points = rounds
+            .into_iter()
+            .map(|tp| {
+                (
+                    tp,
+                    committed.iter().map(|&(s, p, o)| held(s, p, o, tp)).sum(),
+                )
+            })
+            .collect();
+        Checkpoints {
+            t,
+            memory: memory_tokens,
+            committed,
+            points,
+        }
+    }
+
+    /// Tries to start a request `(prompt, õ)` at `t`; commits it and returns true iff every
+    /// checkpoint stays within memory. `O(M)`.
+    pub fn try_add(&mut self, prompt: u64, out: u64) -> bool {
+        let end = self.t + out;
+        let pos = self.points.partition_point(|&(r, _)| r < end);
+        let exists = self.points.get(pos).is_some_and(|&(r, _)| r == end);
+        let base_end = if exists {
+            self.points[pos].1
+        } else {
+            self.committed
+                .iter()
+                .map(|&(s, p, o)| held(s, p, o, end))
+                .sum()
+        };
+        if base_end + prompt + out > self.memory {
+            return false;
+        }
+        for &(r, m) in &self.points[..pos] {
+            if m + prompt + (r - self.t) > self.memory {
+                return false;
+            }
+        }
+        for pt in &mut self.points[..pos] {
+            pt.1 += prompt + (pt.0 - self.t);
+        }
+        if exists {
+            self.points[pos].1 += prompt + out;
+        } else {
+            self.points.insert(pos, (end, base_end + prompt + out));
+        }
+        self.committed.push((prompt, self.t, out));
+        true
+    }
+}
+
+/// Maximal feasible prefix of `ordered` (already in priority order) at round `t`.
+pub fn admit_prefix(
+    t: u64,
+    active: &[ActiveReq],
+    ordered: &[WaitingReq],
+    memory_tokens: u64,
+) -> Vec<u64> {
+    let mut cp = Checkpoints::new(t, active, memory_tokens);
+    let mut admitted = Vec::new();
+    for w in ordered {
+        if !cp.try_add(w.prompt_tokens, w.predicted_output.max(1)) {
+            break;
+        }
+        admitted.push(w.id);
+    }
+    admitted
+}
+
+/// MC-SF's decision at round `t`: the ids to start now, in admission order. Sort key
+/// `(õ, arrival, id)`; maximal feasible prefix (stops at the first failure).
+pub fn mcsf_admit(
+    t: u64,
+    active: &[ActiveReq],
+    waiting: &[WaitingReq],
+    memory_tokens: u64,
+) -> Vec<u64> {
+    let mut order = waiting.to_vec();
+    order.sort_by_key(|w| (w.predicted_output, w.arrival_round, w.id));
+    admit_prefix(t, active, &order, memory_tokens)
+}
+
+/// The MC-Benchmark / memory-checked FCFS decision: the same check, order `(arrival, id)`.
+pub fn fcfs_admit(
+    t: u64,
+    active: &[ActiveReq],
+    waiting: &[WaitingReq],
+    memory_tokens: u64,
+) -> Vec<u64> {
+    let mut order = waiting.to_vec();
+    order.sort_by_key(|w| (w.arrival_round, w.id));
+    admit_prefix(t, active, &order, memory_tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive check: every round, not just checkpoints.
+    fn naive_ok(t: u64, committed: &[(u64, u64, u64)], m: u64) -> bool {
+        let end = committed.iter().map(|&(_, p, o)| p + o).max().unwrap_or(t);
+        (t + 1..=end).all(|tp| {
+            committed
+                .iter()
+                .map(|&(s, p, o)| held(s, p, o, tp))
+                .sum::<u64>()
+                <= m
+        })
+    }
+
+    #[test]
+    fn checkpoints_match_naive() {
+        let active = [
+            ActiveReq {
+                prompt_tokens: 2,
+                start_round: 3,
+                predicted_output: 4,
+            },
+            ActiveReq {
+                prompt_tokens: 1,
+                start_round: 4,
+                predicted_output: 6,
+            },
+        ];
+        for m in 8..20 {
+            for s in 1..4 {
+                for o in 1..8 {
+                    let mut cp = Checkpoints::new(5, &active, m);
+                    let mut all: Vec<_> = cp.committed.clone();
+                    all.push((s, 5, o));
+                    assert_eq!(cp.try_add(s, o), naive_ok(5, &all, m), "m={m} s={s} o={o}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_stops_at_first_failure() {
+        let w = |id, s, o| WaitingReq {
+            id,
+            prompt_tokens: s,
+            arrival_round: 0,
+            predicted_output: o,
+        };
+        // 5+2 fits, then 8+3 fails, so 1+4 is not tried.
+        let got = mcsf_admit(0, &[], &[w(0, 1, 4), w(1, 5, 2), w(2, 8, 3)], 10);
+        assert_eq!(got, vec![1]);
+    }
+}
