@@ -4,3 +4,4 @@
 //! Every randomized test prints its seed and a one-line replay command on failure.
 
 mod common;
+mod fluid;
