@@ -19,6 +19,10 @@ enum Command {
     Opt(cli::opt::Args),
     /// Fluid benchmark of a workload: equilibrium batch, memory M*, stability region.
     Fluid(cli::fluid::Args),
+    /// Simulate one scheduler on a workload and print latency, TTFT, throughput, evictions.
+    Simulate(cli::simulate::Args),
+    /// List every scheduler and its parameters.
+    Schedulers(cli::schedulers::Args),
 }
 
 fn main() -> ExitCode {
@@ -26,5 +30,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Opt(a) => cli::opt::run(a),
         Command::Fluid(a) => cli::fluid::run(a),
+        Command::Simulate(a) => cli::simulate::run(a),
+        Command::Schedulers(a) => cli::schedulers::run(a),
     }
 }

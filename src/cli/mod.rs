@@ -5,6 +5,8 @@
 
 pub mod fluid;
 pub mod opt;
+pub mod schedulers;
+pub mod simulate;
 
 use std::process::ExitCode;
 

@@ -72,6 +72,8 @@ pub mod util {
     /// decodable) keep memory within capacity, given the other residents stay as they are.
     /// Returns 0 when even one iteration does not fit.
     pub fn decode_steps_within_memory(view: &View<'_>, ids: &[RequestId], limit: u64) -> u64 {
+        // No request can grow by more than the capacity.
+        let limit = limit.min(view.capacity().get() + 1);
         let fits = |k: u64| -> bool {
             let mut used = view.kv_used();
             for &id in ids {

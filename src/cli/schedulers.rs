@@ -1,0 +1,24 @@
+//! `kvsched schedulers [--json]`: every scheduler and its parameters.
+
+use std::process::ExitCode;
+
+/// Arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the subcommand.
+pub fn run(args: &Args) -> ExitCode {
+    let catalog = crate::schedulers::catalog();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&catalog).expect("json"));
+    } else {
+        for e in catalog {
+            println!("{:<16} {}\n{:<16} parameters: {}", e.name, e.models, "", e.parameters);
+        }
+    }
+    ExitCode::SUCCESS
+}

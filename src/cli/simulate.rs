@@ -1,0 +1,170 @@
+//! `kvsched simulate WORKLOAD.toml --scheduler NAME --requests N --seed S [--json]`.
+//!
+//! Generates a seeded request stream from the workload file (or replays a Vidur-format CSV
+//! trace with `--trace-csv`), runs one scheduler, and prints the summary. The measurement
+//! window is the middle 50% of requests by arrival unless `--window` says otherwise.
+
+use super::{input_error, read_file};
+use crate::schedulers;
+use crate::sim::{simulate, Check, SimOptions, Stepping};
+use crate::workload::{add_predictions, generate, read_vidur_csv, Amount};
+use kvsched_spec::calibration::Calibration;
+use kvsched_spec::{Instance, WorkloadFile};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Workload file (TOML): memory, step time and classes.
+    pub workload: PathBuf,
+    /// Scheduler name (see `kvsched schedulers`).
+    #[arg(long, default_value = "vllm-v0")]
+    pub scheduler: String,
+    /// Number of requests to generate.
+    #[arg(long, default_value_t = 10_000)]
+    pub requests: u64,
+    /// Generate arrivals up to this time instead of a request count (seconds).
+    #[arg(long)]
+    pub horizon_s: Option<f64>,
+    /// Seed of every random stream.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Multiply every class's rate by this factor.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate_scale: f64,
+    /// Give predicted output lengths with uniform multiplicative noise of this size (0 = exact).
+    #[arg(long)]
+    pub prediction_noise: Option<f64>,
+    /// Replay a Vidur-format request trace (CSV) instead of generating requests.
+    #[arg(long)]
+    pub trace_csv: Option<PathBuf>,
+    /// Poisson rate for a trace without `arrived_at` (requests per second).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Replace the workload's step-time model with a calibration file's.
+    #[arg(long)]
+    pub calibration: Option<PathBuf>,
+    /// Write a JSON-lines trace of every step to this file.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Measurement window: centred fraction of requests by arrival.
+    #[arg(long, default_value_t = 0.5)]
+    pub window: f64,
+    /// Replay every action through the spec as well (slow; pair assertions).
+    #[arg(long)]
+    pub check: bool,
+    /// Ask the policy before every iteration (no fast-forward).
+    #[arg(long)]
+    pub every_step: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load_instance(args: &Args) -> Result<Instance, String> {
+    let path = args.workload.display().to_string();
+    let mut workload = WorkloadFile::parse(&path, &read_file(&args.workload)?).map_err(|e| e.to_string())?;
+    if let Some(cal) = &args.calibration {
+        let cpath = cal.display().to_string();
+        let c = Calibration::parse(&cpath, &read_file(cal)?).map_err(|e| e.to_string())?;
+        workload.step_time = c.step_time;
+    }
+    if !(args.rate_scale.is_finite() && args.rate_scale > 0.0) {
+        return Err(format!("--rate-scale: expected a positive number, got {}", args.rate_scale));
+    }
+    for c in &mut workload.classes {
+        c.rate_per_s *= args.rate_scale;
+    }
+    let mut requests = match &args.trace_csv {
+        Some(csv) => {
+            let text = read_file(csv)?;
+            read_vidur_csv(&csv.display().to_string(), &text, args.rate, args.seed).map_err(|e| e.to_string())?
+        }
+        None => {
+            let amount = match args.horizon_s {
+                Some(h) if h.is_finite() && h > 0.0 => Amount::HorizonS(h),
+                Some(h) => return Err(format!("--horizon-s: expected a positive number, got {h}")),
+                None => Amount::Requests(args.requests),
+            };
+            generate(&workload, amount, args.seed)
+        }
+    };
+    if let Some(eps) = args.prediction_noise {
+        if !(0.0..1.0).contains(&eps) {
+            return Err(format!("--prediction-noise: expected a number in [0, 1), got {eps}"));
+        }
+        add_predictions(&mut requests, eps, args.seed);
+    }
+    let config = workload.model_config(kvsched_spec::Information::Hidden);
+    Ok(Instance { config, requests })
+}
+
+/// Runs the subcommand.
+pub fn run(args: &Args) -> ExitCode {
+    let instance = match load_instance(args) {
+        Ok(i) => i,
+        Err(e) => return input_error(e),
+    };
+    let Some(mut scheduler) = schedulers::by_name(&args.scheduler) else {
+        let names: Vec<_> = schedulers::catalog().iter().map(|e| e.name).collect();
+        return input_error(format!("--scheduler: unknown {:?}; expected one of {}", args.scheduler, names.join(", ")));
+    };
+    let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Some(Box::new(f)),
+            Err(e) => return input_error(format!("{}: cannot create: {e}", p.display())),
+        },
+        None => None,
+    };
+    let options = SimOptions {
+        check: if args.check { Check::On } else { Check::Off },
+        stepping: if args.every_step { Stepping::EveryStep } else { Stepping::FastForward },
+        trace,
+        seed: Some(args.seed),
+        ..SimOptions::default()
+    };
+    let (outcome, error) = match simulate(&instance, scheduler.as_mut(), options) {
+        Ok(o) => (o, None),
+        Err(e) => (*e.partial.clone(), Some(e)),
+    };
+    let summary = outcome.summary(args.window);
+    if args.json {
+        let mut v = serde_json::to_value(&summary).expect("summary serializes");
+        let flat = serde_json::json!({
+            "mean_latency_s": summary.latency_s.mean,
+            "p50_latency_s": summary.latency_s.p50,
+            "p99_latency_s": summary.latency_s.p99,
+            "mean_ttft_s": summary.ttft_s.mean,
+            "p99_ttft_s": summary.ttft_s.p99,
+            "mean_tpot_s": summary.tpot_s.mean,
+            "seed": args.seed,
+            "error": error.as_ref().map(|e| e.to_string()),
+        });
+        v.as_object_mut().expect("object").extend(flat.as_object().expect("object").clone());
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        print_table(&summary, args.seed);
+    }
+    match error {
+        Some(e) => {
+            eprintln!("error: {e} (results above cover the run until then)");
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn print_table(s: &crate::sim::Summary, seed: u64) {
+    println!("scheduler            {}   (seed {seed})", s.scheduler);
+    println!("requests             {} ({} completed, {:.1}%)", s.requests, s.completed, 100.0 * s.completion_rate);
+    println!("window               middle {:.0}% of requests by arrival", 100.0 * s.window);
+    println!("                     mean      p50       p90       p99");
+    for (name, d) in [("latency (s)", &s.latency_s), ("TTFT (s)", &s.ttft_s), ("TPOT (s)", &s.tpot_s)] {
+        println!("{name:<20} {:<9.4} {:<9.4} {:<9.4} {:<9.4}", d.mean, d.p50, d.p90, d.p99);
+    }
+    println!("throughput           {:.1} tokens/s, {:.3} requests/s", s.throughput_tokens_per_s, s.completions_per_s);
+    println!("evictions            {} (restart rate {:.2}%)", s.evictions, 100.0 * s.restart_rate);
+    println!("KV utilisation       {:.1}% (time average)", 100.0 * s.kv_utilization_mean);
+    println!("simulated time       {:.1} s in {} iterations", s.simulated_time_s, s.steps);
+}
