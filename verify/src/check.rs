@@ -1,0 +1,808 @@
+//! `check_trace`: replays a JSON-lines trace (`spec/TRACE.md`) against `kvsched_spec::model`
+//! alone and reports every violation it finds, each with its line number.
+//!
+//! # Method
+//! The checker reads the whole trace first. The `arrive` records give the ground truth of every
+//! request (prompt, output, arrival time), from which it builds a spec [`Instance`] (a request
+//! whose `arrive` record is missing gets a placeholder, so that ids stay dense). It then replays
+//! the records in order through [`kvsched_spec::apply_mut`], starting from
+//! [`State::init`], and compares what the trace claims (`t`, `dur`, `kv`, `done`, `completed`)
+//! with what the spec computes. Memory is recomputed from the spec state, never taken from the
+//! trace.
+//!
+//! After a violation the checker resynchronises instead of stopping: the clock is reset to the
+//! trace's `t` (and to `t + dur` after a step whose duration is wrong), a batch the spec rejects
+//! is retried without the offending item (or, for memory, against an instance of unlimited
+//! capacity, so the footprint keeps being tracked), and an arrival or eviction the spec rejects
+//! is skipped. A single corruption can therefore produce a few follow-on reports; the first one
+//! is at the corrupted line.
+//!
+//! # What a pass proves, and what it does not
+//! A pass means: this one trace is a feasible run of the model (every action is allowed by the
+//! spec in the state reached, memory never exceeds capacity, durations are the step-time
+//! model's, no request is lost, duplicated or advanced twice per step, and progress is lost on
+//! every eviction). It says nothing about optimality or about other seeds. On information: the
+//! only use of hidden information a trace can show is a decision that names a request before
+//! its arrival was delivered. A trace does not record what the policy *read*, so under
+//! [`kvsched_spec::Information::Hidden`] a policy that peeked at true output lengths and made
+//! otherwise legal decisions passes; that property is enforced by the type of the policy's view
+//! (`RequestView`), not by this checker. Time to first token is not in the trace and is not
+//! checked.
+
+use kvsched_spec::model::StepReport;
+use kvsched_spec::trace::{TraceRecord, TRACE_FORMAT_VERSION};
+use kvsched_spec::{
+    apply_mut, Action, BatchItem, CompiledStepTime, Instance, ModelConfig, Nanos, Phase, Request,
+    RequestId, State, Tokens, Violation,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::BufRead;
+
+/// Why a trace could not be read at all (as opposed to a trace that reads but breaks a rule).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceError {
+    /// 1-based line number (0 when the input could not be read before any line).
+    pub line: usize,
+    /// What was wrong.
+    pub kind: TraceErrorKind,
+}
+
+/// The kinds of malformed input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceErrorKind {
+    /// The input could not be read (I/O error or invalid UTF-8).
+    Io(String),
+    /// The line is not a JSON object.
+    Json(String),
+    /// The object has no string field `k`.
+    MissingKind,
+    /// `k` names no record kind.
+    UnknownKind(String),
+    /// A known kind whose fields do not match the format.
+    BadRecord(String),
+    /// The first record is not a header (or the input is empty).
+    MissingHeader,
+    /// A second header.
+    DuplicateHeader,
+    /// The header's `format_version` is not the one this checker reads.
+    Version(u64),
+    /// The header's configuration is invalid.
+    BadConfig(String),
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: ", self.line)?;
+        match &self.kind {
+            TraceErrorKind::Io(e) => write!(f, "cannot read: {e}"),
+            TraceErrorKind::Json(e) => write!(f, "expected a JSON object: {e}"),
+            TraceErrorKind::MissingKind => write!(f, "expected a string field \"k\""),
+            TraceErrorKind::UnknownKind(k) => write!(
+                f,
+                "unknown record kind {k:?}; expected header, arrive, evict, step, idle or end"
+            ),
+            TraceErrorKind::BadRecord(e) => write!(f, "malformed record: {e}"),
+            TraceErrorKind::MissingHeader => write!(f, "expected a header record first"),
+            TraceErrorKind::DuplicateHeader => write!(f, "expected one header only, found another"),
+            TraceErrorKind::Version(v) => {
+                write!(f, "format_version {v}; expected {TRACE_FORMAT_VERSION}")
+            }
+            TraceErrorKind::BadConfig(e) => write!(f, "invalid header config: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+/// A rule the trace breaks, found at one line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceViolation {
+    /// 1-based line number of the record.
+    pub line: usize,
+    /// What is wrong.
+    pub kind: ViolationKind,
+}
+
+impl fmt::Display for TraceViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.kind)
+    }
+}
+
+/// What a trace can get wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViolationKind {
+    /// The spec rejects the recorded action (memory, duplicate in a batch, bad chunk, ...).
+    Spec(Violation),
+    /// A decision names a request whose arrival had not been delivered (hidden information).
+    BeforeArrival {
+        /// The request.
+        id: RequestId,
+    },
+    /// A request continues (decode) after an eviction without being prefilled again.
+    ProgressAfterEviction {
+        /// The request.
+        id: RequestId,
+    },
+    /// The `kv` the trace claims exceeds capacity.
+    KvOverCapacity {
+        /// Claimed footprint.
+        claimed: Tokens,
+        /// Capacity.
+        capacity: Tokens,
+    },
+    /// The `kv` the trace claims is not the spec's footprint.
+    KvMismatch {
+        /// Claimed by the trace.
+        claimed: Tokens,
+        /// Computed from the spec state.
+        expected: Tokens,
+    },
+    /// `dur` is not the step-time model's duration (summed over `repeat`).
+    DurationMismatch {
+        /// Claimed.
+        claimed: Nanos,
+        /// Spec.
+        expected: Nanos,
+    },
+    /// The record starts before the spec's current time.
+    TimeBackwards {
+        /// Record time.
+        t: Nanos,
+        /// Spec time.
+        now: Nanos,
+    },
+    /// The record starts after the spec's current time (time passed without a record).
+    TimeGap {
+        /// Record time.
+        t: Nanos,
+        /// Spec time.
+        now: Nanos,
+    },
+    /// `done` lists other requests than the spec completes.
+    DoneMismatch {
+        /// Claimed, sorted.
+        claimed: Vec<RequestId>,
+        /// Spec, sorted.
+        expected: Vec<RequestId>,
+    },
+    /// `repeat` is 0, or above 1 for a batch with a prefill.
+    BadRepeat {
+        /// The value.
+        repeat: u64,
+    },
+    /// A request arrives a second time.
+    DuplicateArrival {
+        /// The request.
+        id: RequestId,
+    },
+    /// An `arrive` record claims an arrival time after its delivery time `t`.
+    ArrivalAfterDelivery {
+        /// The request.
+        id: RequestId,
+    },
+    /// A request has no `arrive` record (its id is skipped, or the header counts it).
+    MissingArrival {
+        /// The request.
+        id: RequestId,
+    },
+    /// An arrived request never completed by the end of the trace.
+    Lost {
+        /// The request.
+        id: RequestId,
+    },
+    /// The `end` record's `completed` disagrees with the spec.
+    CompletedMismatch {
+        /// Claimed.
+        claimed: u64,
+        /// Spec.
+        expected: u64,
+    },
+    /// A record after `end`.
+    AfterEnd,
+    /// The trace has no `end` record (truncated).
+    MissingEnd,
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use ViolationKind as K;
+        match self {
+            K::Spec(v) => write!(f, "spec violation: {v}"),
+            K::BeforeArrival { id } => {
+                write!(
+                    f,
+                    "decision names {id} before its arrival (hidden information)"
+                )
+            }
+            K::ProgressAfterEviction { id } => {
+                write!(f, "{id} kept its progress across an eviction")
+            }
+            K::KvOverCapacity { claimed, capacity } => {
+                write!(f, "kv {claimed} exceeds capacity {capacity}")
+            }
+            K::KvMismatch { claimed, expected } => {
+                write!(f, "kv {claimed} but the spec's footprint is {expected}")
+            }
+            K::DurationMismatch { claimed, expected } => {
+                write!(f, "dur {claimed} but the step-time model gives {expected}")
+            }
+            K::TimeBackwards { t, now } => write!(f, "time goes backwards: t {t} < now {now}"),
+            K::TimeGap { t, now } => write!(f, "time jumps: t {t} > now {now} with no record"),
+            K::DoneMismatch { claimed, expected } => {
+                write!(f, "done {claimed:?} but the spec completes {expected:?}")
+            }
+            K::BadRepeat { repeat } => {
+                write!(
+                    f,
+                    "repeat {repeat}: expected >= 1, and 1 when a prefill is in the batch"
+                )
+            }
+            K::DuplicateArrival { id } => write!(f, "{id} arrives twice (duplicated request)"),
+            K::ArrivalAfterDelivery { id } => {
+                write!(f, "{id} delivered before its arrival time")
+            }
+            K::MissingArrival { id } => write!(f, "{id} has no arrive record (lost request)"),
+            K::Lost { id } => write!(f, "{id} arrived but never completed (lost request)"),
+            K::CompletedMismatch { claimed, expected } => {
+                write!(
+                    f,
+                    "end claims {claimed} completed, the spec completed {expected}"
+                )
+            }
+            K::AfterEnd => write!(f, "record after the end record"),
+            K::MissingEnd => write!(f, "no end record (truncated trace)"),
+        }
+    }
+}
+
+/// The result of checking a well-formed trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Every violation, in line order.
+    pub violations: Vec<TraceViolation>,
+    /// Records read (header included).
+    pub records: usize,
+    /// Requests in the replayed instance.
+    pub requests: usize,
+    /// Iterations replayed (a step record with `repeat = k` counts `k`).
+    pub steps: u64,
+    /// Requests the spec completed.
+    pub completed: u64,
+}
+
+impl CheckReport {
+    /// Whether the trace is valid.
+    pub fn is_valid(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Reads and checks a trace. `Err` only for malformed input; rule violations are in the report.
+pub fn check_trace(reader: impl BufRead) -> Result<CheckReport, TraceError> {
+    let records = parse_trace(reader)?;
+    check_numbered(&records)
+}
+
+/// Checks parsed records, numbered `1..` as if each were one line.
+pub fn check_records(records: &[TraceRecord]) -> Result<CheckReport, TraceError> {
+    let numbered: Vec<(usize, TraceRecord)> = records
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, r)| (i + 1, r))
+        .collect();
+    check_numbered(&numbered)
+}
+
+const KINDS: [&str; 6] = ["header", "arrive", "evict", "step", "idle", "end"];
+
+/// Parses a trace into `(line number, record)` pairs. Blank lines are skipped.
+pub fn parse_trace(reader: impl BufRead) -> Result<Vec<(usize, TraceRecord)>, TraceError> {
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line_no = i + 1;
+        let err = |kind| TraceError {
+            line: line_no,
+            kind,
+        };
+        let text = line.map_err(|e| err(TraceErrorKind::Io(e.to_string())))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(TraceErrorKind::Json(e.to_string())))?;
+        let Some(obj) = value.as_object() else {
+            return Err(err(TraceErrorKind::Json("not an object".into())));
+        };
+        let Some(k) = obj.get("k").and_then(|k| k.as_str()) else {
+            return Err(err(TraceErrorKind::MissingKind));
+        };
+        if !KINDS.contains(&k) {
+            return Err(err(TraceErrorKind::UnknownKind(k.to_string())));
+        }
+        if k == "header" {
+            let version = obj.get("format_version").and_then(|v| v.as_u64());
+            match version {
+                Some(v) if v == u64::from(TRACE_FORMAT_VERSION) => {}
+                Some(v) => return Err(err(TraceErrorKind::Version(v))),
+                None => {
+                    let msg = "expected an integer field \"format_version\"".to_string();
+                    return Err(err(TraceErrorKind::BadRecord(msg)));
+                }
+            }
+        }
+        let record: TraceRecord = serde_json::from_value(value)
+            .map_err(|e| err(TraceErrorKind::BadRecord(e.to_string())))?;
+        out.push((line_no, record));
+    }
+    Ok(out)
+}
+
+/// Checks `(line number, record)` pairs; the first must be the header.
+pub fn check_numbered(records: &[(usize, TraceRecord)]) -> Result<CheckReport, TraceError> {
+    let Some((
+        first_line,
+        TraceRecord::Header {
+            format_version,
+            config,
+            requests,
+            ..
+        },
+    )) = records.first()
+    else {
+        let line = records.first().map_or(1, |(l, _)| *l);
+        return Err(TraceError {
+            line,
+            kind: TraceErrorKind::MissingHeader,
+        });
+    };
+    let header_err = |kind| TraceError {
+        line: *first_line,
+        kind,
+    };
+    if *format_version != TRACE_FORMAT_VERSION {
+        return Err(header_err(TraceErrorKind::Version(u64::from(
+            *format_version,
+        ))));
+    }
+    config
+        .memory
+        .validate()
+        .map_err(|e| header_err(TraceErrorKind::BadConfig(e)))?;
+    let step_time = config
+        .step_time
+        .compile()
+        .map_err(|e| header_err(TraceErrorKind::BadConfig(e)))?;
+    if let Some((line, _)) = records[1..]
+        .iter()
+        .find(|(_, r)| matches!(r, TraceRecord::Header { .. }))
+    {
+        return Err(TraceError {
+            line: *line,
+            kind: TraceErrorKind::DuplicateHeader,
+        });
+    }
+    let mut replay = Replay::new(config, step_time, *requests, &records[1..]);
+    for (line, record) in &records[1..] {
+        replay.record(*line, record);
+    }
+    if !replay.ended {
+        let line = records.last().map_or(1, |(l, _)| l + 1);
+        replay.report(line, ViolationKind::MissingEnd);
+    }
+    Ok(CheckReport {
+        violations: replay.violations,
+        records: records.len(),
+        requests: replay.instance.requests.len(),
+        steps: replay.state.steps,
+        completed: replay.state.completed,
+    })
+}
+
+/// The replay state.
+struct Replay {
+    instance: Instance,
+    /// The same requests with unlimited capacity, to keep tracking memory after an overflow.
+    unbounded: Instance,
+    step_time: CompiledStepTime,
+    state: State,
+    /// Ids with no `arrive` record (placeholders in the instance).
+    placeholders: BTreeSet<RequestId>,
+    /// Placeholders already reported.
+    reported_missing: BTreeSet<RequestId>,
+    /// Requests evicted and not prefilled since.
+    evicted: BTreeSet<RequestId>,
+    /// Ids whose `arrive` record was replayed.
+    arrived: BTreeSet<RequestId>,
+    ended: bool,
+    violations: Vec<TraceViolation>,
+}
+
+/// Builds the instance from the `arrive` records (the first one per id).
+fn build_instance(
+    config: &ModelConfig,
+    header_requests: Option<u64>,
+    records: &[(usize, TraceRecord)],
+) -> (Instance, BTreeSet<RequestId>) {
+    let mut known: BTreeMap<u32, Request> = BTreeMap::new();
+    for (_, r) in records {
+        if let TraceRecord::Arrive {
+            id,
+            arrival,
+            prompt,
+            output,
+            predicted,
+            class,
+            ..
+        } = r
+        {
+            known.entry(id.0).or_insert(Request {
+                id: *id,
+                arrival_ns: *arrival,
+                prompt_tokens: *prompt,
+                output_tokens: *output,
+                predicted_output_tokens: *predicted,
+                class: *class,
+            });
+        }
+    }
+    let n = match header_requests {
+        // Ids beyond the header's count are rejected as unknown when replayed; cap the size so
+        // that a corrupt count cannot make the checker allocate without bound.
+        Some(n) => n.min(known.len() as u64 + 1_000_000) as usize,
+        None => known.keys().next_back().map_or(0, |&m| m as usize + 1),
+    };
+    let mut requests = Vec::with_capacity(n);
+    let mut placeholders = BTreeSet::new();
+    for i in 0..n {
+        match known.get(&(i as u32)) {
+            Some(r) => requests.push(r.clone()),
+            None => {
+                // A placeholder becomes due together with the next known request, or never.
+                let next = known.range(i as u32..).next().map(|(_, r)| r.arrival_ns);
+                placeholders.insert(RequestId(i as u32));
+                requests.push(Request {
+                    id: RequestId(i as u32),
+                    arrival_ns: next.unwrap_or(Nanos(u64::MAX)),
+                    prompt_tokens: Tokens(1),
+                    output_tokens: Tokens(1),
+                    predicted_output_tokens: None,
+                    class: 0,
+                });
+            }
+        }
+    }
+    (
+        Instance {
+            config: config.clone(),
+            requests,
+        },
+        placeholders,
+    )
+}
+
+impl Replay {
+    fn new(
+        config: &ModelConfig,
+        step_time: CompiledStepTime,
+        header_requests: Option<u64>,
+        records: &[(usize, TraceRecord)],
+    ) -> Replay {
+        let (instance, placeholders) = build_instance(config, header_requests, records);
+        let mut unbounded = instance.clone();
+        unbounded.config.memory.kv_capacity_tokens = u64::MAX / 4;
+        let state = State::init(&instance);
+        Replay {
+            instance,
+            unbounded,
+            step_time,
+            state,
+            placeholders,
+            reported_missing: BTreeSet::new(),
+            evicted: BTreeSet::new(),
+            arrived: BTreeSet::new(),
+            ended: false,
+            violations: Vec::new(),
+        }
+    }
+
+    fn report(&mut self, line: usize, kind: ViolationKind) {
+        self.violations.push(TraceViolation { line, kind });
+    }
+
+    /// Compares the record's start time with the spec's clock, then adopts the record's.
+    fn sync_time(&mut self, line: usize, t: Nanos) {
+        let now = self.state.time_ns;
+        if t < now {
+            self.report(line, ViolationKind::TimeBackwards { t, now });
+        } else if t > now {
+            self.report(line, ViolationKind::TimeGap { t, now });
+        }
+        self.state.time_ns = t;
+    }
+
+    fn record(&mut self, line: usize, record: &TraceRecord) {
+        if self.ended {
+            self.report(line, ViolationKind::AfterEnd);
+            return;
+        }
+        match record {
+            TraceRecord::Header { .. } => unreachable!("a second header is a TraceError"),
+            TraceRecord::Arrive { t, id, arrival, .. } => self.arrive(line, *t, *id, *arrival),
+            TraceRecord::Evict { t, id } => self.evict(line, *t, *id),
+            TraceRecord::Step {
+                t,
+                dur,
+                repeat,
+                items,
+                kv,
+                done,
+            } => {
+                self.sync_time(line, *t);
+                let claim = StepClaim {
+                    t: *t,
+                    dur: *dur,
+                    repeat: *repeat,
+                    kv: *kv,
+                    done,
+                };
+                self.step(line, items, &claim);
+            }
+            TraceRecord::Idle { t, until } => {
+                self.sync_time(line, *t);
+                let action = Action::Idle { until_ns: *until };
+                if let Err(v) = apply_mut(&self.instance, &self.step_time, &mut self.state, &action)
+                {
+                    self.report(line, ViolationKind::Spec(v));
+                    self.state.time_ns = (*until).max(*t);
+                }
+            }
+            TraceRecord::End { t, completed } => self.end(line, *t, *completed),
+        }
+    }
+
+    fn arrive(&mut self, line: usize, t: Nanos, id: RequestId, arrival: Nanos) {
+        self.sync_time(line, t);
+        if !self.arrived.insert(id) {
+            return self.report(line, ViolationKind::DuplicateArrival { id });
+        }
+        if arrival > t {
+            self.report(line, ViolationKind::ArrivalAfterDelivery { id });
+        }
+        if id.index() >= self.instance.requests.len() {
+            return self.report(line, ViolationKind::Spec(Violation::UnknownRequest { id }));
+        }
+        // Deliver the placeholders that precede this request: their records are missing.
+        while self.state.next_arrival < id.index() {
+            let missing = RequestId(self.state.next_arrival as u32);
+            if !self.placeholders.contains(&missing) {
+                break;
+            }
+            if self.reported_missing.insert(missing) {
+                self.report(line, ViolationKind::MissingArrival { id: missing });
+            }
+            // Due no later than this request; deliver it at its own arrival time if later.
+            let saved = self.state.time_ns;
+            let due = self.instance.requests[missing.index()].arrival_ns;
+            self.state.time_ns = saved.max(due);
+            let action = Action::Arrive(missing);
+            let ok = apply_mut(&self.instance, &self.step_time, &mut self.state, &action);
+            self.state.time_ns = saved;
+            if ok.is_err() {
+                break;
+            }
+        }
+        let action = Action::Arrive(id);
+        if let Err(v) = apply_mut(&self.instance, &self.step_time, &mut self.state, &action) {
+            self.report(line, ViolationKind::Spec(v));
+        }
+    }
+
+    fn evict(&mut self, line: usize, t: Nanos, id: RequestId) {
+        self.sync_time(line, t);
+        if let Some(r) = self.state.requests.get(id.index()) {
+            if r.phase == Phase::Pending || self.placeholders.contains(&id) {
+                return self.report(line, ViolationKind::BeforeArrival { id });
+            }
+        }
+        let action = Action::Evict(id);
+        match apply_mut(&self.instance, &self.step_time, &mut self.state, &action) {
+            Ok(_) => {
+                self.evicted.insert(id);
+            }
+            Err(v) => self.report(line, ViolationKind::Spec(v)),
+        }
+    }
+
+    fn end(&mut self, line: usize, t: Nanos, completed: u64) {
+        self.sync_time(line, t);
+        self.ended = true;
+        if completed != self.state.completed {
+            let expected = self.state.completed;
+            self.report(
+                line,
+                ViolationKind::CompletedMismatch {
+                    claimed: completed,
+                    expected,
+                },
+            );
+        }
+        for i in 0..self.state.requests.len() {
+            let id = RequestId(i as u32);
+            if self.placeholders.contains(&id) {
+                if self.reported_missing.insert(id) {
+                    self.report(line, ViolationKind::MissingArrival { id });
+                }
+            } else if !matches!(self.state.requests[i].phase, Phase::Done { .. }) {
+                self.report(line, ViolationKind::Lost { id });
+            }
+        }
+    }
+}
+
+/// What a step record claims.
+struct StepClaim<'a> {
+    t: Nanos,
+    dur: Nanos,
+    repeat: u64,
+    kv: Tokens,
+    done: &'a [RequestId],
+}
+
+impl Replay {
+    fn step(&mut self, line: usize, items: &[BatchItem], claim: &StepClaim<'_>) {
+        let has_prefill = items.iter().any(|i| matches!(i, BatchItem::Prefill { .. }));
+        if claim.repeat == 0 || (claim.repeat > 1 && has_prefill) {
+            self.report(
+                line,
+                ViolationKind::BadRepeat {
+                    repeat: claim.repeat,
+                },
+            );
+        }
+        let iterations = if has_prefill { 1 } else { claim.repeat.max(1) };
+        let mut items = items.to_vec();
+        // A request with no arrive record at all: the decision used information it never had.
+        let unseen: Vec<RequestId> = items
+            .iter()
+            .map(BatchItem::id)
+            .filter(|id| self.placeholders.contains(id))
+            .collect();
+        for id in unseen {
+            self.report(line, ViolationKind::BeforeArrival { id });
+            items.retain(|i| i.id() != id);
+        }
+        let mut duration = Nanos::ZERO;
+        let mut done = Vec::new();
+        let mut last: Option<StepReport> = None;
+        for _ in 0..iterations {
+            let before = self.violations.len();
+            match self.step_once(line, &mut items) {
+                Some(report) => {
+                    duration += report.duration_ns;
+                    done.extend_from_slice(&report.completed);
+                    last = Some(report);
+                }
+                None => last = None,
+            }
+            if self.violations.len() > before || last.is_none() {
+                break;
+            }
+        }
+        self.compare_step(line, claim, last.as_ref(), duration, done);
+    }
+
+    fn compare_step(
+        &mut self,
+        line: usize,
+        claim: &StepClaim<'_>,
+        last: Option<&StepReport>,
+        duration: Nanos,
+        mut done: Vec<RequestId>,
+    ) {
+        let capacity = self.instance.config.memory.capacity();
+        if claim.kv > capacity {
+            self.report(
+                line,
+                ViolationKind::KvOverCapacity {
+                    claimed: claim.kv,
+                    capacity,
+                },
+            );
+        }
+        let Some(last) = last else {
+            // Nothing replayed: the claims cannot be compared. Adopt the trace's clock.
+            self.state.time_ns = claim.t.checked_add(claim.dur).unwrap_or(Nanos(u64::MAX));
+            return;
+        };
+        if claim.kv != last.kv_peak {
+            let expected = last.kv_peak;
+            self.report(
+                line,
+                ViolationKind::KvMismatch {
+                    claimed: claim.kv,
+                    expected,
+                },
+            );
+        }
+        if claim.dur != duration {
+            self.report(
+                line,
+                ViolationKind::DurationMismatch {
+                    claimed: claim.dur,
+                    expected: duration,
+                },
+            );
+            self.state.time_ns = claim.t.checked_add(claim.dur).unwrap_or(Nanos(u64::MAX));
+        }
+        let mut claimed = claim.done.to_vec();
+        claimed.sort();
+        done.sort();
+        if claimed != done {
+            self.report(
+                line,
+                ViolationKind::DoneMismatch {
+                    claimed,
+                    expected: done,
+                },
+            );
+        }
+    }
+
+    /// Runs one iteration; on a rejection, reports it, repairs the batch and retries.
+    fn step_once(&mut self, line: usize, items: &mut Vec<BatchItem>) -> Option<StepReport> {
+        let mut unbounded = false;
+        for _ in 0..=items.len() + 1 {
+            let instance = if unbounded {
+                &self.unbounded
+            } else {
+                &self.instance
+            };
+            let action = Action::Step(items.clone());
+            let violation = match apply_mut(instance, &self.step_time, &mut self.state, &action) {
+                Ok(report) => {
+                    for item in items.iter() {
+                        if matches!(item, BatchItem::Prefill { .. }) {
+                            self.evicted.remove(&item.id());
+                        }
+                    }
+                    return Some(report);
+                }
+                Err(v) => v,
+            };
+            let kind = self.classify(&violation);
+            self.report(line, kind);
+            match violation {
+                Violation::MemoryExceeded { .. } if !unbounded => unbounded = true,
+                Violation::DuplicateInBatch { id } => {
+                    let first = items.iter().position(|i| i.id() == id)?;
+                    let dup = items[first + 1..].iter().position(|i| i.id() == id)?;
+                    items.remove(first + 1 + dup);
+                }
+                Violation::UnknownRequest { id }
+                | Violation::NotArrived { id }
+                | Violation::NotPrefillable { id }
+                | Violation::NotDecodable { id }
+                | Violation::BadChunk { id, .. } => items.retain(|i| i.id() != id),
+                _ => return None,
+            }
+            if items.is_empty() {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Names a rejection more precisely when the trace shows why it happened.
+    fn classify(&self, v: &Violation) -> ViolationKind {
+        match *v {
+            Violation::NotArrived { id } => ViolationKind::BeforeArrival { id },
+            Violation::NotDecodable { id } if self.evicted.contains(&id) => {
+                ViolationKind::ProgressAfterEviction { id }
+            }
+            _ => ViolationKind::Spec(v.clone()),
+        }
+    }
+}
