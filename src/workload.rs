@@ -35,9 +35,18 @@ struct Modulation {
 
 impl Modulation {
     fn new(process: &ArrivalProcess, seed: u64) -> Modulation {
-        let mut m = Modulation { process: process.clone(), rng: stream(seed, Stream::Modulation), markov: (false, 0.0) };
+        let mut m = Modulation {
+            process: process.clone(),
+            rng: stream(seed, Stream::Modulation),
+            markov: (false, 0.0),
+        };
         if let ArrivalProcess::Markov { mean_low_s, .. } = *process {
-            m.markov = (false, Exp::new(1.0 / mean_low_s).expect("positive mean").sample(&mut m.rng));
+            m.markov = (
+                false,
+                Exp::new(1.0 / mean_low_s)
+                    .expect("positive mean")
+                    .sample(&mut m.rng),
+            );
         }
         m
     }
@@ -46,7 +55,11 @@ impl Modulation {
         match &self.process {
             ArrivalProcess::Constant => 1.0,
             ArrivalProcess::Piecewise { pieces } => pieces.iter().map(|p| p.1).fold(0.0, f64::max),
-            ArrivalProcess::Markov { low_scale, high_scale, .. } => low_scale.max(*high_scale),
+            ArrivalProcess::Markov {
+                low_scale,
+                high_scale,
+                ..
+            } => low_scale.max(*high_scale),
         }
     }
 
@@ -65,14 +78,25 @@ impl Modulation {
                 }
                 pieces.last().map_or(1.0, |p| p.1)
             }
-            &ArrivalProcess::Markov { low_scale, high_scale, mean_low_s, mean_high_s } => {
+            &ArrivalProcess::Markov {
+                low_scale,
+                high_scale,
+                mean_low_s,
+                mean_high_s,
+            } => {
                 while self.markov.1 <= t {
                     let high = !self.markov.0;
                     let mean = if high { mean_high_s } else { mean_low_s };
-                    let hold = Exp::new(1.0 / mean).expect("positive mean").sample(&mut self.rng);
+                    let hold = Exp::new(1.0 / mean)
+                        .expect("positive mean")
+                        .sample(&mut self.rng);
                     self.markov = (high, self.markov.1 + hold);
                 }
-                if self.markov.0 { high_scale } else { low_scale }
+                if self.markov.0 {
+                    high_scale
+                } else {
+                    low_scale
+                }
             }
         }
     }
@@ -130,7 +154,11 @@ fn pick_class(workload: &WorkloadFile, total_rate: f64, rng: &mut Prng) -> usize
         }
         u -= c.rate_per_s;
     }
-    workload.classes.iter().rposition(|c| c.rate_per_s > 0.0).expect("a positive rate")
+    workload
+        .classes
+        .iter()
+        .rposition(|c| c.rate_per_s > 0.0)
+        .expect("a positive rate")
 }
 
 /// Multiplies each request's true output length by a log-normal-free, uniform multiplicative
@@ -166,15 +194,29 @@ pub fn read_vidur_csv(
     rate_per_s: Option<f64>,
     seed: u64,
 ) -> Result<Vec<Request>, TraceCsvError> {
-    let err = |line: u64, message: String| TraceCsvError { file: file.to_string(), line, message };
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
-    let headers = reader.headers().map_err(|e| err(1, format!("bad header: {e}")))?.clone();
+    let err = |line: u64, message: String| TraceCsvError {
+        file: file.to_string(),
+        line,
+        message,
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| err(1, format!("bad header: {e}")))?
+        .clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let prefill = col("num_prefill_tokens").ok_or_else(|| err(1, "expected a num_prefill_tokens column".into()))?;
-    let decode = col("num_decode_tokens").ok_or_else(|| err(1, "expected a num_decode_tokens column".into()))?;
+    let prefill = col("num_prefill_tokens")
+        .ok_or_else(|| err(1, "expected a num_prefill_tokens column".into()))?;
+    let decode = col("num_decode_tokens")
+        .ok_or_else(|| err(1, "expected a num_decode_tokens column".into()))?;
     let arrived = col("arrived_at");
     if arrived.is_none() && rate_per_s.is_none_or(|r| !(r > 0.0 && r.is_finite())) {
-        return Err(err(1, "no arrived_at column: give a positive --rate for Poisson arrivals".into()));
+        return Err(err(
+            1,
+            "no arrived_at column: give a positive --rate for Poisson arrivals".into(),
+        ));
     }
     let mut rows: Vec<(f64, u64, u64)> = Vec::new();
     let mut rng = stream(seed, Stream::Arrivals);
@@ -184,9 +226,14 @@ pub fn read_vidur_csv(
         let record = record.map_err(|e| err(line, format!("bad row: {e}")))?;
         let field = |c: usize, name: &str| -> Result<u64, TraceCsvError> {
             let raw = record.get(c).unwrap_or("");
-            let v: f64 = raw.parse().map_err(|_| err(line, format!("{name}: expected a number, got {raw:?}")))?;
+            let v: f64 = raw
+                .parse()
+                .map_err(|_| err(line, format!("{name}: expected a number, got {raw:?}")))?;
             if !(v >= 1.0 && v.fract() == 0.0 && v < 1e12) {
-                return Err(err(line, format!("{name}: expected a positive integer, got {raw:?}")));
+                return Err(err(
+                    line,
+                    format!("{name}: expected a positive integer, got {raw:?}"),
+                ));
             }
             Ok(v as u64)
         };
@@ -195,14 +242,21 @@ pub fn read_vidur_csv(
         let at = match arrived {
             Some(c) => {
                 let raw = record.get(c).unwrap_or("");
-                let v: f64 = raw.parse().map_err(|_| err(line, format!("arrived_at: expected seconds, got {raw:?}")))?;
+                let v: f64 = raw
+                    .parse()
+                    .map_err(|_| err(line, format!("arrived_at: expected seconds, got {raw:?}")))?;
                 if !(v.is_finite() && v >= 0.0) {
-                    return Err(err(line, format!("arrived_at: expected seconds >= 0, got {raw:?}")));
+                    return Err(err(
+                        line,
+                        format!("arrived_at: expected seconds >= 0, got {raw:?}"),
+                    ));
                 }
                 v
             }
             None => {
-                t += Exp::new(rate_per_s.expect("checked")).expect("positive").sample(&mut rng);
+                t += Exp::new(rate_per_s.expect("checked"))
+                    .expect("positive")
+                    .sample(&mut rng);
                 t
             }
         };

@@ -34,7 +34,11 @@ fn default_block_size() -> u64 {
 impl MemoryConfig {
     /// Token-granular memory of the given capacity, with no watermark.
     pub fn tokens(kv_capacity_tokens: u64) -> MemoryConfig {
-        MemoryConfig { kv_capacity_tokens, block_size_tokens: 1, watermark_fraction: 0.0 }
+        MemoryConfig {
+            kv_capacity_tokens,
+            block_size_tokens: 1,
+            watermark_fraction: 0.0,
+        }
     }
 
     /// Capacity as a [`Tokens`] value, rounded down to whole blocks.
@@ -48,7 +52,8 @@ impl MemoryConfig {
 
     /// Memory held by a request with `held` KV tokens: rounded up to whole blocks.
     pub fn footprint(&self, held: Tokens) -> Tokens {
-        KvBlocks::from_tokens_div_ceil(held, self.block_size_tokens).to_tokens(self.block_size_tokens)
+        KvBlocks::from_tokens_div_ceil(held, self.block_size_tokens)
+            .to_tokens(self.block_size_tokens)
     }
 
     /// Tokens the watermark keeps free, rounded up to whole blocks.

@@ -106,14 +106,23 @@ impl KvBlocks {
     }
     /// The tokens these blocks can hold.
     pub fn to_tokens(self, block_size_tokens: u64) -> Tokens {
-        Tokens(self.0.checked_mul(block_size_tokens).expect("KvBlocks to tokens overflow"))
+        Tokens(
+            self.0
+                .checked_mul(block_size_tokens)
+                .expect("KvBlocks to tokens overflow"),
+        )
     }
 }
 
 impl Bytes {
     /// Bytes of KV cache per token for a transformer: `2 * layers * kv_heads * head_dim *
     /// bytes_per_element` (keys and values, every layer).
-    pub fn kv_per_token(layers: u64, kv_heads: u64, head_dim: u64, bytes_per_element: u64) -> Bytes {
+    pub fn kv_per_token(
+        layers: u64,
+        kv_heads: u64,
+        head_dim: u64,
+        bytes_per_element: u64,
+    ) -> Bytes {
         Bytes(2 * layers * kv_heads * head_dim * bytes_per_element)
     }
 }

@@ -120,7 +120,11 @@ impl std::fmt::Display for WorkloadError {
 impl std::error::Error for WorkloadError {}
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The line of `key` inside `[[class]]` number `index` (0-based), or of the table header when
@@ -133,7 +137,9 @@ fn class_line(text: &str, index: usize, key: &str) -> Option<usize> {
         .filter(|(_, l)| l.trim_start().starts_with("[[class]]"))
         .nth(index)
         .map(|(i, _)| i)?;
-    let body = lines[header + 1..].iter().take_while(|l| !l.trim_start().starts_with('['));
+    let body = lines[header + 1..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with('['));
     let found = body.enumerate().find(|(_, l)| {
         let l = l.trim_start();
         l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
@@ -143,7 +149,9 @@ fn class_line(text: &str, index: usize, key: &str) -> Option<usize> {
 
 fn table_line(text: &str, table: &str) -> Option<usize> {
     let header = format!("[{table}]");
-    text.lines().position(|l| l.trim_start().starts_with(&header)).map(|i| i + 1)
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&header))
+        .map(|i| i + 1)
 }
 
 impl WorkloadFile {
@@ -173,8 +181,12 @@ impl WorkloadFile {
             );
             return Err((msg, None));
         }
-        self.memory.validate().map_err(|m| (m, Some(Where::Table("memory"))))?;
-        self.step_time.compile().map_err(|m| (m, Some(Where::Table("step_time"))))?;
+        self.memory
+            .validate()
+            .map_err(|m| (m, Some(Where::Table("memory"))))?;
+        self.step_time
+            .compile()
+            .map_err(|m| (m, Some(Where::Table("step_time"))))?;
         if self.classes.is_empty() {
             return Err(("class: expected at least one [[class]] table".into(), None));
         }
@@ -193,9 +205,14 @@ impl WorkloadFile {
             }
         }
         if self.classes.iter().all(|c| c.rate_per_s == 0.0) {
-            return Err(("class: expected at least one positive rate_per_s".into(), None));
+            return Err((
+                "class: expected at least one positive rate_per_s".into(),
+                None,
+            ));
         }
-        self.arrivals.validate().map_err(|m| (m, Some(Where::Table("arrivals"))))
+        self.arrivals
+            .validate()
+            .map_err(|m| (m, Some(Where::Table("arrivals"))))
     }
 
     /// The model configuration this workload describes, under `information`.
@@ -238,7 +255,12 @@ impl ArrivalProcess {
                 }
                 Ok(())
             }
-            ArrivalProcess::Markov { low_scale, high_scale, mean_low_s, mean_high_s } => {
+            ArrivalProcess::Markov {
+                low_scale,
+                high_scale,
+                mean_low_s,
+                mean_high_s,
+            } => {
                 if !(ok(*low_scale) && ok(*high_scale)) {
                     return Err("arrivals.low_scale/high_scale: expected finite scales >= 0".into());
                 }
@@ -275,7 +297,13 @@ rate_per_s = 22.0
         assert_eq!(w.memory.kv_capacity_tokens, 137_000);
         assert_eq!(w.classes.len(), 1);
         assert_eq!(w.classes[0].output_tokens, 20);
-        assert_eq!(w.step_time, StepTime::Affine { d0_s: 0.010248, d1_s_per_token: 3.8777e-7 });
+        assert_eq!(
+            w.step_time,
+            StepTime::Affine {
+                d0_s: 0.010248,
+                d1_s_per_token: 3.8777e-7
+            }
+        );
     }
 
     #[test]
@@ -297,7 +325,10 @@ rate_per_s = 22.0
 
     #[test]
     fn wrong_type_is_reported() {
-        let bad = EXAMPLE.replace("kv_capacity_tokens = 137000", "kv_capacity_tokens = \"big\"");
+        let bad = EXAMPLE.replace(
+            "kv_capacity_tokens = 137000",
+            "kv_capacity_tokens = \"big\"",
+        );
         let e = WorkloadFile::parse("w.toml", &bad).unwrap_err();
         assert_eq!(e.line, Some(3));
     }

@@ -64,14 +64,18 @@ pub struct Args {
 
 fn load_instance(args: &Args) -> Result<Instance, String> {
     let path = args.workload.display().to_string();
-    let mut workload = WorkloadFile::parse(&path, &read_file(&args.workload)?).map_err(|e| e.to_string())?;
+    let mut workload =
+        WorkloadFile::parse(&path, &read_file(&args.workload)?).map_err(|e| e.to_string())?;
     if let Some(cal) = &args.calibration {
         let cpath = cal.display().to_string();
         let c = Calibration::parse(&cpath, &read_file(cal)?).map_err(|e| e.to_string())?;
         workload.step_time = c.step_time;
     }
     if !(args.rate_scale.is_finite() && args.rate_scale > 0.0) {
-        return Err(format!("--rate-scale: expected a positive number, got {}", args.rate_scale));
+        return Err(format!(
+            "--rate-scale: expected a positive number, got {}",
+            args.rate_scale
+        ));
     }
     for c in &mut workload.classes {
         c.rate_per_s *= args.rate_scale;
@@ -79,7 +83,8 @@ fn load_instance(args: &Args) -> Result<Instance, String> {
     let mut requests = match &args.trace_csv {
         Some(csv) => {
             let text = read_file(csv)?;
-            read_vidur_csv(&csv.display().to_string(), &text, args.rate, args.seed).map_err(|e| e.to_string())?
+            read_vidur_csv(&csv.display().to_string(), &text, args.rate, args.seed)
+                .map_err(|e| e.to_string())?
         }
         None => {
             let amount = match args.horizon_s {
@@ -92,7 +97,9 @@ fn load_instance(args: &Args) -> Result<Instance, String> {
     };
     if let Some(eps) = args.prediction_noise {
         if !(0.0..1.0).contains(&eps) {
-            return Err(format!("--prediction-noise: expected a number in [0, 1), got {eps}"));
+            return Err(format!(
+                "--prediction-noise: expected a number in [0, 1), got {eps}"
+            ));
         }
         add_predictions(&mut requests, eps, args.seed);
     }
@@ -108,7 +115,11 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let Some(mut scheduler) = schedulers::by_name(&args.scheduler) else {
         let names: Vec<_> = schedulers::catalog().iter().map(|e| e.name).collect();
-        return input_error(format!("--scheduler: unknown {:?}; expected one of {}", args.scheduler, names.join(", ")));
+        return input_error(format!(
+            "--scheduler: unknown {:?}; expected one of {}",
+            args.scheduler,
+            names.join(", ")
+        ));
     };
     let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
         Some(p) => match std::fs::File::create(p) {
@@ -119,7 +130,11 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let options = SimOptions {
         check: if args.check { Check::On } else { Check::Off },
-        stepping: if args.every_step { Stepping::EveryStep } else { Stepping::FastForward },
+        stepping: if args.every_step {
+            Stepping::EveryStep
+        } else {
+            Stepping::FastForward
+        },
         trace,
         seed: Some(args.seed),
         ..SimOptions::default()
@@ -141,7 +156,9 @@ pub fn run(args: &Args) -> ExitCode {
             "seed": args.seed,
             "error": error.as_ref().map(|e| e.to_string()),
         });
-        v.as_object_mut().expect("object").extend(flat.as_object().expect("object").clone());
+        v.as_object_mut()
+            .expect("object")
+            .extend(flat.as_object().expect("object").clone());
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print_table(&summary, args.seed);
@@ -157,14 +174,42 @@ pub fn run(args: &Args) -> ExitCode {
 
 fn print_table(s: &crate::sim::Summary, seed: u64) {
     println!("scheduler            {}   (seed {seed})", s.scheduler);
-    println!("requests             {} ({} completed, {:.1}%)", s.requests, s.completed, 100.0 * s.completion_rate);
-    println!("window               middle {:.0}% of requests by arrival", 100.0 * s.window);
+    println!(
+        "requests             {} ({} completed, {:.1}%)",
+        s.requests,
+        s.completed,
+        100.0 * s.completion_rate
+    );
+    println!(
+        "window               middle {:.0}% of requests by arrival",
+        100.0 * s.window
+    );
     println!("                     mean      p50       p90       p99");
-    for (name, d) in [("latency (s)", &s.latency_s), ("TTFT (s)", &s.ttft_s), ("TPOT (s)", &s.tpot_s)] {
-        println!("{name:<20} {:<9.4} {:<9.4} {:<9.4} {:<9.4}", d.mean, d.p50, d.p90, d.p99);
+    for (name, d) in [
+        ("latency (s)", &s.latency_s),
+        ("TTFT (s)", &s.ttft_s),
+        ("TPOT (s)", &s.tpot_s),
+    ] {
+        println!(
+            "{name:<20} {:<9.4} {:<9.4} {:<9.4} {:<9.4}",
+            d.mean, d.p50, d.p90, d.p99
+        );
     }
-    println!("throughput           {:.1} tokens/s, {:.3} requests/s", s.throughput_tokens_per_s, s.completions_per_s);
-    println!("evictions            {} (restart rate {:.2}%)", s.evictions, 100.0 * s.restart_rate);
-    println!("KV utilisation       {:.1}% (time average)", 100.0 * s.kv_utilization_mean);
-    println!("simulated time       {:.1} s in {} iterations", s.simulated_time_s, s.steps);
+    println!(
+        "throughput           {:.1} tokens/s, {:.3} requests/s",
+        s.throughput_tokens_per_s, s.completions_per_s
+    );
+    println!(
+        "evictions            {} (restart rate {:.2}%)",
+        s.evictions,
+        100.0 * s.restart_rate
+    );
+    println!(
+        "KV utilisation       {:.1}% (time average)",
+        100.0 * s.kv_utilization_mean
+    );
+    println!(
+        "simulated time       {:.1} s in {} iterations",
+        s.simulated_time_s, s.steps
+    );
 }

@@ -77,7 +77,10 @@ pub mod util {
         let fits = |k: u64| -> bool {
             let mut used = view.kv_used();
             for &id in ids {
-                let held = view.resident(id).expect("decode of a resident request").held();
+                let held = view
+                    .resident(id)
+                    .expect("decode of a resident request")
+                    .held();
                 used = used - view.footprint(held) + view.footprint(held + Tokens(k));
             }
             used <= view.capacity()

@@ -7,8 +7,8 @@
 //! `kvsched_spec::apply` and compares the two (pair assertions, see `super::mirror`).
 
 use kvsched_spec::{
-    BatchItem, BatchShape, CompiledStepTime, EvictionRule, FirstToken, ModelConfig, Nanos,
-    Request, RequestId, Revealed, Tokens, Violation,
+    BatchItem, BatchShape, CompiledStepTime, EvictionRule, FirstToken, ModelConfig, Nanos, Request,
+    RequestId, Revealed, Tokens, Violation,
 };
 use std::collections::BTreeSet;
 
@@ -140,7 +140,9 @@ impl Core {
 
     /// The next undelivered arrival time, if any.
     pub fn next_arrival_ns(&self) -> Option<Nanos> {
-        self.slots.get(self.next_arrival).map(|s| s.request.arrival_ns)
+        self.slots
+            .get(self.next_arrival)
+            .map(|s| s.request.arrival_ns)
     }
 
     /// Delivers the next arrival if it is due; returns its id.
@@ -169,7 +171,9 @@ impl Core {
     }
 
     fn slot(&self, id: RequestId) -> Result<&Slot, Violation> {
-        self.slots.get(id.index()).ok_or(Violation::UnknownRequest { id })
+        self.slots
+            .get(id.index())
+            .ok_or(Violation::UnknownRequest { id })
     }
 
     /// Evicts a resident request (validated).
@@ -184,7 +188,10 @@ impl Core {
         }
         let latest = *self.running.last().expect("a resident request is running");
         if self.config.eviction == EvictionRule::Lifo && latest != id {
-            return Err(Violation::EvictionOrder { id, expected: latest });
+            return Err(Violation::EvictionOrder {
+                id,
+                expected: latest,
+            });
         }
         let held = slot.prefilled + slot.generated;
         self.kv_used -= self.config.memory.footprint(held);
@@ -204,7 +211,11 @@ impl Core {
     }
 
     /// Validates one item; returns (held before, held after, whether it is a decode).
-    fn check_item(&self, item: &BatchItem, shape: &mut BatchShape) -> Result<(Tokens, Tokens), Violation> {
+    fn check_item(
+        &self,
+        item: &BatchItem,
+        shape: &mut BatchShape,
+    ) -> Result<(Tokens, Tokens), Violation> {
         let id = item.id();
         let slot = self.slot(id)?;
         if slot.mark == self.steps {
@@ -214,9 +225,10 @@ impl Core {
         let held = slot.prefilled + slot.generated;
         match (*item, slot.phase) {
             (_, SlotPhase::Pending) => Err(Violation::NotArrived { id }),
-            (BatchItem::Prefill { tokens, .. }, SlotPhase::Waiting | SlotPhase::Resident { .. })
-                if slot.prefilled < prompt =>
-            {
+            (
+                BatchItem::Prefill { tokens, .. },
+                SlotPhase::Waiting | SlotPhase::Resident { .. },
+            ) if slot.prefilled < prompt => {
                 if tokens == Tokens::ZERO || slot.prefilled + tokens > prompt {
                     return Err(Violation::BadChunk {
                         id,
@@ -244,7 +256,11 @@ impl Core {
 
     /// Validates `items` and returns the shape of their first iteration and the footprint
     /// after `repeat` iterations. Marks the items (duplicate detection).
-    fn validate(&mut self, items: &[BatchItem], repeat: u64) -> Result<(BatchShape, Tokens), Violation> {
+    fn validate(
+        &mut self,
+        items: &[BatchItem],
+        repeat: u64,
+    ) -> Result<(BatchShape, Tokens), Violation> {
         if items.is_empty() {
             return Err(Violation::EmptyBatch);
         }
@@ -274,7 +290,10 @@ impl Core {
         }
         result?;
         if used > self.capacity {
-            return Err(Violation::MemoryExceeded { used, capacity: self.capacity });
+            return Err(Violation::MemoryExceeded {
+                used,
+                capacity: self.capacity,
+            });
         }
         Ok((shape, used))
     }
@@ -290,7 +309,11 @@ impl Core {
         if let Some(arrival) = self.next_arrival_ns() {
             let ends_by = |j: u64| {
                 self.now
-                    + self.step_time.decode_stretch_ns(shape.decode_requests, shape.attended_kv_tokens, j)
+                    + self.step_time.decode_stretch_ns(
+                        shape.decode_requests,
+                        shape.attended_kv_tokens,
+                        j,
+                    )
             };
             if ends_by(k) >= arrival {
                 let (mut lo, mut hi) = (1u64, k);
@@ -312,10 +335,22 @@ impl Core {
     pub fn step(&mut self, items: &[BatchItem], limit: u64) -> Result<StepDone, Violation> {
         let decode_only = items.iter().all(|i| matches!(i, BatchItem::Decode { .. }));
         let (shape, _) = self.validate(items, 1)?;
-        let repeat = if decode_only && limit > 1 { self.stretch_len(items, &shape, limit) } else { 1 };
-        let (_, kv_peak) = if repeat > 1 { self.validate(items, repeat)? } else { self.validate(items, 1)? };
+        let repeat = if decode_only && limit > 1 {
+            self.stretch_len(items, &shape, limit)
+        } else {
+            1
+        };
+        let (_, kv_peak) = if repeat > 1 {
+            self.validate(items, repeat)?
+        } else {
+            self.validate(items, 1)?
+        };
         let duration_ns = if repeat > 1 {
-            self.step_time.decode_stretch_ns(shape.decode_requests, shape.attended_kv_tokens, repeat)
+            self.step_time.decode_stretch_ns(
+                shape.decode_requests,
+                shape.attended_kv_tokens,
+                repeat,
+            )
         } else {
             self.step_time.duration_ns(&shape)
         };
@@ -330,9 +365,17 @@ impl Core {
         }
         if !completed.is_empty() {
             let slots = &self.slots;
-            self.running.retain(|id| slots[id.index()].phase != SlotPhase::Done);
+            self.running
+                .retain(|id| slots[id.index()].phase != SlotPhase::Done);
         }
-        Ok(StepDone { start_ns, duration_ns, repeat, kv_peak, completed, shape })
+        Ok(StepDone {
+            start_ns,
+            duration_ns,
+            repeat,
+            kv_peak,
+            completed,
+            shape,
+        })
     }
 
     fn advance(
@@ -349,14 +392,18 @@ impl Core {
         match *item {
             BatchItem::Prefill { tokens, .. } => {
                 if slot.phase == SlotPhase::Waiting {
-                    slot.phase = SlotPhase::Resident { admitted_seq: self.admission_counter };
+                    slot.phase = SlotPhase::Resident {
+                        admitted_seq: self.admission_counter,
+                    };
                     self.admission_counter += 1;
                     self.admissions += 1;
                     self.waiting.remove(&id);
                     self.running.push(id);
                 }
                 slot.prefilled += tokens;
-                if slot.prefilled == slot.request.prompt_tokens && first_token == FirstToken::WithPrefill {
+                if slot.prefilled == slot.request.prompt_tokens
+                    && first_token == FirstToken::WithPrefill
+                {
                     slot.generated = Tokens(1);
                 }
             }

@@ -86,7 +86,11 @@ impl Outcome {
                 prompt_tokens: s.request.prompt_tokens,
                 output_tokens: s.request.output_tokens,
                 first_token_ns: s.first_token_ns,
-                finish_ns: if s.phase == SlotPhase::Done { s.finish_ns } else { None },
+                finish_ns: if s.phase == SlotPhase::Done {
+                    s.finish_ns
+                } else {
+                    None
+                },
                 evictions: s.evictions,
             })
             .collect();
@@ -135,7 +139,13 @@ impl Dist {
         values.sort_by(f64::total_cmp);
         let n = values.len();
         let pct = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
-        Dist { n: n as u64, mean: values.iter().sum::<f64>() / n as f64, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99) }
+        Dist {
+            n: n as u64,
+            mean: values.iter().sum::<f64>() / n as f64,
+            p50: pct(0.5),
+            p90: pct(0.9),
+            p99: pct(0.99),
+        }
     }
 }
 
@@ -189,19 +199,30 @@ impl Summary {
             if let Some(f) = r.finish_ns {
                 lat.push(f.as_secs_f64() - a);
                 if let (Some(ft), true) = (r.first_token_ns, r.output_tokens.get() > 1) {
-                    tpot.push((f.as_secs_f64() - ft.as_secs_f64()) / (r.output_tokens.get() - 1) as f64);
+                    tpot.push(
+                        (f.as_secs_f64() - ft.as_secs_f64()) / (r.output_tokens.get() - 1) as f64,
+                    );
                 }
             }
         }
         let t = o.simulated_ns.as_secs_f64();
-        let tokens: u64 = o.requests.iter().filter(|r| r.finish_ns.is_some()).map(|r| r.output_tokens.get()).sum();
+        let tokens: u64 = o
+            .requests
+            .iter()
+            .filter(|r| r.finish_ns.is_some())
+            .map(|r| r.output_tokens.get())
+            .sum();
         let per_s = |x: f64| if t > 0.0 { x / t } else { 0.0 };
         let cap_ns = o.kv_capacity_tokens.get() as f64 * o.simulated_ns.get() as f64;
         Summary {
             scheduler: o.scheduler.clone(),
             requests: n as u64,
             completed: o.completed,
-            completion_rate: if n > 0 { o.completed as f64 / n as f64 } else { 0.0 },
+            completion_rate: if n > 0 {
+                o.completed as f64 / n as f64
+            } else {
+                0.0
+            },
             window: w,
             latency_s: Dist::of(&mut lat),
             ttft_s: Dist::of(&mut ttft),
@@ -209,8 +230,16 @@ impl Summary {
             throughput_tokens_per_s: per_s(tokens as f64),
             completions_per_s: per_s(o.completed as f64),
             evictions: o.evictions,
-            restart_rate: if o.admissions > 0 { o.evictions as f64 / o.admissions as f64 } else { 0.0 },
-            kv_utilization_mean: if cap_ns > 0.0 { o.kv_token_ns as f64 / cap_ns } else { 0.0 },
+            restart_rate: if o.admissions > 0 {
+                o.evictions as f64 / o.admissions as f64
+            } else {
+                0.0
+            },
+            kv_utilization_mean: if cap_ns > 0.0 {
+                o.kv_token_ns as f64 / cap_ns
+            } else {
+                0.0
+            },
             simulated_time_s: t,
             steps: o.steps,
         }

@@ -6,7 +6,9 @@
 
 use super::core::{Core, StepDone};
 use super::SimErrorKind;
-use kvsched_spec::{apply_mut, Action, BatchItem, CompiledStepTime, Instance, Nanos, RequestId, State};
+use kvsched_spec::{
+    apply_mut, Action, BatchItem, CompiledStepTime, Instance, Nanos, RequestId, State,
+};
 
 pub(super) struct Mirror<'a> {
     instance: &'a Instance,
@@ -20,8 +22,16 @@ fn diverged(what: String) -> SimErrorKind {
 
 impl<'a> Mirror<'a> {
     pub(super) fn new(instance: &'a Instance) -> Mirror<'a> {
-        let step_time = instance.config.step_time.compile().expect("validated instance");
-        Mirror { instance, step_time, state: State::init(instance) }
+        let step_time = instance
+            .config
+            .step_time
+            .compile()
+            .expect("validated instance");
+        Mirror {
+            instance,
+            step_time,
+            state: State::init(instance),
+        }
     }
 
     fn apply(&mut self, action: &Action) -> Result<kvsched_spec::StepReport, SimErrorKind> {
@@ -37,7 +47,9 @@ impl<'a> Mirror<'a> {
                 s.time_ns, s.kv_used, s.completed, core.now, core.kv_used, core.completed
             )));
         }
-        self.state.check_invariants(self.instance).map_err(|e| diverged(format!("after {after}: {e}")))
+        self.state
+            .check_invariants(self.instance)
+            .map_err(|e| diverged(format!("after {after}: {e}")))
     }
 
     pub(super) fn arrive(&mut self, id: RequestId) -> Result<(), SimErrorKind> {
@@ -55,7 +67,12 @@ impl<'a> Mirror<'a> {
         Ok(())
     }
 
-    pub(super) fn step(&mut self, items: &[BatchItem], done: &StepDone, core: &Core) -> Result<(), SimErrorKind> {
+    pub(super) fn step(
+        &mut self,
+        items: &[BatchItem],
+        done: &StepDone,
+        core: &Core,
+    ) -> Result<(), SimErrorKind> {
         let action = Action::Step(items.to_vec());
         let mut completed = Vec::new();
         for _ in 0..done.repeat {

@@ -12,7 +12,10 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn new(out: Box<dyn Write>) -> Writer {
-        Writer { out: BufWriter::new(out), error: None }
+        Writer {
+            out: BufWriter::new(out),
+            error: None,
+        }
     }
 
     fn write(&mut self, record: &TraceRecord) {
@@ -25,7 +28,13 @@ impl Writer {
         }
     }
 
-    pub(super) fn header(&mut self, config: &ModelConfig, scheduler: &str, seed: Option<u64>, n: usize) {
+    pub(super) fn header(
+        &mut self,
+        config: &ModelConfig,
+        scheduler: &str,
+        seed: Option<u64>,
+        n: usize,
+    ) {
         self.write(&TraceRecord::Header {
             format_version: TRACE_FORMAT_VERSION,
             config: config.clone(),

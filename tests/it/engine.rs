@@ -1,0 +1,323 @@
+//! The simulator engine: known answers, rejection of invalid plans, fast-forward equivalence,
+//! determinism.
+//!
+//! Known answers are computed by hand from the step-time law and asserted exactly (integer ns).
+
+use crate::common::{replay, seed};
+use kvsched::prng::{stream, Stream};
+use kvsched::sched::{Plan, Repeat, Scheduler, View};
+use kvsched::schedulers::vllm_v0::VllmV0;
+use kvsched::sim::{simulate, Check, SimErrorKind, SimOptions, Stepping};
+use kvsched_spec::*;
+use rand::Rng;
+
+fn config(capacity: u64, step_time: StepTime) -> ModelConfig {
+    ModelConfig {
+        memory: MemoryConfig::tokens(capacity),
+        step_time,
+        first_token: FirstToken::WithPrefill,
+        eviction: EvictionRule::Any,
+        information: Information::Hidden,
+    }
+}
+
+fn req(id: u32, arrival_s: f64, prompt: u64, output: u64) -> Request {
+    Request {
+        id: RequestId(id),
+        arrival_ns: Nanos::from_secs_f64(arrival_s).unwrap(),
+        prompt_tokens: Tokens(prompt),
+        output_tokens: Tokens(output),
+        predicted_output_tokens: None,
+        class: 0,
+    }
+}
+
+fn checked() -> SimOptions {
+    SimOptions {
+        check: Check::On,
+        ..SimOptions::default()
+    }
+}
+
+fn latencies_s(o: &kvsched::sim::Outcome) -> Vec<f64> {
+    o.requests
+        .iter()
+        .map(|r| (r.finish_ns.unwrap() - r.arrival_ns).as_secs_f64())
+        .collect()
+}
+
+/// One request alone under the affine law: a prefill iteration attending l tokens, then o - 1
+/// decode iterations attending l + 2, ..., l + o tokens.
+#[test]
+fn one_request_alone_has_the_closed_form_latency() {
+    let (d0_ns, d1_ns) = (10_000_000u64, 0.5f64);
+    let st = StepTime::Affine {
+        d0_s: 0.010,
+        d1_s_per_token: 0.5e-9,
+    };
+    let (l, o) = (100u64, 10u64);
+    let inst = Instance {
+        config: config(1000, st),
+        requests: vec![req(0, 1.0, l, o)],
+    };
+    let out = simulate(&inst, &mut VllmV0::default(), checked()).unwrap();
+    let mut expected = d0_ns + (d1_ns * l as f64).floor() as u64;
+    for s in 2..=o {
+        expected += d0_ns + (d1_ns * (l + s) as f64).floor() as u64;
+    }
+    let r = &out.requests[0];
+    assert_eq!((r.finish_ns.unwrap() - r.arrival_ns).get(), expected);
+    assert_eq!((r.first_token_ns.unwrap() - r.arrival_ns).get(), d0_ns + 50);
+    assert_eq!(out.steps, o);
+}
+
+/// Everything fits: n identical requests arriving together are prefilled together and finish
+/// together after o unit rounds.
+#[test]
+fn identical_requests_that_fit_finish_together() {
+    let requests = (0..8).map(|i| req(i, 0.0, 3, 5)).collect();
+    let inst = Instance {
+        config: config(8 * 8, StepTime::UnitRounds),
+        requests,
+    };
+    let out = simulate(&inst, &mut VllmV0::default(), checked()).unwrap();
+    assert_eq!(latencies_s(&out), vec![5.0; 8]);
+    assert_eq!(out.evictions, 0);
+}
+
+/// Capacity for exactly one request: they run one after another, in arrival order.
+#[test]
+fn capacity_for_one_request_serialises_in_arrival_order() {
+    let (l, o) = (4u64, 3u64);
+    let requests = (0..5).map(|i| req(i, 0.0, l, o)).collect();
+    let inst = Instance {
+        config: config(l + o, StepTime::UnitRounds),
+        requests,
+    };
+    let out = simulate(&inst, &mut VllmV0::default(), checked()).unwrap();
+    let expected: Vec<f64> = (1..=5).map(|k| (k * o) as f64).collect();
+    assert_eq!(latencies_s(&out), expected);
+    assert_eq!(out.evictions, 0);
+}
+
+/// A policy that returns a fixed plan once, then nothing.
+struct Scripted(Option<Plan>);
+
+impl Scheduler for Scripted {
+    fn name(&self) -> String {
+        "scripted".into()
+    }
+    fn information(&self) -> Information {
+        Information::Hidden
+    }
+    fn decide(&mut self, _view: &View<'_>) -> Plan {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+fn rejected(plan: Plan, capacity: u64) -> SimErrorKind {
+    let inst = Instance {
+        config: config(capacity, StepTime::UnitRounds),
+        requests: vec![req(0, 0.0, 4, 2), req(1, 0.0, 4, 2), req(2, 5.0, 4, 2)],
+    };
+    simulate(&inst, &mut Scripted(Some(plan)), checked())
+        .unwrap_err()
+        .kind
+}
+
+fn violation(kind: SimErrorKind) -> Violation {
+    match kind {
+        SimErrorKind::Violation { violation, .. } => violation,
+        other => panic!("expected a violation, got {other:?}"),
+    }
+}
+
+/// The engine rejects invalid plans with the spec's violation and never repairs them.
+#[test]
+fn invalid_plans_are_rejected_with_the_spec_violation() {
+    let pf = |id, t| BatchItem::Prefill {
+        id: RequestId(id),
+        tokens: Tokens(t),
+    };
+    let plan = |batch| Plan {
+        evict: vec![],
+        batch,
+        repeat: Repeat::Once,
+    };
+    assert_eq!(
+        violation(rejected(plan(vec![pf(0, 4), pf(1, 4)]), 9)),
+        Violation::MemoryExceeded {
+            used: Tokens(10),
+            capacity: Tokens(9)
+        }
+    );
+    assert_eq!(
+        violation(rejected(plan(vec![pf(0, 2), pf(0, 2)]), 100)),
+        Violation::DuplicateInBatch { id: RequestId(0) }
+    );
+    assert_eq!(
+        violation(rejected(plan(vec![pf(2, 4)]), 100)),
+        Violation::NotArrived { id: RequestId(2) }
+    );
+    assert!(matches!(
+        violation(rejected(plan(vec![pf(0, 5)]), 100)),
+        Violation::BadChunk { .. }
+    ));
+    let decode = plan(vec![BatchItem::Decode { id: RequestId(0) }]);
+    assert_eq!(
+        violation(rejected(decode, 100)),
+        Violation::NotDecodable { id: RequestId(0) }
+    );
+    let evict = Plan {
+        evict: vec![RequestId(1)],
+        ..Plan::default()
+    };
+    assert_eq!(
+        violation(rejected(evict, 100)),
+        Violation::NotResident { id: RequestId(1) }
+    );
+    let unknown = plan(vec![pf(7, 1)]);
+    assert_eq!(
+        violation(rejected(unknown, 100)),
+        Violation::UnknownRequest { id: RequestId(7) }
+    );
+    let repeat = Plan {
+        evict: vec![],
+        batch: vec![pf(0, 4)],
+        repeat: Repeat::UpTo(3),
+    };
+    assert_eq!(rejected(repeat, 100), SimErrorKind::RepeatWithPrefill);
+}
+
+/// A policy that never runs anything stalls once no arrival is left, and the error carries the
+/// outcome so far.
+#[test]
+fn a_policy_that_never_runs_is_reported_stalled_with_partial_results() {
+    let inst = Instance {
+        config: config(100, StepTime::UnitRounds),
+        requests: vec![req(0, 2.0, 1, 1)],
+    };
+    let err = simulate(&inst, &mut Scripted(None), SimOptions::default()).unwrap_err();
+    assert_eq!(
+        err.kind,
+        SimErrorKind::Stalled {
+            waiting: 1,
+            resident: 0
+        }
+    );
+    assert_eq!(err.partial.simulated_ns, Nanos(2_000_000_000));
+    assert_eq!(err.partial.requests.len(), 1);
+}
+
+fn random_instance(seed: u64, n: u32) -> Instance {
+    let mut rng = stream(seed, Stream::Instances);
+    let mut t = 0.0;
+    let requests = (0..n)
+        .map(|i| {
+            t += rng.random::<f64>() * 0.05;
+            req(i, t, rng.random_range(1..200), rng.random_range(1..300))
+        })
+        .collect();
+    let st = StepTime::Affine {
+        d0_s: 0.01,
+        d1_s_per_token: 3.5e-7,
+    };
+    let mut config = config(rng.random_range(600..4000), st);
+    config.memory.block_size_tokens = [1, 16][rng.random_range(0..2)];
+    Instance { config, requests }
+}
+
+/// Fast-forward and one-iteration-at-a-time give identical per-request results, and the
+/// generator reaches evictions (a "sometimes" check).
+#[test]
+fn fast_forward_equals_stepping_and_reaches_evictions() {
+    let base = seed(0xF00D);
+    let mut evictions = 0;
+    for k in 0..12 {
+        let s = base + k;
+        let inst = random_instance(s, 120);
+        let ff = simulate(&inst, &mut VllmV0::default(), checked());
+        let step = simulate(
+            &inst,
+            &mut VllmV0::default(),
+            SimOptions {
+                check: Check::On,
+                stepping: Stepping::EveryStep,
+                ..SimOptions::default()
+            },
+        );
+        let (ff, step) = match (ff, step) {
+            (Ok(a), Ok(b)) => (a, b),
+            (a, b) => panic!(
+                "run failed: {:?} {:?}\n{}",
+                a.err(),
+                b.err(),
+                replay(s, "fast_forward")
+            ),
+        };
+        assert_eq!(
+            ff.requests,
+            step.requests,
+            "{}",
+            replay(s, "fast_forward_equals_stepping")
+        );
+        assert!(
+            ff.steps == step.steps,
+            "{}",
+            replay(s, "fast_forward_equals_stepping")
+        );
+        evictions += ff.evictions;
+    }
+    assert!(evictions > 0, "the generator never reached an eviction");
+}
+
+/// The same seed gives a byte-identical trace, twice, and on a rayon pool of 1 or 2 threads.
+#[test]
+fn same_seed_gives_byte_identical_traces_on_any_thread_count() {
+    fn traced(seed: u64) -> Vec<u8> {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let opts = SimOptions {
+            trace: Some(Box::new(buf.clone())),
+            seed: Some(seed),
+            ..SimOptions::default()
+        };
+        simulate(&random_instance(seed, 200), &mut VllmV0::default(), opts).unwrap();
+        let bytes = buf.0.lock().unwrap().clone();
+        bytes
+    }
+    let s = seed(7);
+    let reference = traced(s);
+    assert!(reference.len() > 1000);
+    assert_eq!(
+        traced(s),
+        reference,
+        "{}",
+        replay(s, "same_seed_gives_byte_identical")
+    );
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let runs: Vec<Vec<u8>> = pool.install(|| {
+            use rayon::prelude::*;
+            (0..4).into_par_iter().map(|_| traced(s)).collect()
+        });
+        assert!(
+            runs.iter().all(|r| *r == reference),
+            "{}",
+            replay(s, "same_seed_gives_byte_identical")
+        );
+    }
+}
