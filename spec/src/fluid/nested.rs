@@ -58,6 +58,19 @@ impl Segments {
         })
     }
 
+    /// The segments of fluid inputs: one per distinct output length, with the common prefill
+    /// taken as the largest prompt (the conservative per-segment bound `l-bar` of the paper's
+    /// appendix, here shared by all segments).
+    pub fn from_inputs(inputs: &super::FluidInputs) -> Option<Segments> {
+        let l = inputs.classes.iter().map(|c| c.prompt_tokens).max()? as f64;
+        let pairs: Vec<(u64, f64)> = inputs
+            .classes
+            .iter()
+            .map(|c| (c.output_tokens, c.rate_per_s))
+            .collect();
+        Segments::from_outputs(l, &pairs)
+    }
+
     /// Number of segments `m`.
     pub fn len(&self) -> usize {
         self.outputs.len()

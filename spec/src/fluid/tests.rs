@@ -203,3 +203,35 @@ fn tl_designs_match_the_paper_examples() {
     let segs = tl_nested(&[(20, 0.7), (50, 0.3)], &[0, 20, 50], 30.0, 0.8).unwrap();
     assert_eq!(segs[0].q_next, 0.99, "q is capped at 0.99");
 }
+
+#[test]
+fn tl_nested_with_margin_meets_boundary_drift() {
+    // notes §3.3 with seg_margin 0.05: q_k > p_k, so n_k / n_{k-1} > p_k (negative drift).
+    let inp = FluidInputs::new(
+        vec![class(512, 20, 15.4), class(512, 50, 6.6)],
+        0.010042,
+        3.342e-7,
+        137e3,
+    )
+    .unwrap();
+    let seg = Segments::from_inputs(&inp).unwrap();
+    let d = tl_nested(&[(20, 15.4), (50, 6.6)], &[0, 20, 50], 30.0, 0.05).unwrap();
+    let n: Vec<f64> = d.iter().map(|s| s.n).collect();
+    let buf = BufferParams {
+        horizon_s: 600.0,
+        zeta: 1.0,
+        segments: 2,
+        delta: 0.01,
+    };
+    let c = check_thresholds(&seg, &n, inp.d0_s, inp.d1_s_per_token, &buf);
+    assert!(c.boundary_drift_ok[1] && c.entry_drift_ok, "{c:?}");
+    assert!(c.required_memory_tokens.unwrap() > c.base_memory_tokens);
+    // Without the margin the design sits exactly on the boundary n_2 / n_1 = p_2.
+    let d0 = tl_nested(&[(20, 15.4), (50, 6.6)], &[0, 20, 50], 30.0, 0.0).unwrap();
+    let n0: Vec<f64> = d0.iter().map(|s| s.n).collect();
+    let ratio = n0[1] / n0[0];
+    assert!(
+        (ratio - seg.continuation()[1]).abs() < 1e-12,
+        "margin 0: on the boundary, {ratio}"
+    );
+}
