@@ -5,3 +5,4 @@
 
 mod common;
 mod fluid;
+mod engine;
