@@ -191,6 +191,8 @@ pub(crate) mod mem {
             }
             true
         };
+        // A request grows by at least `k - block + 1` tokens over `k` steps.
+        let limit = limit.min(room.get() + view.memory().block_size_tokens);
         if limit == 0 || !fits(1) {
             return 0;
         }

@@ -6,3 +6,4 @@
 mod common;
 mod fluid;
 mod engine;
+mod schedulers;
