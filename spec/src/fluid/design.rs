@@ -62,11 +62,7 @@ pub struct WaitDesign {
 impl WaitDesign {
     /// `tl = sum_j n_j (l'_j + 1)`: requests in service across all stages.
     pub fn total_limit(&self, inputs: &FluidInputs) -> f64 {
-        self.n
-            .iter()
-            .zip(&inputs.classes)
-            .map(|(n, c)| n * (c.output_tokens as f64 + 1.0))
-            .sum()
+        self.n.iter().zip(&inputs.classes).map(|(n, c)| n * (c.output_tokens as f64 + 1.0)).sum()
     }
 }
 
@@ -75,11 +71,7 @@ impl WaitDesign {
 pub fn wait_conditions(inputs: &FluidInputs, n: &[f64], tol: f64) -> Option<(f64, f64, f64)> {
     let sol = FluidSolution::solve(inputs);
     let m_star = sol.memory_tokens?;
-    let m_pi: f64 = n
-        .iter()
-        .zip(&inputs.classes)
-        .map(|(n, c)| n * c.mass())
-        .sum();
+    let m_pi: f64 = n.iter().zip(&inputs.classes).map(|(n, c)| n * c.mass()).sum();
     let dt = inputs.d0_s + inputs.d1_s_per_token * m_pi;
     let slack = inputs
         .classes
@@ -101,19 +93,17 @@ fn precheck(inputs: &FluidInputs, tau: Option<f64>) -> Result<f64, DesignError> 
     }
     match tau {
         None => Ok(dt),
-        Some(t) if t.is_finite() && t >= dt => Ok(t),
-        Some(t) => Err(DesignError::BadArgument(format!(
-            "tau = {t}: expected tau >= dT* = {dt}"
-        ))),
+        Some(t) if t.is_finite() && t >= dt && t * inputs.load() <= inputs.capacity_tokens => Ok(t),
+        Some(t) => {
+            let hi = inputs.capacity_tokens / inputs.load();
+            let m = format!("tau = {t}: expected dT* = {dt} <= tau <= C / A = {hi}");
+            Err(DesignError::BadArgument(m))
+        }
     }
 }
 
 fn build(inputs: &FluidInputs, tau: f64, n: Vec<f64>) -> Result<WaitDesign, DesignError> {
-    let m_pi: f64 = n
-        .iter()
-        .zip(&inputs.classes)
-        .map(|(n, c)| n * c.mass())
-        .sum();
+    let m_pi: f64 = n.iter().zip(&inputs.classes).map(|(n, c)| n * c.mass()).sum();
     match wait_conditions(inputs, &n, 1e-12) {
         Some((m_pi, dt, slack)) => Ok(WaitDesign {
             tau_s: tau,
@@ -141,20 +131,11 @@ pub fn fluid_design_real(
 /// iteration of the module docs until (i) holds, then (ii) re-checked.
 pub fn fluid_design(inputs: &FluidInputs, tau: Option<f64>) -> Result<WaitDesign, DesignError> {
     let mut tau = precheck(inputs, tau)?;
-    let ceil = |t: f64| -> Vec<f64> {
-        inputs
-            .classes
-            .iter()
-            .map(|c| (t * c.rate_per_s).ceil())
-            .collect()
-    };
+    let ceil =
+        |t: f64| -> Vec<f64> { inputs.classes.iter().map(|c| (t * c.rate_per_s).ceil()).collect() };
     for _ in 0..100_000 {
         let n = ceil(tau);
-        let m_pi: f64 = n
-            .iter()
-            .zip(&inputs.classes)
-            .map(|(n, c)| n * c.mass())
-            .sum();
+        let m_pi: f64 = n.iter().zip(&inputs.classes).map(|(n, c)| n * c.mass()).sum();
         if m_pi > inputs.capacity_tokens {
             return Err(DesignError::RoundingExceedsCapacity { m_pi });
         }
@@ -164,9 +145,7 @@ pub fn fluid_design(inputs: &FluidInputs, tau: Option<f64>) -> Result<WaitDesign
         }
         tau = dt;
     }
-    Err(DesignError::BadArgument(
-        "fluid_design: fixed point did not converge".into(),
-    ))
+    Err(DesignError::BadArgument("fluid_design: fixed point did not converge".into()))
 }
 
 /// A capacity that guarantees [`fluid_design`] (with `tau = dT*`) succeeds:
@@ -175,12 +154,7 @@ pub fn fluid_design(inputs: &FluidInputs, tau: Option<f64>) -> Result<WaitDesign
 pub fn integer_capacity_bound(inputs: &FluidInputs) -> Option<f64> {
     let a = inputs.load();
     let slack = 1.0 - inputs.d1_s_per_token * a;
-    let s: f64 = inputs
-        .classes
-        .iter()
-        .filter(|c| c.rate_per_s > 0.0)
-        .map(|c| c.mass())
-        .sum();
+    let s: f64 = inputs.classes.iter().filter(|c| c.rate_per_s > 0.0).map(|c| c.mass()).sum();
     (slack > 0.0).then(|| (inputs.d0_s + inputs.d1_s_per_token * s) / slack * a + s)
 }
 
@@ -189,9 +163,7 @@ pub fn spread(budget: u64, stages: u64) -> Vec<u64> {
     if stages == 0 {
         return Vec::new();
     }
-    (0..stages)
-        .map(|i| budget / stages + u64::from(i < budget % stages))
-        .collect()
+    (0..stages).map(|i| budget / stages + u64::from(i < budget % stages)).collect()
 }
 
 /// The single-type `tl` design: `K = ceil(l / cs)` prefill stages (`K = 1` without chunking,
@@ -228,9 +200,7 @@ pub struct TlSegment {
 
 /// Equal-width decode boundaries `0 = r_0 < ... < r_L = horizon` (duplicates removed).
 pub fn equal_width_boundaries(horizon: u64, segments: u64) -> Vec<u64> {
-    let mut b: Vec<u64> = (0..=segments.max(1))
-        .map(|k| horizon * k / segments.max(1))
-        .collect();
+    let mut b: Vec<u64> = (0..=segments.max(1)).map(|k| horizon * k / segments.max(1)).collect();
     b.dedup();
     b
 }
@@ -250,10 +220,7 @@ pub fn tl_nested(
         return bad("boundaries: expected 0 = r_0 < r_1 < ... < r_L");
     }
     let last = *boundaries.last().unwrap_or(&0);
-    if classes
-        .iter()
-        .any(|&(o, r)| o > last || !(r >= 0.0 && r.is_finite()))
-    {
+    if classes.iter().any(|&(o, r)| o > last || !(r >= 0.0 && r.is_finite())) {
         return bad("classes: expected outputs <= r_L and finite rates >= 0");
     }
     if !(tl > 0.0 && tl.is_finite() && seg_margin >= 0.0 && seg_margin.is_finite()) {
@@ -262,21 +229,12 @@ pub fn tl_nested(
     let l = boundaries.len() - 1;
     let mut rates = vec![0.0; l];
     for &(o, r) in classes {
-        let k = boundaries
-            .windows(2)
-            .position(|w| o > w[0] && o <= w[1])
-            .unwrap_or(0);
+        let k = boundaries.windows(2).position(|w| o > w[0] && o <= w[1]).unwrap_or(0);
         rates[k] += r;
     }
     let tail: Vec<f64> = (0..l).map(|k| rates[k..].iter().sum()).collect();
     let p: Vec<f64> = (0..l)
-        .map(|k| {
-            if k + 1 < l && tail[k] > 0.0 {
-                tail[k + 1] / tail[k]
-            } else {
-                0.0
-            }
-        })
+        .map(|k| if k + 1 < l && tail[k] > 0.0 { tail[k + 1] / tail[k] } else { 0.0 })
         .collect();
     let q: Vec<f64> = p.iter().map(|p| (p + seg_margin).min(0.99)).collect();
     let mut rel = vec![1.0; l];
