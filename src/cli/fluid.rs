@@ -67,10 +67,7 @@ pub fn table(s: &FluidSolution) -> String {
         ("iteration time dT* (s)", opt(s.iteration_time_s, 6)),
         ("memory M* (tokens)", opt(s.memory_tokens, 1)),
         ("M*/C", opt(s.memory_over_capacity, 4)),
-        (
-            "throughput (tok/s)",
-            format!("{:.2}", s.throughput_tokens_per_s),
-        ),
+        ("throughput (tok/s)", format!("{:.2}", s.throughput_tokens_per_s)),
         ("lambda_max (req/s)", format!("{:.4}", s.lambda_max_per_s)),
         ("pole 1/(d1 a) (req/s)", opt(s.lambda_pole_per_s, 4)),
         ("max scale", format!("{:.4}", s.max_scale)),

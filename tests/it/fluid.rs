@@ -61,16 +61,9 @@ fn verdict(id: &str, what: &str, paper: f64, half: f64, ours: f64, (lo, hi): (f6
 fn lmsys_like(total_rate: f64) -> FluidInputs {
     let (s1, s2) = (kv_mass(20, 100), kv_mass(100, 400));
     let p = (s2 - A.0) / (s2 - s1);
-    let c = |l, lp, r| FluidClass {
-        name: None,
-        prompt_tokens: l,
-        output_tokens: lp,
-        rate_per_s: r,
-    };
-    let classes = vec![
-        c(20, 100, p * total_rate),
-        c(100, 400, (1.0 - p) * total_rate),
-    ];
+    let c =
+        |l, lp, r| FluidClass { name: None, prompt_tokens: l, output_tokens: lp, rate_per_s: r };
+    let classes = vec![c(20, 100, p * total_rate), c(100, 400, (1.0 - p) * total_rate)];
     FluidInputs::new(classes, D0.0, D1.0, CAP).unwrap()
 }
 
@@ -81,14 +74,7 @@ fn lmsys_crossing_and_pole() {
     assert!((sol.mean_mass_tokens - A.0).abs() < 1e-8, "mix has mass a");
     let lmax = |d0, d1, a| Some(lambda_max(d0, d1, CAP, a));
     let range = corners(lmax, D0, D1, A);
-    let ok1 = verdict(
-        "W-LMSYS-CROSSING",
-        "lambda_max",
-        74.1,
-        0.05,
-        sol.lambda_max_per_s,
-        range,
-    );
+    let ok1 = verdict("W-LMSYS-CROSSING", "lambda_max", 74.1, 0.05, sol.lambda_max_per_s, range);
     let pole = |_, d1, a| lambda_pole(d1, a);
     let range = corners(pole, D0, D1, A);
     let ours = sol.lambda_pole_per_s.expect("d1 > 0 has a pole");
@@ -103,12 +89,7 @@ fn lmsys_crossing_and_pole() {
 #[test]
 fn table2_lmsys_m_star() {
     let rows = [(50.0, 34_377.0, 0.25, true), (60.0, 55_758.0, 0.41, true)];
-    let rows = [
-        rows[0],
-        rows[1],
-        (70.0, 100_327.0, 0.73, true),
-        (80.0, 250_509.0, 1.83, false),
-    ];
+    let rows = [rows[0], rows[1], (70.0, 100_327.0, 0.73, true), (80.0, 250_509.0, 1.83, false)];
     let mut all = true;
     for (lam, paper, ratio, inside) in rows {
         let sol = FluidSolution::solve(&lmsys_like(lam));
@@ -122,11 +103,7 @@ fn table2_lmsys_m_star() {
             "claim W-TABLE2: M*/C({lam}) paper={ratio} ({}), ours={r:.4} ({:?}), verdict={}",
             if inside { "inside" } else { "outside" },
             sol.regime,
-            if ok_ratio && ok_region {
-                "supported"
-            } else {
-                "not supported"
-            }
+            if ok_ratio && ok_region { "supported" } else { "not supported" }
         );
         all &= ok && ok_ratio && ok_region;
     }
@@ -139,31 +116,17 @@ fn long_decode_m_star() {
     let (d0, d1) = ((0.010103, 5e-7), (3.059e-7, 5e-11));
     let s = kv_mass(512, 1000);
     let one = |lam: f64| {
-        let c = FluidClass {
-            name: None,
-            prompt_tokens: 512,
-            output_tokens: 1000,
-            rate_per_s: lam,
-        };
+        let c = FluidClass { name: None, prompt_tokens: 512, output_tokens: 1000, rate_per_s: lam };
         FluidSolution::solve(&FluidInputs::new(vec![c], d0.0, d1.0, CAP).unwrap())
     };
     let mut all = true;
-    for (lam, paper, ratio) in [
-        (2.0, 53_831.0, 0.39),
-        (2.5, 113_563.0, 0.83),
-        (3.0, 436_383.0, 3.19),
-    ] {
+    for (lam, paper, ratio) in
+        [(2.0, 53_831.0, 0.39), (2.5, 113_563.0, 0.83), (3.0, 436_383.0, 3.19)]
+    {
         let sol = one(lam);
         let ours = sol.memory_tokens.expect("below the pole");
         let range = corners(|a, b, _| m_star(a, b, lam * s), d0, d1, (0.0, 0.0));
-        let ok = verdict(
-            "W-LONGDECODE-MSTAR",
-            &format!("M*({lam})"),
-            paper,
-            0.5,
-            ours,
-            range,
-        );
+        let ok = verdict("W-LONGDECODE-MSTAR", &format!("M*({lam})"), paper, 0.5, ours, range);
         let r = sol.memory_over_capacity.unwrap();
         all &= ok && (r - ratio).abs() <= 0.005 + 1e-12;
     }
@@ -190,14 +153,8 @@ fn long_decode_m_star() {
 fn workload() -> impl Strategy<Value = FluidInputs> {
     let class = (1u64..4096, 1u64..2048, 0.01f64..1.0);
     let d1 = prop_oneof![1 => Just(0.0), 6 => 1e-8f64..1e-6];
-    (
-        prop::collection::vec(class, 1..5),
-        1e-3f64..0.05,
-        d1,
-        0.01f64..1.25,
-        0.3f64..3.0,
-    )
-        .prop_map(|(cs, d0, d1, u, v)| {
+    (prop::collection::vec(class, 1..5), 1e-3f64..0.05, d1, 0.01f64..1.25, 0.3f64..3.0).prop_map(
+        |(cs, d0, d1, u, v)| {
             let mass: f64 = cs.iter().map(|&(l, lp, w)| w * kv_mass(l, lp)).sum();
             let k = if d1 > 0.0 { u / (d1 * mass) } else { 10.0 * u };
             let classes = cs
@@ -212,15 +169,12 @@ fn workload() -> impl Strategy<Value = FluidInputs> {
             let load = k * mass;
             let cap = m_star(d0, d1, load).map_or(1e6, |m| (v * m).max(1.0));
             FluidInputs::new(classes, d0, d1, cap).unwrap()
-        })
+        },
+    )
 }
 
 fn cfg() -> Config {
-    Config {
-        cases: 400,
-        failure_persistence: None,
-        ..Config::default()
-    }
+    Config { cases: 400, failure_persistence: None, ..Config::default() }
 }
 
 /// Checks W-FLUID-SINGLE (WAIT paper §4): single-type closed forms equal the multi-type ones.
@@ -355,10 +309,7 @@ fn fluid_design_satisfies_wait_conditions() {
 #[test]
 fn theta_lower_bound_holds() {
     let min_ratio = std::cell::Cell::new(f64::INFINITY);
-    let mut runner = TestRunner::new(Config {
-        cases: 2000,
-        ..cfg()
-    });
+    let mut runner = TestRunner::new(Config { cases: 2000, ..cfg() });
     let strat = (0.001f64..0.999, 1.0f64..500.0, 0.0f64..1.0);
     runner
         .run(&strat, |(p, n_prev, frac)| {
@@ -393,9 +344,7 @@ fn generator_reaches_all_regimes() {
             Regime::MemoryBound => mem += 1,
             Regime::Unbounded => unb += 1,
         }
-        near_c += s
-            .memory_over_capacity
-            .is_some_and(|r| (r - 1.0).abs() < 0.05) as u32;
+        near_c += s.memory_over_capacity.is_some_and(|r| (r - 1.0).abs() < 0.05) as u32;
         near_cut += (s.instability_cut > 0.95 && s.instability_cut < 1.05) as u32;
     }
     println!(
@@ -416,10 +365,7 @@ d0_s = 0.010103\nd1_s_per_token = 3.059e-7\n[[class]]\nprompt_tokens = 512\n\
 output_tokens = 1000\nrate_per_s = RATE\n";
 
 fn run_cli(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kvsched"))
-        .args(args)
-        .output()
-        .unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_kvsched")).args(args).output().unwrap()
 }
 
 /// `kvsched fluid --json` prints the documented keys; unstable is a result; bad files exit 2.
@@ -428,20 +374,10 @@ fn cli_fluid_json_table_and_errors() {
     for (rate, stable) in [("2.0", true), ("3.0", false), ("4.0", false)] {
         let p = temp_file(&format!("r{rate}.toml"), &WORKLOAD.replace("RATE", rate));
         let out = run_cli(&["fluid", p.to_str().unwrap(), "--json"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8(out.stdout).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for key in [
-            "stable",
-            "iteration_time_s",
-            "memory_tokens",
-            "throughput_tokens_per_s",
-        ] {
+        for key in ["stable", "iteration_time_s", "memory_tokens", "throughput_tokens_per_s"] {
             assert!(v.get(key).is_some(), "missing {key} in {text}");
         }
         assert!(v["lambda_max_per_s"].is_f64() && v["lambda_pole_per_s"].is_f64());
@@ -451,10 +387,7 @@ fn cli_fluid_json_table_and_errors() {
         let table = run_cli(&["fluid", p.to_str().unwrap()]);
         assert_eq!(table.status.code(), Some(0));
         let t = String::from_utf8(table.stdout).unwrap();
-        assert!(
-            t.contains(if stable { "STABLE" } else { "UNSTABLE" }),
-            "{t}"
-        );
+        assert!(t.contains(if stable { "STABLE" } else { "UNSTABLE" }), "{t}");
         std::fs::remove_file(p).ok();
     }
     let bad = WORKLOAD.replace("RATE", "\"fast\"");
@@ -462,9 +395,6 @@ fn cli_fluid_json_table_and_errors() {
     let out = run_cli(&["fluid", p.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!("{}:10", p.display())),
-        "file:line expected in {err}"
-    );
+    assert!(err.contains(&format!("{}:10", p.display())), "file:line expected in {err}");
     std::fs::remove_file(p).ok();
 }

@@ -150,9 +150,7 @@ impl FluidInputs {
         check("d1_s_per_token", d1_s_per_token, false)?;
         check("capacity_tokens", capacity_tokens, true)?;
         if classes.is_empty() {
-            return Err(FluidError::BadInput(
-                "classes: expected at least one class".into(),
-            ));
+            return Err(FluidError::BadInput("classes: expected at least one class".into()));
         }
         for (i, c) in classes.iter().enumerate() {
             check(&format!("class[{i}].rate_per_s"), c.rate_per_s, false)?;
@@ -162,26 +160,16 @@ impl FluidInputs {
             }
         }
         if classes.iter().all(|c| c.rate_per_s == 0.0) {
-            return Err(FluidError::BadInput(
-                "classes: expected a positive rate".into(),
-            ));
+            return Err(FluidError::BadInput("classes: expected a positive rate".into()));
         }
-        Ok(FluidInputs {
-            classes,
-            d0_s,
-            d1_s_per_token,
-            capacity_tokens,
-        })
+        Ok(FluidInputs { classes, d0_s, d1_s_per_token, capacity_tokens })
     }
 
     /// Reads classes, step time and capacity from a workload file (rates at scale 1; the
     /// `arrivals` modulation is ignored). See the module docs for the step-time reduction.
     pub fn from_workload(w: &WorkloadFile) -> Result<FluidInputs, FluidError> {
         let (d0, d1) = match &w.step_time {
-            StepTime::Affine {
-                d0_s,
-                d1_s_per_token,
-            } => (*d0_s, *d1_s_per_token),
+            StepTime::Affine { d0_s, d1_s_per_token } => (*d0_s, *d1_s_per_token),
             StepTime::UnitRounds => (1.0, 0.0),
             StepTime::Rich { .. } => {
                 return Err(FluidError::UnsupportedStepTime(
@@ -356,11 +344,7 @@ impl FluidSolution {
 
     /// `M*` with every rate multiplied by `scale` (`None` beyond the cut).
     pub fn m_star_at_scale(&self, scale: f64) -> Option<f64> {
-        m_star(
-            self.d0_s,
-            self.d1_s_per_token,
-            scale * self.load_tokens_per_s,
-        )
+        m_star(self.d0_s, self.d1_s_per_token, scale * self.load_tokens_per_s)
     }
 }
 

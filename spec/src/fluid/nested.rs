@@ -51,11 +51,7 @@ impl Segments {
                 rates.push(r);
             }
         }
-        (!outputs.is_empty()).then_some(Segments {
-            prompt_tokens,
-            outputs,
-            rates,
-        })
+        (!outputs.is_empty()).then_some(Segments { prompt_tokens, outputs, rates })
     }
 
     /// The segments of fluid inputs: one per distinct output length, with the common prefill
@@ -63,11 +59,8 @@ impl Segments {
     /// appendix, here shared by all segments).
     pub fn from_inputs(inputs: &super::FluidInputs) -> Option<Segments> {
         let l = inputs.classes.iter().map(|c| c.prompt_tokens).max()? as f64;
-        let pairs: Vec<(u64, f64)> = inputs
-            .classes
-            .iter()
-            .map(|c| (c.output_tokens, c.rate_per_s))
-            .collect();
+        let pairs: Vec<(u64, f64)> =
+            inputs.classes.iter().map(|c| (c.output_tokens, c.rate_per_s)).collect();
         Segments::from_outputs(l, &pairs)
     }
 
@@ -93,9 +86,7 @@ impl Segments {
     /// `p_k = Lambda_k / Lambda_{k-1}` for 0-based `k >= 1`; `p[0] = 1` by convention.
     pub fn continuation(&self) -> Vec<f64> {
         let t = self.tail_rates();
-        (0..t.len())
-            .map(|k| if k == 0 { 1.0 } else { t[k] / t[k - 1] })
-            .collect()
+        (0..t.len()).map(|k| if k == 0 { 1.0 } else { t[k] / t[k - 1] }).collect()
     }
 
     /// `(delta_k, sbar_k)` for each segment (module docs).
@@ -115,11 +106,7 @@ impl Segments {
 
     /// `M^pi = sum_k n_k (l + sbar_k) delta_k` for per-stage thresholds `n` (one per segment).
     pub fn base_memory(&self, n: &[f64]) -> f64 {
-        self.widths()
-            .iter()
-            .zip(n)
-            .map(|(&(d, s), &nk)| nk * (self.prompt_tokens + s) * d)
-            .sum()
+        self.widths().iter().zip(n).map(|(&(d, s), &nk)| nk * (self.prompt_tokens + s) * d).sum()
     }
 }
 
@@ -157,11 +144,7 @@ pub fn theta(p: f64, n_prev: f64, n_k: f64) -> Option<Theta> {
     }
     let lower_bound = 8.0 * (n_k - n_prev * p) / n_prev;
     if n_k >= n_prev {
-        return Some(Theta {
-            root: None,
-            lower_bound,
-            bound_holds: true,
-        });
+        return Some(Theta { root: None, lower_bound, bound_holds: true });
     }
     let g = |t: f64| n_prev * ln_mgf(p, t) / t - n_k;
     let mut hi = n_prev * (1.0 / p).ln() / (n_prev - n_k) + 1.0;
@@ -185,11 +168,7 @@ pub fn theta(p: f64, n_prev: f64, n_k: f64) -> Option<Theta> {
     }
     let root = 0.5 * (lo + hi);
     let bound_holds = root >= lower_bound * (1.0 - 1e-12);
-    Some(Theta {
-        root: Some(root),
-        lower_bound,
-        bound_holds,
-    })
+    Some(Theta { root: Some(root), lower_bound, bound_holds })
 }
 
 /// Parameters of the safety buffer `ln(m (1 + zeta T / d0) / delta)`.
