@@ -15,7 +15,7 @@ use kvsched_spec::fluid::{
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 /// lmsys inputs as printed (WAIT paper §6 / Table 2) and their half-unit rounding.
 const A: (f64, f64) = (29_159.36, 0.005);
@@ -173,14 +173,23 @@ fn workload() -> impl Strategy<Value = FluidInputs> {
     )
 }
 
-fn cfg() -> Config {
-    Config { cases: 400, failure_persistence: None, ..Config::default() }
+/// A replayable proptest config: the seed is `KVSCHED_SEED` or a fixed default; the replay line
+/// is printed (and shown by the harness when the test fails).
+fn cfg(test: &str) -> Config {
+    let seed = crate::common::seed(0xF1_D0);
+    println!("seed {seed:#x}; {}", crate::common::replay(seed, test));
+    Config {
+        cases: 400,
+        failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed),
+        ..Config::default()
+    }
 }
 
 /// Checks W-FLUID-SINGLE (WAIT paper §4): single-type closed forms equal the multi-type ones.
 #[test]
 fn fluid_single_type_identities() {
-    proptest!(cfg(), |(w in workload())| {
+    proptest!(cfg("fluid::fluid_single_type_identities"), |(w in workload())| {
         let c = w.classes[0].clone();
         let one = FluidInputs::new(vec![c.clone()], w.d0_s, w.d1_s_per_token, w.capacity_tokens)
             .unwrap();
@@ -207,7 +216,8 @@ fn fluid_single_type_identities() {
 /// Checks W-FLUID-MULTI (WAIT paper §4): multi-type identities and M* monotone in the load.
 #[test]
 fn fluid_multi_identities_and_monotone() {
-    proptest!(cfg(), |(w in workload(), s1 in 0.0f64..2.0, s2 in 0.0f64..2.0)| {
+    let cfg = cfg("fluid::fluid_multi_identities_and_monotone");
+    proptest!(cfg, |(w in workload(), s1 in 0.0f64..2.0, s2 in 0.0f64..2.0)| {
         let sol = FluidSolution::solve(&w);
         if let (Some(dt), Some(m)) = (sol.iteration_time_s, sol.memory_tokens) {
             let a = w.load();
@@ -236,7 +246,7 @@ fn fluid_multi_identities_and_monotone() {
 /// no equilibrium, the pole is where d1*A = 1, and M* blows up like 1/(1 - d1 A) before it.
 #[test]
 fn prop1_instability_cut() {
-    proptest!(cfg(), |(w in workload())| {
+    proptest!(cfg("fluid::prop1_instability_cut"), |(w in workload())| {
         let sol = FluidSolution::solve(&w);
         prop_assert_eq!(sol.memory_tokens.is_none(), w.d1_s_per_token * w.load() >= 1.0);
         if sol.classes.iter().any(|c| c.cut >= 1.0) {
@@ -265,15 +275,25 @@ fn prop1_instability_cut() {
 fn fluid_design_satisfies_wait_conditions() {
     let rounding_gap = std::cell::Cell::new(0u32);
     let no_integer = std::cell::Cell::new(0u32);
-    let mut runner = TestRunner::new(cfg());
+    let (stable, int_ok) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
+    let mut runner = TestRunner::new(cfg("fluid::fluid_design_satisfies_wait_conditions"));
+    // Half the cases put C near the integer design's capacity bound, so that both outcomes
+    // of the integer design are reached.
+    let strat = (workload(), any::<bool>(), 0.5f64..2.0).prop_map(|(mut w, near, v)| {
+        if let (true, Some(b)) = (near, integer_capacity_bound(&w)) {
+            w.capacity_tokens = v * b;
+        }
+        w
+    });
     runner
-        .run(&workload(), |w| {
+        .run(&strat, |w| {
             let sol = FluidSolution::solve(&w);
             let int = fluid_design(&w, None);
             if !sol.stable {
                 prop_assert!(fluid_design_real(&w, None).is_err() && int.is_err());
                 return Ok(());
             }
+            stable.set(stable.get() + 1);
             let real = fluid_design_real(&w, None).expect("M* <= C gives a real design");
             prop_assert!(wait_conditions(&w, &real.n, 1e-9).is_some());
             match int {
@@ -281,6 +301,7 @@ fn fluid_design_satisfies_wait_conditions() {
                     prop_assert!(wait_conditions(&w, &d.n, 1e-12).is_some());
                     prop_assert!(d.n.iter().all(|n| n.fract() == 0.0));
                     prop_assert!(d.m_pi_tokens <= w.capacity_tokens);
+                    int_ok.set(int_ok.get() + 1);
                 }
                 Err(DesignError::RoundingExceedsCapacity { .. }) => {
                     prop_assert!(w.capacity_tokens < integer_capacity_bound(&w).unwrap());
@@ -297,11 +318,14 @@ fn fluid_design_satisfies_wait_conditions() {
         })
         .unwrap();
     println!(
-        "fluid design: the real design met (i),(ii) in every stable case; the integer design \
-         failed in {} stable cases, {} of them with C < sum S_j (no integer n >= 1 fits)",
+        "fluid design: {} stable cases; the real design met (i),(ii) in all; the integer design \
+         met them in {} and failed in {}, {} of them with C < sum S_j (no integer n >= 1 fits)",
+        stable.get(),
+        int_ok.get(),
         rounding_gap.get(),
         no_integer.get()
     );
+    assert!(int_ok.get() > 0 && rounding_gap.get() > 0, "both outcomes must be reached");
 }
 
 /// The notes' lower bound theta_k >= 8 (n_k - n_{k-1} p_k) / n_{k-1} holds (Hoeffding's lemma);
@@ -309,7 +333,8 @@ fn fluid_design_satisfies_wait_conditions() {
 #[test]
 fn theta_lower_bound_holds() {
     let min_ratio = std::cell::Cell::new(f64::INFINITY);
-    let mut runner = TestRunner::new(Config { cases: 2000, ..cfg() });
+    let mut runner =
+        TestRunner::new(Config { cases: 2000, ..cfg("fluid::theta_lower_bound_holds") });
     let strat = (0.001f64..0.999, 1.0f64..500.0, 0.0f64..1.0);
     runner
         .run(&strat, |(p, n_prev, frac)| {
