@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// The two papers differ here, and kvsched supports both:
 /// - `SeparateDecode` (WAIT paper §1, Eq. 1): a prefill iteration produces no token and leaves the
-///   request at stage 0 holding `l`; each of the `l'` decode iterations then produces one token, and
-///   at stage `s` the request holds `l + s`. A request takes `l' + 1` iterations.
+///   request at stage 0 holding `l`; each of the `l'` decode iterations then produces one token,
+///   and at stage `s` the request holds `l + s`. A request takes `l' + 1` iterations.
 /// - `WithPrefill` (MC-SF paper §2, and vLLM/SGLang): the iteration that completes the prefill also
 ///   produces output token 1, after which the request holds `l + 1`; `o - 1` decode iterations
 ///   follow. A request takes `o` iterations when its prefill is not chunked.

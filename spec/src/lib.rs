@@ -41,7 +41,8 @@
 //!     BatchItem::Prefill { id: RequestId(0), tokens: Tokens(4) },
 //! ])).unwrap();
 //! assert_eq!(s.kv_used, Tokens(5));
-//! let s = apply(&instance, &s, &Action::Step(vec![BatchItem::Decode { id: RequestId(0) }])).unwrap();
+//! let decode = Action::Step(vec![BatchItem::Decode { id: RequestId(0) }]);
+//! let s = apply(&instance, &s, &decode).unwrap();
 //! assert!(s.all_done());
 //! assert_eq!(s.time_ns, Nanos(2_000_000_000));
 //! ```
@@ -60,7 +61,9 @@ pub mod workload;
 
 pub use instance::{EvictionRule, FirstToken, Instance, ModelConfig};
 pub use memory::MemoryConfig;
-pub use model::{apply, apply_mut, Action, BatchItem, Phase, Resident, State, StepReport, Violation};
+pub use model::{
+    apply, apply_mut, Action, BatchItem, Phase, Resident, State, StepReport, Violation,
+};
 pub use request::{Information, OutputHint, Request, RequestId, RequestView, Revealed};
 pub use step_time::{BatchShape, CompiledStepTime, StepTime};
 pub use units::{Bytes, KvBlocks, Nanos, Tokens};

@@ -4,7 +4,7 @@
 //! format_version = 1          # optional; 1 is the only version
 //! [memory]
 //! kv_capacity_tokens = 137000
-//! [step_time]                 # tau = d0_s + d1_s_per_token * sum over the batch of (prompt + stage)
+//! [step_time]      # tau = d0_s + d1_s_per_token * sum over the batch of (prompt + stage)
 //! kind = "affine"
 //! d0_s = 0.010248
 //! d1_s_per_token = 3.8777e-7

@@ -106,7 +106,7 @@ impl std::fmt::Display for SimError {
             SimErrorKind::RepeatWithPrefill => write!(f, "Repeat::UpTo on a batch with a prefill"),
             SimErrorKind::Stalled { waiting, resident } => write!(
                 f,
-                "stalled: empty batch with no future arrival ({waiting} waiting, {resident} resident)"
+                "stalled: empty batch, no future arrival ({waiting} waiting, {resident} resident)"
             ),
             SimErrorKind::Divergence(m) => write!(f, "engine and spec disagree: {m}"),
             SimErrorKind::StepLimit(n) => write!(f, "iteration limit {n} reached"),

@@ -7,3 +7,4 @@ mod common;
 mod fluid;
 mod engine;
 mod schedulers;
+mod tidy;
