@@ -196,6 +196,11 @@ pub fn analyze_vidur(
     let bmax = decode.iter().map(|s| s.shape.decode_requests).max().unwrap_or(0);
     let mut affine = fit_affine(&decode, &format!("decode batches 1..={bmax}"))?;
     affine.quality.regions = decode_regions(&affine, &decode, flat_end);
+    // Not fitted to prefill: how the decode-fitted law extrapolates to prefill chunks.
+    let name = "prefill (not fitted)";
+    if let Some(r) = region_fit(&affine.step_time, &prefill, name, "prefill chunks", |_| true) {
+        affine.quality.regions.push(r);
+    }
     let all: Vec<Sample> = decode.iter().chain(&prefill).copied().collect();
     let knots = default_knots(&all);
     let mut rich = fit_rich(&all, &RichTerms::all(knots), "decode and prefill composites")?;

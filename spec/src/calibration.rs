@@ -255,4 +255,14 @@ range = "all"
         let e = Calibration::parse("c.toml", &bad).unwrap_err();
         assert!(e.message.contains("affine.fit.r2"), "{e}");
     }
+
+    /// The project's recorded A100 calibration parses and is a rich model with an affine fit.
+    #[test]
+    fn recorded_a100_calibration_parses() {
+        let text = include_str!("../calibration/a100-llama2-7b.toml");
+        let c = Calibration::parse("spec/calibration/a100-llama2-7b.toml", text).unwrap();
+        assert!(matches!(c.step_time, StepTime::Rich { .. }));
+        assert!(c.affine.is_some());
+        assert_eq!(c.kv_bytes_per_token, Some(524_288));
+    }
 }

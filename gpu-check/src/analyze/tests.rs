@@ -69,7 +69,10 @@ fn affine_on_composites() {
     assert!(d0_s > 0.009 && d0_s < 0.0115, "{d0_s}");
     assert!(rel(d1_s_per_token, 32.0 * 8.0 * ATT_KV / 1e3) < 0.15, "{d1_s_per_token}");
     let names: Vec<&str> = a.affine.quality.regions.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["flat", "above flat", "short kv", "long kv", "kv <= 137k"]);
+    assert_eq!(
+        names,
+        ["flat", "above flat", "short kv", "long kv", "kv <= 137k", "prefill (not fitted)"]
+    );
     let cal = calibration(&a, "A100", &g, "synthetic");
     let text = cal.to_toml().unwrap();
     assert_eq!(Calibration::parse("c.toml", &text).unwrap(), cal);
