@@ -1,0 +1,82 @@
+//! Experiments behind the claims of `spec/CLAIMS.md`, as library functions.
+//!
+//! The integration tests and `kvsched reproduce` call the same functions, so a number in the
+//! report is the number a test checked. Every function returns [`ClaimResult`]s: the paper's
+//! value, ours (with a confidence interval when there is one) and the verdict, which is
+//! measured, never tuned.
+
+use serde::Serialize;
+
+/// How large a run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    /// Test-suite size: seconds to a minute.
+    Quick,
+    /// Paper size.
+    Full,
+}
+
+/// What the measurement says about the claim.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
+pub enum Verdict {
+    /// Our measurement supports the paper's statement.
+    Supported,
+    /// Our measurement does not support it.
+    NotSupported(String),
+    /// It cannot be reproduced here (missing data, scale, hardware).
+    NotReproducible(String),
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Supported => write!(f, "supported"),
+            Verdict::NotSupported(r) => write!(f, "not supported ({r})"),
+            Verdict::NotReproducible(r) => write!(f, "not reproducible here ({r})"),
+        }
+    }
+}
+
+/// One measured claim (or one sub-measurement of a claim, with a `label`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClaimResult {
+    /// Claim ID in `spec/CLAIMS.md`.
+    pub id: String,
+    /// Sub-measurement label (e.g. "lambda=50"), empty for the claim itself.
+    pub label: String,
+    /// The paper's value as a number, where it is one.
+    pub paper: Option<f64>,
+    /// The paper's value as written.
+    pub paper_text: String,
+    /// Our value.
+    pub measured: Option<f64>,
+    /// Confidence interval of our value (level in `ci_level`).
+    pub ci: Option<(f64, f64)>,
+    /// Confidence level of `ci`, e.g. 0.95.
+    pub ci_level: Option<f64>,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Seeds used.
+    pub seeds: Vec<u64>,
+    /// Free-form notes: configuration, why numbers differ.
+    pub notes: String,
+}
+
+impl ClaimResult {
+    /// The one-line form the tests print:
+    /// `claim ID [label]: paper=..., ours=... [lo, hi], verdict=...`.
+    pub fn line(&self) -> String {
+        let ours = match (self.measured, self.ci) {
+            (Some(m), Some((lo, hi))) => format!("{m:.6} [{lo:.6}, {hi:.6}]"),
+            (Some(m), None) => format!("{m:.6}"),
+            (None, _) => "-".into(),
+        };
+        let label = if self.label.is_empty() { String::new() } else { format!(" [{}]", self.label) };
+        format!(
+            "claim {}{label}: paper={}, ours={ours}, verdict={}",
+            self.id, self.paper_text, self.verdict
+        )
+    }
+}
