@@ -27,10 +27,7 @@ pub struct AlphaClear {
 
 impl Default for AlphaClear {
     fn default() -> Self {
-        AlphaClear {
-            alpha: 0.21,
-            phi: 0.2,
-        }
+        AlphaClear { alpha: 0.21, phi: 0.2 }
     }
 }
 

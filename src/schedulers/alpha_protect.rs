@@ -65,10 +65,7 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> P
         let kept = running[..n].iter().fold(Tokens::ZERO, |a, r| {
             a + view.footprint(r.held()) + mem::decode_growth(view, r.held())
         });
-        view.kv_used()
-            - running
-                .iter()
-                .fold(Tokens::ZERO, |a, r| a + view.footprint(r.held()))
+        view.kv_used() - running.iter().fold(Tokens::ZERO, |a, r| a + view.footprint(r.held()))
             + kept
     };
     while alive > 0 && after(alive) > view.capacity() {
@@ -81,28 +78,14 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> P
         }
         alive -= k;
     }
-    let mut batch: Vec<BatchItem> = running[..alive]
-        .iter()
-        .map(|r| BatchItem::Decode { id: r.id() })
-        .collect();
-    let limit = Tokens(
-        ((1.0 - alpha) * view.capacity().get() as f64)
-            .floor()
-            .max(0.0) as u64,
-    );
+    let mut batch: Vec<BatchItem> =
+        running[..alive].iter().map(|r| BatchItem::Decode { id: r.id() }).collect();
+    let limit = Tokens(((1.0 - alpha) * view.capacity().get() as f64).floor().max(0.0) as u64);
     let mut used = after(alive);
-    let mut candidates: Vec<(RequestId, Tokens)> = view
-        .waiting()
-        .map(|r| (r.id(), r.prompt_tokens()))
-        .collect();
+    let mut candidates: Vec<(RequestId, Tokens)> =
+        view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
     for id in &evict {
-        candidates.push((
-            *id,
-            view.resident(*id)
-                .expect("resident")
-                .request()
-                .prompt_tokens(),
-        ));
+        candidates.push((*id, view.resident(*id).expect("resident").request().prompt_tokens()));
     }
     candidates.sort_by_key(|c| c.0);
     for (id, prompt) in candidates {
@@ -116,16 +99,9 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> P
     }
     // Over a decode-only stretch memory only grows, so a failed admission stays failed; the
     // decision changes when the growth no longer fits (clearing).
-    let repeat = if evict.is_empty() {
-        mem::repeat_for(view, &batch, view.kv_free())
-    } else {
-        Repeat::Once
-    };
-    Plan {
-        evict,
-        batch,
-        repeat,
-    }
+    let repeat =
+        if evict.is_empty() { mem::repeat_for(view, &batch, view.kv_free()) } else { Repeat::Once };
+    Plan { evict, batch, repeat }
 }
 
 impl Scheduler for AlphaProtect {

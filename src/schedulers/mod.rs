@@ -160,12 +160,9 @@ pub(crate) mod mem {
     pub fn item_growth(view: &View<'_>, r: &ResidentView, item: &BatchItem) -> Tokens {
         match *item {
             BatchItem::Decode { .. } => decode_growth(view, r.held()),
-            BatchItem::Prefill { tokens, .. } => chunk_growth(
-                view,
-                r.prefilled(),
-                r.request().prompt_tokens(),
-                tokens.get(),
-            ),
+            BatchItem::Prefill { tokens, .. } => {
+                chunk_growth(view, r.prefilled(), r.request().prompt_tokens(), tokens.get())
+            }
         }
     }
 
@@ -177,10 +174,8 @@ pub(crate) mod mem {
         room: Tokens,
         limit: u64,
     ) -> u64 {
-        let held: Vec<Tokens> = ids
-            .iter()
-            .map(|id| view.resident(*id).expect("resident").held())
-            .collect();
+        let held: Vec<Tokens> =
+            ids.iter().map(|id| view.resident(*id).expect("resident").held()).collect();
         let fits = |k: u64| -> bool {
             let mut grow = 0u64;
             for &h in &held {

@@ -37,22 +37,16 @@ pub struct Orca {
 
 impl Default for Orca {
     fn default() -> Self {
-        Orca {
-            max_output_tokens: 2048,
-            max_batch_size: 128,
-        }
+        Orca { max_output_tokens: 2048, max_batch_size: 128 }
     }
 }
 
 impl Orca {
     /// Memory reserved for a request with `prompt` tokens that holds `held` now.
     fn reservation(&self, view: &View<'_>, prompt: Tokens, held: Tokens) -> Tokens {
-        let planned = view
-            .footprint(prompt + Tokens(self.max_output_tokens))
-            .min(view.capacity());
-        let floor = view
-            .footprint(mem::prompt_hold(view, prompt))
-            .max(view.footprint(held + Tokens(1)));
+        let planned = view.footprint(prompt + Tokens(self.max_output_tokens)).min(view.capacity());
+        let floor =
+            view.footprint(mem::prompt_hold(view, prompt)).max(view.footprint(held + Tokens(1)));
         planned.max(floor)
     }
 
@@ -62,23 +56,18 @@ impl Orca {
         let mut alive = running.len();
         let mut evict = Vec::new();
         loop {
-            let grow = running[..alive].iter().fold(Tokens::ZERO, |acc, r| {
-                acc + mem::decode_growth(view, r.held())
-            });
+            let grow = running[..alive]
+                .iter()
+                .fold(Tokens::ZERO, |acc, r| acc + mem::decode_growth(view, r.held()));
             let used = view.kv_used()
-                - running[alive..]
-                    .iter()
-                    .fold(Tokens::ZERO, |a, r| a + view.footprint(r.held()));
+                - running[alive..].iter().fold(Tokens::ZERO, |a, r| a + view.footprint(r.held()));
             if alive == 0 || used + grow <= view.capacity() {
                 break;
             }
             alive -= 1;
             evict.push(running[alive].id());
         }
-        let batch = running[..alive]
-            .iter()
-            .map(|r| BatchItem::Decode { id: r.id() })
-            .collect();
+        let batch = running[..alive].iter().map(|r| BatchItem::Decode { id: r.id() }).collect();
         (batch, evict)
     }
 }
@@ -99,18 +88,10 @@ impl Scheduler for Orca {
             .map(|r| self.reservation(view, r.request().prompt_tokens(), r.held()))
             .fold(Tokens::ZERO, |a, b| a + b);
         let mut running = view.running_len() - evict.len();
-        let mut candidates: Vec<(RequestId, Tokens)> = view
-            .waiting()
-            .map(|r| (r.id(), r.prompt_tokens()))
-            .collect();
+        let mut candidates: Vec<(RequestId, Tokens)> =
+            view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
         for id in &evict {
-            candidates.push((
-                *id,
-                view.resident(*id)
-                    .expect("resident")
-                    .request()
-                    .prompt_tokens(),
-            ));
+            candidates.push((*id, view.resident(*id).expect("resident").request().prompt_tokens()));
         }
         candidates.sort_by_key(|c| c.0);
         for (id, prompt) in candidates {
@@ -131,10 +112,6 @@ impl Scheduler for Orca {
         } else {
             Repeat::Once
         };
-        Plan {
-            evict,
-            batch,
-            repeat,
-        }
+        Plan { evict, batch, repeat }
     }
 }

@@ -43,10 +43,7 @@ pub struct Sarathi {
 
 impl Default for Sarathi {
     fn default() -> Self {
-        Sarathi {
-            chunk_size: 512,
-            batch_size_cap: 128,
-        }
+        Sarathi { chunk_size: 512, batch_size_cap: 128 }
     }
 }
 
@@ -131,10 +128,7 @@ impl Sarathi {
             }
             st.free -= need;
             st.tokens += chunk;
-            st.batch.push(BatchItem::Prefill {
-                id,
-                tokens: Tokens(chunk),
-            });
+            st.batch.push(BatchItem::Prefill { id, tokens: Tokens(chunk) });
             holding += 1;
         }
     }
@@ -151,32 +145,19 @@ impl Scheduler for Sarathi {
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
         let running: Vec<ResidentView> = view.running().collect();
-        let reserve = running
-            .iter()
-            .fold(Tokens::ZERO, |acc, r| acc + reserved(view, r));
+        let reserve = running.iter().fold(Tokens::ZERO, |acc, r| acc + reserved(view, r));
         let free = view.kv_free().saturating_sub(reserve);
-        let mut st = Step {
-            tokens: 0,
-            free,
-            batch: Vec::new(),
-            evict: Vec::new(),
-        };
+        let mut st = Step { tokens: 0, free, batch: Vec::new(), evict: Vec::new() };
         let (partial, alive) = self.decodes(view, &running, &mut st);
         for &p in &partial {
             let r = &running[p];
             if st.evict.contains(&r.id()) {
                 continue;
             }
-            let chunk = r
-                .prefill_remaining()
-                .get()
-                .min(self.chunk_size.saturating_sub(st.tokens));
+            let chunk = r.prefill_remaining().get().min(self.chunk_size.saturating_sub(st.tokens));
             if chunk > 0 {
                 st.tokens += chunk;
-                st.batch.push(BatchItem::Prefill {
-                    id: r.id(),
-                    tokens: Tokens(chunk),
-                });
+                st.batch.push(BatchItem::Prefill { id: r.id(), tokens: Tokens(chunk) });
             }
         }
         self.admissions(view, alive, &mut st);
@@ -187,10 +168,6 @@ impl Scheduler for Sarathi {
         } else {
             crate::sched::Repeat::Once
         };
-        Plan {
-            evict: st.evict,
-            batch: st.batch,
-            repeat,
-        }
+        Plan { evict: st.evict, batch: st.batch, repeat }
     }
 }

@@ -120,9 +120,7 @@ impl Sglang {
 
     /// The clipped remaining `max_new_tokens` of a request that generated `generated`.
     fn remaining_new(&self, view: &View<'_>, prompt: Tokens, generated: u64) -> u64 {
-        self.max_new(view, prompt)
-            .saturating_sub(generated)
-            .min(self.clip_max_new_tokens)
+        self.max_new(view, prompt).saturating_sub(generated).min(self.clip_max_new_tokens)
     }
 
     /// Brings the bookkeeping up to date with what happened since the previous decision.
@@ -131,12 +129,8 @@ impl Sglang {
         if self.state.last_decays {
             self.state.decode_steps += elapsed;
         }
-        self.state
-            .queue
-            .extend_from_slice(view.arrived_since_last());
-        self.state
-            .queue
-            .retain(|id| view.resident(*id).is_none() && view.request(*id).is_some());
+        self.state.queue.extend_from_slice(view.arrived_since_last());
+        self.state.queue.retain(|id| view.resident(*id).is_none() && view.request(*id).is_some());
     }
 
     fn finish(&mut self, view: &View<'_>, plan: Plan, decays: bool) -> Plan {
@@ -172,11 +166,7 @@ impl Scheduler for Sglang {
         self.sync(view);
         let prefill = self.prefill_batch(view);
         if !prefill.is_empty() {
-            let plan = Plan {
-                evict: vec![],
-                batch: prefill,
-                repeat: Repeat::Once,
-            };
+            let plan = Plan { evict: vec![], batch: prefill, repeat: Repeat::Once };
             return self.finish(view, plan, false);
         }
         let batch = crate::sched::util::decode_all(view);
@@ -194,15 +184,7 @@ impl Scheduler for Sglang {
             return self.finish(view, plan, false);
         }
         let repeat = self.stretch(view, &batch);
-        self.finish(
-            view,
-            Plan {
-                evict: vec![],
-                batch,
-                repeat: Repeat::UpTo(repeat),
-            },
-            true,
-        )
+        self.finish(view, Plan { evict: vec![], batch, repeat: Repeat::UpTo(repeat) }, true)
     }
 }
 
@@ -223,25 +205,19 @@ impl Sglang {
                 return batch;
             }
             let done = chunk == p.prefill_remaining().get();
-            let new = if done {
-                self.remaining_new(view, prompt, 0)
-            } else {
-                0
-            };
+            let new = if done { self.remaining_new(view, prompt, 0) } else { 0 };
             offset += (chunk + new) as f64;
             free -= mem::chunk_growth(view, p.prefilled(), prompt, chunk);
             rem_chunk -= chunk;
             rem_input -= chunk as i64;
-            batch.push(BatchItem::Prefill {
-                id: p.id(),
-                tokens: Tokens(chunk),
-            });
+            batch.push(BatchItem::Prefill { id: p.id(), tokens: Tokens(chunk) });
             if !done {
                 return batch;
             }
         }
-        let mut running = view.running_len();
+        let base = batch.len();
         for &id in &self.state.queue {
+            let running = view.running_len() + batch.len() - base;
             if running >= self.max_running_requests || rem_chunk == 0 || rem_input <= 0 {
                 break;
             }
@@ -264,11 +240,7 @@ impl Sglang {
             free -= grow;
             rem_chunk -= chunk;
             rem_input -= chunk as i64;
-            running += 1;
-            batch.push(BatchItem::Prefill {
-                id,
-                tokens: Tokens(chunk),
-            });
+            batch.push(BatchItem::Prefill { id, tokens: Tokens(chunk) });
             if !full || offset >= view.kv_free().get() as f64 {
                 break;
             }
@@ -302,10 +274,8 @@ impl Sglang {
         if self.state.queue.is_empty() || view.running_len() >= self.max_running_requests {
             return k;
         }
-        let held: Vec<Tokens> = ids
-            .iter()
-            .map(|id| view.resident(*id).expect("resident").held())
-            .collect();
+        let held: Vec<Tokens> =
+            ids.iter().map(|id| view.resident(*id).expect("resident").held()).collect();
         for j in 1..=k.min(SCAN_LIMIT) {
             let growth = held.iter().fold(Tokens::ZERO, |acc, &h| {
                 acc + view.footprint(h + Tokens(j)) - view.footprint(h)
@@ -319,19 +289,13 @@ impl Sglang {
 
     /// `retract_decode`: evict until the rest can decode with some headroom.
     fn retract(&mut self, view: &View<'_>, mut batch: Vec<BatchItem>) -> Plan {
-        let mut order: Vec<ResidentView> = batch
-            .iter()
-            .map(|i| view.resident(i.id()).expect("resident"))
-            .collect();
+        let mut order: Vec<ResidentView> =
+            batch.iter().map(|i| view.resident(i.id()).expect("resident")).collect();
         if view.config().eviction == EvictionRule::Lifo {
             order.sort_by_key(|r| std::cmp::Reverse(r.admitted_seq()));
         } else {
             order.sort_by_key(|r| {
-                (
-                    std::cmp::Reverse(r.generated()),
-                    r.request().prompt_tokens(),
-                    r.admitted_seq(),
-                )
+                (std::cmp::Reverse(r.generated()), r.request().prompt_tokens(), r.admitted_seq())
             });
         }
         let mut free = view.kv_free();
@@ -365,18 +329,12 @@ impl Sglang {
             self.state.queue.push(p.id());
         }
         let generated: u64 = order.iter().map(|r| r.generated().get()).sum();
-        let max_new: u64 = order
-            .iter()
-            .map(|r| self.max_new(view, r.request().prompt_tokens()))
-            .sum();
+        let max_new: u64 =
+            order.iter().map(|r| self.max_new(view, r.request().prompt_tokens())).sum();
         let n = order.len() as u64;
         let ratio = (generated + self.retract_decode_steps * n) as f64 / (max_new + 1) as f64;
         self.state.anchor = Some(ratio.min(1.0));
         self.state.decode_steps = 0;
-        Plan {
-            evict,
-            batch,
-            repeat: Repeat::Once,
-        }
+        Plan { evict, batch, repeat: Repeat::Once }
     }
 }

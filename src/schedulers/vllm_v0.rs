@@ -44,19 +44,18 @@ impl VllmV0 {
         let mut tokens = 0u64;
         let mut free = view.kv_free();
         let watermark = view.memory().watermark();
-        let mut running = view.running_len();
         for r in view.waiting() {
             let prompt = r.prompt_tokens();
             let need = view.footprint(prompt + Tokens(1));
-            let over_budget = tokens + prompt.get() > self.max_num_batched_tokens && !batch.is_empty();
+            let over_budget =
+                tokens + prompt.get() > self.max_num_batched_tokens && !batch.is_empty();
             let no_memory = free < need || free - need < watermark;
-            if over_budget || no_memory || running >= self.max_num_seqs {
+            if over_budget || no_memory || view.running_len() + batch.len() >= self.max_num_seqs {
                 break;
             }
             batch.push(BatchItem::Prefill { id: r.id(), tokens: prompt });
             tokens += prompt.get();
             free -= need;
-            running += 1;
         }
         batch
     }

@@ -46,10 +46,7 @@ pub struct VllmV1 {
 
 impl Default for VllmV1 {
     fn default() -> Self {
-        VllmV1 {
-            max_num_batched_tokens: 2048,
-            max_num_seqs: 256,
-        }
+        VllmV1 { max_num_batched_tokens: 2048, max_num_seqs: 256 }
     }
 }
 
@@ -72,10 +69,7 @@ impl VllmV1 {
                 BatchItem::Decode { id: r.id() }
             } else {
                 let chunk = r.prefill_remaining().get().min(st.budget);
-                BatchItem::Prefill {
-                    id: r.id(),
-                    tokens: Tokens(chunk),
-                }
+                BatchItem::Prefill { id: r.id(), tokens: Tokens(chunk) }
             };
             let need = mem::item_growth(view, r, &item);
             let mut preempted_self = false;
@@ -105,18 +99,16 @@ impl VllmV1 {
 
     /// Admits waiting requests FCFS (those evicted in this decision included, by arrival).
     fn schedule_waiting(&self, view: &View<'_>, running: usize, st: &mut Step) {
-        let mut candidates: Vec<(RequestId, Tokens)> = view
-            .waiting()
-            .map(|r| (r.id(), r.prompt_tokens()))
-            .collect();
+        let mut candidates: Vec<(RequestId, Tokens)> =
+            view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
         for id in &st.evict {
             let r = view.resident(*id).expect("evicted from residents");
             candidates.push((*id, r.request().prompt_tokens()));
         }
         candidates.sort_by_key(|c| c.0);
-        let mut running = running;
+        let base = st.batch.len();
         for (id, prompt) in candidates {
-            if st.budget == 0 || running >= self.max_num_seqs {
+            if st.budget == 0 || running + st.batch.len() - base >= self.max_num_seqs {
                 break;
             }
             let chunk = prompt.get().min(st.budget);
@@ -124,13 +116,9 @@ impl VllmV1 {
             if need > st.free {
                 break;
             }
-            st.batch.push(BatchItem::Prefill {
-                id,
-                tokens: Tokens(chunk),
-            });
+            st.batch.push(BatchItem::Prefill { id, tokens: Tokens(chunk) });
             st.budget -= chunk;
             st.free -= need;
-            running += 1;
         }
     }
 }
@@ -163,10 +151,6 @@ impl Scheduler for VllmV1 {
         } else {
             crate::sched::Repeat::Once
         };
-        Plan {
-            evict: st.evict,
-            batch: st.batch,
-            repeat,
-        }
+        Plan { evict: st.evict, batch: st.batch, repeat }
     }
 }

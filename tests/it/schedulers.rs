@@ -55,36 +55,22 @@ fn instance(seed: u64, regime: Regime) -> Instance {
         });
     }
     let block = if rng.random_bool(0.3) { 4 } else { 1 };
-    let peak = requests
-        .iter()
-        .map(|r| r.peak_tokens().get())
-        .max()
-        .unwrap_or(1)
-        + 1;
+    let peak = requests.iter().map(|r| r.peak_tokens().get()).max().unwrap_or(1) + 1;
     let peak = peak.div_ceil(block) * block;
     let capacity = match regime {
         Regime::Light => peak * rng.random_range(6..=12),
         Regime::Overload => peak * rng.random_range(2..=3),
         Regime::Tiny => peak + block * rng.random_range(0..=2),
     };
-    let watermark_fraction = if regime != Regime::Tiny && rng.random_bool(0.5) {
-        0.01
-    } else {
-        0.0
-    };
+    let watermark_fraction =
+        if regime != Regime::Tiny && rng.random_bool(0.5) { 0.01 } else { 0.0 };
     let step_time = if rng.random_bool(0.5) {
-        StepTime::Affine {
-            d0_s: 0.001,
-            d1_s_per_token: 2e-6,
-        }
+        StepTime::Affine { d0_s: 0.001, d1_s_per_token: 2e-6 }
     } else {
         StepTime::UnitRounds
     };
-    let first_token = if rng.random_bool(0.5) {
-        FirstToken::WithPrefill
-    } else {
-        FirstToken::SeparateDecode
-    };
+    let first_token =
+        if rng.random_bool(0.5) { FirstToken::WithPrefill } else { FirstToken::SeparateDecode };
     Instance {
         config: ModelConfig {
             memory: MemoryConfig {
@@ -104,18 +90,8 @@ fn instance(seed: u64, regime: Regime) -> Instance {
 /// Every policy under test: each CLI name, and a small-budget variant (`NAME/small`) that
 /// exercises chunking, batch caps and admission limits on these small instances.
 fn policies() -> Vec<String> {
-    let mut out: Vec<String> = schedulers::catalog()
-        .iter()
-        .map(|e| e.name.to_string())
-        .collect();
-    for base in [
-        "vllm-v0",
-        "vllm-v1",
-        "sarathi",
-        "sglang",
-        "orca",
-        "alpha-clear",
-    ] {
+    let mut out: Vec<String> = schedulers::catalog().iter().map(|e| e.name.to_string()).collect();
+    for base in ["vllm-v0", "vllm-v1", "sarathi", "sglang", "orca", "alpha-clear"] {
         out.push(format!("{base}/small"));
     }
     out
@@ -134,10 +110,7 @@ fn small_sglang() -> sglang::Sglang {
 /// the generator's maximum so that Orca's contract holds.
 fn make(name: &str) -> Box<dyn Scheduler> {
     match name {
-        "orca" => Box::new(orca::Orca {
-            max_output_tokens: MAX_OUTPUT,
-            ..Default::default()
-        }),
+        "orca" => Box::new(orca::Orca { max_output_tokens: MAX_OUTPUT, ..Default::default() }),
         "sglang" => {
             let mut s = sglang::Sglang::default();
             s.max_new_tokens = MAX_OUTPUT;
@@ -153,27 +126,12 @@ fn make(name: &str) -> Box<dyn Scheduler> {
 fn policies_small_by_name(name: &str) -> Option<Box<dyn Scheduler>> {
     let base = name.strip_suffix("/small")?;
     let p: Box<dyn Scheduler> = match base {
-        "vllm-v0" => Box::new(vllm_v0::VllmV0 {
-            max_num_seqs: 6,
-            max_num_batched_tokens: 40,
-        }),
-        "vllm-v1" => Box::new(vllm_v1::VllmV1 {
-            max_num_batched_tokens: 20,
-            max_num_seqs: 6,
-        }),
-        "sarathi" => Box::new(sarathi::Sarathi {
-            chunk_size: 16,
-            batch_size_cap: 6,
-        }),
+        "vllm-v0" => Box::new(vllm_v0::VllmV0 { max_num_seqs: 6, max_num_batched_tokens: 40 }),
+        "vllm-v1" => Box::new(vllm_v1::VllmV1 { max_num_batched_tokens: 20, max_num_seqs: 6 }),
+        "sarathi" => Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6 }),
         "sglang" => Box::new(small_sglang()),
-        "orca" => Box::new(orca::Orca {
-            max_output_tokens: 16,
-            max_batch_size: 4,
-        }),
-        "alpha-clear" => Box::new(alpha_clear::AlphaClear {
-            alpha: 0.05,
-            phi: 0.5,
-        }),
+        "orca" => Box::new(orca::Orca { max_output_tokens: 16, max_batch_size: 4 }),
+        "alpha-clear" => Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5 }),
         _ => return None,
     };
     Some(p)
@@ -190,11 +148,9 @@ fn run(inst: &Instance, name: &str, check: Check, stepping: Stepping) -> Outcome
     };
     match simulate(inst, policy.as_mut(), options) {
         Ok(o) => o,
-        Err(e) => panic!(
-            "{name}: {e} (completed {} of {})",
-            e.partial.completed,
-            inst.requests.len()
-        ),
+        Err(e) => {
+            panic!("{name}: {e} (completed {} of {})", e.partial.completed, inst.requests.len())
+        }
     }
 }
 
@@ -227,27 +183,16 @@ fn every_policy_is_valid_and_completes_under_pair_assertions() {
                     inst.requests.len(),
                     "{name} {regime:?} {seed:#x}"
                 );
-                assert!(
-                    o.requests.iter().all(|r| r.finish_ns.is_some()),
-                    "{name} {seed:#x}"
-                );
+                assert!(o.requests.iter().all(|r| r.finish_ns.is_some()), "{name} {seed:#x}");
                 let cap = o.kv_capacity_tokens.get();
-                let peak = o
-                    .timeline
-                    .iter()
-                    .map(|p| p.kv_used_tokens.get())
-                    .max()
-                    .unwrap_or(0);
+                let peak = o.timeline.iter().map(|p| p.kv_used_tokens.get()).max().unwrap_or(0);
                 let queue = o.timeline.iter().map(|p| p.waiting).max().unwrap_or(0);
                 let r = &mut reached[ri];
                 r.evictions += o.evictions;
                 r.full_memory |= peak * 10 >= cap * 8;
                 r.long_queue |= queue >= 8;
                 if name.starts_with("orca") && !name.ends_with("/small") {
-                    assert_eq!(
-                        o.evictions, 0,
-                        "orca evicted with a valid bound, seed {seed:#x}"
-                    );
+                    assert_eq!(o.evictions, 0, "orca evicted with a valid bound, seed {seed:#x}");
                 }
             }
         }
@@ -258,27 +203,11 @@ fn every_policy_is_valid_and_completes_under_pair_assertions() {
 /// "Sometimes" assertions: the generator really reaches the regimes the policies are about.
 fn check_reached(name: &str, reached: &[Reached; 3]) {
     let [_, overload, tiny] = reached;
-    assert!(
-        overload.long_queue || tiny.long_queue,
-        "{name}: no long queue reached"
-    );
-    assert!(
-        overload.full_memory || tiny.full_memory,
-        "{name}: memory never close to full"
-    );
-    let evicting = [
-        "vllm-v0",
-        "vllm-v1",
-        "sarathi",
-        "sglang",
-        "alpha-protect",
-        "alpha-clear",
-    ];
+    assert!(overload.long_queue || tiny.long_queue, "{name}: no long queue reached");
+    assert!(overload.full_memory || tiny.full_memory, "{name}: memory never close to full");
+    let evicting = ["vllm-v0", "vllm-v1", "sarathi", "sglang", "alpha-protect", "alpha-clear"];
     if evicting.contains(&name) {
-        assert!(
-            overload.evictions + tiny.evictions > 0,
-            "{name}: no eviction reached"
-        );
+        assert!(overload.evictions + tiny.evictions > 0, "{name}: no eviction reached");
     }
 }
 
@@ -286,14 +215,7 @@ fn records_equal(inst: &Instance, name: &str, seed: u64) -> Result<(), TestCaseE
     let ff = run(inst, name, Check::Off, Stepping::FastForward);
     let every = run(inst, name, Check::Off, Stepping::EveryStep);
     let replay = common::replay(seed, "schedulers::fast_forward");
-    prop_assert_eq!(
-        &ff.requests,
-        &every.requests,
-        "{} seed {:#x}\n{}",
-        name,
-        seed,
-        replay
-    );
+    prop_assert_eq!(&ff.requests, &every.requests, "{} seed {:#x}\n{}", name, seed, replay);
     prop_assert_eq!(ff.steps, every.steps, "{} seed {:#x}", name, seed);
     Ok(())
 }
@@ -332,10 +254,7 @@ fn affine_instance(requests: Vec<(u64, u64)>, capacity: u64) -> Instance {
     Instance {
         config: ModelConfig {
             memory: MemoryConfig::tokens(capacity),
-            step_time: StepTime::Affine {
-                d0_s: 0.010,
-                d1_s_per_token: 1e-6,
-            },
+            step_time: StepTime::Affine { d0_s: 0.010, d1_s_per_token: 1e-6 },
             first_token: FirstToken::WithPrefill,
             eviction: EvictionRule::Any,
             information: Information::Hidden,
