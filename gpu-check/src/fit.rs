@@ -3,8 +3,8 @@
 //! A measurement is a [`Sample`]: a batch shape (the spec's [`BatchShape`]) and its time. Two
 //! fits, both ordinary least squares ([`crate::lsq`]):
 //! - [`fit_affine`]: the WAIT paper's law `tau = d0 + d1 * K` in attended KV tokens `K`.
-//! - [`fit_rich`]: the spec's rich model, `base + prefill * P + attn * A2 + decode * D + kv * K
-//!   + tokenwise(P + D)`, with the token-wise term piecewise linear between given knots (hinge
+//! - [`fit_rich`]: the spec's rich model,
+//!   `base + prefill * P + attn * A2 + decode * D + kv * K + tokenwise(P + D)`, with the token-wise term piecewise linear between given knots (hinge
 //!   basis). Terms that come out negative are dropped and the fit repeated, because the spec
 //!   requires non-negative coefficients; terms the data cannot identify are dropped too.
 //!

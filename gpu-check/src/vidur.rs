@@ -11,7 +11,7 @@
 //!
 //! Medians are used. `emb` runs once per forward pass, not per layer, and is kept apart.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// One row of an MLP profile.
 #[derive(Clone, Debug, PartialEq)]
@@ -92,7 +92,7 @@ const MLP_OPS: [&str; 9] = [
 struct Rec<'a> {
     file: &'a str,
     line: u64,
-    idx: &'a HashMap<String, usize>,
+    idx: &'a BTreeMap<String, usize>,
     rec: &'a csv::StringRecord,
 }
 
@@ -172,7 +172,7 @@ fn attn_row(r: &Rec) -> Result<AttnRow, String> {
 pub fn parse(file: &str, text: &str) -> Result<Profile, String> {
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let headers = rdr.headers().map_err(|e| format!("{file}: {e}"))?.clone();
-    let idx: HashMap<String, usize> =
+    let idx: BTreeMap<String, usize> =
         headers.iter().enumerate().map(|(i, h)| (h.trim().to_string(), i)).collect();
     let is_attn = idx.contains_key("time_stats.attn_decode.median");
     if !is_attn && !idx.contains_key("time_stats.mlp_up_proj.median") {
