@@ -23,6 +23,8 @@ enum Command {
     Simulate(cli::simulate::Args),
     /// List every scheduler and its parameters.
     Schedulers(cli::schedulers::Args),
+    /// Replay a JSON-lines trace against the spec; list every violation with its line.
+    CheckTrace(cli::check_trace::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,5 +34,6 @@ fn main() -> ExitCode {
         Command::Fluid(a) => cli::fluid::run(a),
         Command::Simulate(a) => cli::simulate::run(a),
         Command::Schedulers(a) => cli::schedulers::run(a),
+        Command::CheckTrace(a) => cli::check_trace::run(a),
     }
 }

@@ -8,3 +8,4 @@ mod fluid;
 mod engine;
 mod schedulers;
 mod tidy;
+mod trace_check;

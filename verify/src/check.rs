@@ -199,6 +199,8 @@ pub enum ViolationKind {
         /// Spec.
         expected: u64,
     },
+    /// Replaying the record overflows the spec's 64-bit arithmetic (time or tokens).
+    Overflow,
     /// A record after `end`.
     AfterEnd,
     /// The trace has no `end` record (truncated).
@@ -211,10 +213,7 @@ impl fmt::Display for ViolationKind {
         match self {
             K::Spec(v) => write!(f, "spec violation: {v}"),
             K::BeforeArrival { id } => {
-                write!(
-                    f,
-                    "decision names {id} before its arrival (hidden information)"
-                )
+                write!(f, "decision names {id} before its arrival (hidden information)")
             }
             K::ProgressAfterEviction { id } => {
                 write!(f, "{id} kept its progress across an eviction")
@@ -234,10 +233,7 @@ impl fmt::Display for ViolationKind {
                 write!(f, "done {claimed:?} but the spec completes {expected:?}")
             }
             K::BadRepeat { repeat } => {
-                write!(
-                    f,
-                    "repeat {repeat}: expected >= 1, and 1 when a prefill is in the batch"
-                )
+                write!(f, "repeat {repeat}: expected >= 1, and 1 when a prefill is in the batch")
             }
             K::DuplicateArrival { id } => write!(f, "{id} arrives twice (duplicated request)"),
             K::ArrivalAfterDelivery { id } => {
@@ -246,11 +242,9 @@ impl fmt::Display for ViolationKind {
             K::MissingArrival { id } => write!(f, "{id} has no arrive record (lost request)"),
             K::Lost { id } => write!(f, "{id} arrived but never completed (lost request)"),
             K::CompletedMismatch { claimed, expected } => {
-                write!(
-                    f,
-                    "end claims {claimed} completed, the spec completed {expected}"
-                )
+                write!(f, "end claims {claimed} completed, the spec completed {expected}")
             }
+            K::Overflow => write!(f, "replay overflows 64-bit time or token arithmetic"),
             K::AfterEnd => write!(f, "record after the end record"),
             K::MissingEnd => write!(f, "no end record (truncated trace)"),
         }
@@ -287,12 +281,8 @@ pub fn check_trace(reader: impl BufRead) -> Result<CheckReport, TraceError> {
 
 /// Checks parsed records, numbered `1..` as if each were one line.
 pub fn check_records(records: &[TraceRecord]) -> Result<CheckReport, TraceError> {
-    let numbered: Vec<(usize, TraceRecord)> = records
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, r)| (i + 1, r))
-        .collect();
+    let numbered: Vec<(usize, TraceRecord)> =
+        records.iter().cloned().enumerate().map(|(i, r)| (i + 1, r)).collect();
     check_numbered(&numbered)
 }
 
@@ -303,10 +293,7 @@ pub fn parse_trace(reader: impl BufRead) -> Result<Vec<(usize, TraceRecord)>, Tr
     let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
-        let err = |kind| TraceError {
-            line: line_no,
-            kind,
-        };
+        let err = |kind| TraceError { line: line_no, kind };
         let text = line.map_err(|e| err(TraceErrorKind::Io(e.to_string())))?;
         if text.trim().is_empty() {
             continue;
@@ -335,54 +322,68 @@ pub fn parse_trace(reader: impl BufRead) -> Result<Vec<(usize, TraceRecord)>, Tr
         }
         let record: TraceRecord = serde_json::from_value(value)
             .map_err(|e| err(TraceErrorKind::BadRecord(e.to_string())))?;
+        if let Some(msg) = out_of_range(&record) {
+            return Err(err(TraceErrorKind::BadRecord(msg)));
+        }
         out.push((line_no, record));
     }
     Ok(out)
 }
 
+/// Largest token count a record may carry (2^32), so that replay arithmetic cannot overflow.
+pub const MAX_TOKENS: u64 = 1 << 32;
+/// Largest time a record may carry (2^62 ns, about 146 years).
+pub const MAX_NANOS: u64 = 1 << 62;
+
+/// Names the first field out of range ([`MAX_TOKENS`], [`MAX_NANOS`], `repeat` <= 2^32).
+fn out_of_range(record: &TraceRecord) -> Option<String> {
+    let tok = |name: &str, v: Tokens| {
+        (v.get() > MAX_TOKENS).then(|| format!("{name} {v}: expected at most {MAX_TOKENS}"))
+    };
+    let ns = |name: &str, v: Nanos| {
+        (v.get() > MAX_NANOS).then(|| format!("{name} {v}: expected at most {MAX_NANOS}"))
+    };
+    match record {
+        TraceRecord::Header { .. } => None,
+        TraceRecord::Arrive { t, arrival, prompt, output, .. } => ns("t", *t)
+            .or_else(|| ns("arrival", *arrival))
+            .or_else(|| tok("prompt", *prompt))
+            .or_else(|| tok("output", *output)),
+        TraceRecord::Evict { t, .. } | TraceRecord::End { t, .. } => ns("t", *t),
+        TraceRecord::Idle { t, until } => ns("t", *t).or_else(|| ns("until", *until)),
+        TraceRecord::Step { t, dur, repeat, items, kv, .. } => {
+            let chunk = items.iter().find_map(|i| match i {
+                BatchItem::Prefill { tokens, .. } => tok("tokens", *tokens),
+                BatchItem::Decode { .. } => None,
+            });
+            ns("t", *t)
+                .or_else(|| ns("dur", *dur))
+                .or_else(|| tok("kv", *kv))
+                .or(chunk)
+                .or_else(|| (*repeat > MAX_TOKENS).then(|| format!("repeat {repeat}: too large")))
+        }
+    }
+}
+
 /// Checks `(line number, record)` pairs; the first must be the header.
 pub fn check_numbered(records: &[(usize, TraceRecord)]) -> Result<CheckReport, TraceError> {
-    let Some((
-        first_line,
-        TraceRecord::Header {
-            format_version,
-            config,
-            requests,
-            ..
-        },
-    )) = records.first()
+    let Some((first_line, TraceRecord::Header { format_version, config, requests, .. })) =
+        records.first()
     else {
         let line = records.first().map_or(1, |(l, _)| *l);
-        return Err(TraceError {
-            line,
-            kind: TraceErrorKind::MissingHeader,
-        });
+        return Err(TraceError { line, kind: TraceErrorKind::MissingHeader });
     };
-    let header_err = |kind| TraceError {
-        line: *first_line,
-        kind,
-    };
+    let header_err = |kind| TraceError { line: *first_line, kind };
     if *format_version != TRACE_FORMAT_VERSION {
-        return Err(header_err(TraceErrorKind::Version(u64::from(
-            *format_version,
-        ))));
+        return Err(header_err(TraceErrorKind::Version(u64::from(*format_version))));
     }
-    config
-        .memory
-        .validate()
-        .map_err(|e| header_err(TraceErrorKind::BadConfig(e)))?;
-    let step_time = config
-        .step_time
-        .compile()
-        .map_err(|e| header_err(TraceErrorKind::BadConfig(e)))?;
-    if let Some((line, _)) = records[1..]
-        .iter()
-        .find(|(_, r)| matches!(r, TraceRecord::Header { .. }))
+    config.memory.validate().map_err(|e| header_err(TraceErrorKind::BadConfig(e)))?;
+    let step_time =
+        config.step_time.compile().map_err(|e| header_err(TraceErrorKind::BadConfig(e)))?;
+    if let Some((line, _)) =
+        records[1..].iter().find(|(_, r)| matches!(r, TraceRecord::Header { .. }))
     {
-        return Err(TraceError {
-            line: *line,
-            kind: TraceErrorKind::DuplicateHeader,
-        });
+        return Err(TraceError { line: *line, kind: TraceErrorKind::DuplicateHeader });
     }
     let mut replay = Replay::new(config, step_time, *requests, &records[1..]);
     for (line, record) in &records[1..] {
@@ -416,6 +417,8 @@ struct Replay {
     evicted: BTreeSet<RequestId>,
     /// Ids whose `arrive` record was replayed.
     arrived: BTreeSet<RequestId>,
+    /// End time claimed by the previous step when its `dur` was reported wrong.
+    claimed_end: Option<Nanos>,
     ended: bool,
     violations: Vec<TraceViolation>,
 }
@@ -428,16 +431,7 @@ fn build_instance(
 ) -> (Instance, BTreeSet<RequestId>) {
     let mut known: BTreeMap<u32, Request> = BTreeMap::new();
     for (_, r) in records {
-        if let TraceRecord::Arrive {
-            id,
-            arrival,
-            prompt,
-            output,
-            predicted,
-            class,
-            ..
-        } = r
-        {
+        if let TraceRecord::Arrive { id, arrival, prompt, output, predicted, class, .. } = r {
             known.entry(id.0).or_insert(Request {
                 id: *id,
                 arrival_ns: *arrival,
@@ -451,8 +445,8 @@ fn build_instance(
     let n = match header_requests {
         // Ids beyond the header's count are rejected as unknown when replayed; cap the size so
         // that a corrupt count cannot make the checker allocate without bound.
-        Some(n) => n.min(known.len() as u64 + 1_000_000) as usize,
-        None => known.keys().next_back().map_or(0, |&m| m as usize + 1),
+        Some(n) => n.min(known.len() as u64 + 100_000) as usize,
+        None => known.keys().next_back().map_or(0, |&m| m as usize + 1).min(known.len() + 100_000),
     };
     let mut requests = Vec::with_capacity(n);
     let mut placeholders = BTreeSet::new();
@@ -474,13 +468,7 @@ fn build_instance(
             }
         }
     }
-    (
-        Instance {
-            config: config.clone(),
-            requests,
-        },
-        placeholders,
-    )
+    (Instance { config: config.clone(), requests }, placeholders)
 }
 
 impl Replay {
@@ -503,8 +491,23 @@ impl Replay {
             reported_missing: BTreeSet::new(),
             evicted: BTreeSet::new(),
             arrived: BTreeSet::new(),
+            claimed_end: None,
             ended: false,
             violations: Vec::new(),
+        }
+    }
+
+    /// Applies an action through the spec. Arithmetic overflow in the spec (e.g. a step-time
+    /// model whose durations overflow 64-bit nanoseconds) becomes [`ViolationKind::Overflow`]
+    /// rather than a panic of the checker; the state is left as it was.
+    fn apply(&mut self, unbounded: bool, action: &Action) -> Result<StepReport, ReplayError> {
+        let instance = if unbounded { &self.unbounded } else { &self.instance };
+        let (step_time, state) = (&self.step_time, &mut self.state);
+        let run = std::panic::AssertUnwindSafe(|| apply_mut(instance, step_time, state, action));
+        match std::panic::catch_unwind(run) {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(v)) => Err(ReplayError::Spec(v)),
+            Err(_) => Err(ReplayError::Overflow),
         }
     }
 
@@ -512,12 +515,15 @@ impl Replay {
         self.violations.push(TraceViolation { line, kind });
     }
 
-    /// Compares the record's start time with the spec's clock, then adopts the record's.
+    /// Compares the record's start time with the spec's clock, then adopts the record's. A
+    /// record that starts where the previous step's (already reported) wrong `dur` ended is
+    /// not reported again.
     fn sync_time(&mut self, line: usize, t: Nanos) {
         let now = self.state.time_ns;
-        if t < now {
+        let explained = self.claimed_end.take() == Some(t);
+        if t < now && !explained {
             self.report(line, ViolationKind::TimeBackwards { t, now });
-        } else if t > now {
+        } else if t > now && !explained {
             self.report(line, ViolationKind::TimeGap { t, now });
         }
         self.state.time_ns = t;
@@ -532,30 +538,16 @@ impl Replay {
             TraceRecord::Header { .. } => unreachable!("a second header is a TraceError"),
             TraceRecord::Arrive { t, id, arrival, .. } => self.arrive(line, *t, *id, *arrival),
             TraceRecord::Evict { t, id } => self.evict(line, *t, *id),
-            TraceRecord::Step {
-                t,
-                dur,
-                repeat,
-                items,
-                kv,
-                done,
-            } => {
+            TraceRecord::Step { t, dur, repeat, items, kv, done } => {
                 self.sync_time(line, *t);
-                let claim = StepClaim {
-                    t: *t,
-                    dur: *dur,
-                    repeat: *repeat,
-                    kv: *kv,
-                    done,
-                };
+                let claim = StepClaim { t: *t, dur: *dur, repeat: *repeat, kv: *kv, done };
                 self.step(line, items, &claim);
             }
             TraceRecord::Idle { t, until } => {
                 self.sync_time(line, *t);
                 let action = Action::Idle { until_ns: *until };
-                if let Err(v) = apply_mut(&self.instance, &self.step_time, &mut self.state, &action)
-                {
-                    self.report(line, ViolationKind::Spec(v));
+                if let Err(e) = self.apply(false, &action) {
+                    self.report(line, e.kind());
                     self.state.time_ns = (*until).max(*t);
                 }
             }
@@ -588,15 +580,15 @@ impl Replay {
             let due = self.instance.requests[missing.index()].arrival_ns;
             self.state.time_ns = saved.max(due);
             let action = Action::Arrive(missing);
-            let ok = apply_mut(&self.instance, &self.step_time, &mut self.state, &action);
+            let ok = self.apply(false, &action);
             self.state.time_ns = saved;
             if ok.is_err() {
                 break;
             }
         }
         let action = Action::Arrive(id);
-        if let Err(v) = apply_mut(&self.instance, &self.step_time, &mut self.state, &action) {
-            self.report(line, ViolationKind::Spec(v));
+        if let Err(e) = self.apply(false, &action) {
+            self.report(line, e.kind());
         }
     }
 
@@ -608,11 +600,11 @@ impl Replay {
             }
         }
         let action = Action::Evict(id);
-        match apply_mut(&self.instance, &self.step_time, &mut self.state, &action) {
+        match self.apply(false, &action) {
             Ok(_) => {
                 self.evicted.insert(id);
             }
-            Err(v) => self.report(line, ViolationKind::Spec(v)),
+            Err(e) => self.report(line, e.kind()),
         }
     }
 
@@ -621,13 +613,7 @@ impl Replay {
         self.ended = true;
         if completed != self.state.completed {
             let expected = self.state.completed;
-            self.report(
-                line,
-                ViolationKind::CompletedMismatch {
-                    claimed: completed,
-                    expected,
-                },
-            );
+            self.report(line, ViolationKind::CompletedMismatch { claimed: completed, expected });
         }
         for i in 0..self.state.requests.len() {
             let id = RequestId(i as u32);
@@ -638,6 +624,21 @@ impl Replay {
             } else if !matches!(self.state.requests[i].phase, Phase::Done { .. }) {
                 self.report(line, ViolationKind::Lost { id });
             }
+        }
+    }
+}
+
+/// Why the spec did not apply an action.
+enum ReplayError {
+    Spec(Violation),
+    Overflow,
+}
+
+impl ReplayError {
+    fn kind(self) -> ViolationKind {
+        match self {
+            ReplayError::Spec(v) => ViolationKind::Spec(v),
+            ReplayError::Overflow => ViolationKind::Overflow,
         }
     }
 }
@@ -655,21 +656,13 @@ impl Replay {
     fn step(&mut self, line: usize, items: &[BatchItem], claim: &StepClaim<'_>) {
         let has_prefill = items.iter().any(|i| matches!(i, BatchItem::Prefill { .. }));
         if claim.repeat == 0 || (claim.repeat > 1 && has_prefill) {
-            self.report(
-                line,
-                ViolationKind::BadRepeat {
-                    repeat: claim.repeat,
-                },
-            );
+            self.report(line, ViolationKind::BadRepeat { repeat: claim.repeat });
         }
         let iterations = if has_prefill { 1 } else { claim.repeat.max(1) };
         let mut items = items.to_vec();
         // A request with no arrive record at all: the decision used information it never had.
-        let unseen: Vec<RequestId> = items
-            .iter()
-            .map(BatchItem::id)
-            .filter(|id| self.placeholders.contains(id))
-            .collect();
+        let unseen: Vec<RequestId> =
+            items.iter().map(BatchItem::id).filter(|id| self.placeholders.contains(id)).collect();
         for id in unseen {
             self.report(line, ViolationKind::BeforeArrival { id });
             items.retain(|i| i.id() != id);
@@ -704,13 +697,7 @@ impl Replay {
     ) {
         let capacity = self.instance.config.memory.capacity();
         if claim.kv > capacity {
-            self.report(
-                line,
-                ViolationKind::KvOverCapacity {
-                    claimed: claim.kv,
-                    capacity,
-                },
-            );
+            self.report(line, ViolationKind::KvOverCapacity { claimed: claim.kv, capacity });
         }
         let Some(last) = last else {
             // Nothing replayed: the claims cannot be compared. Adopt the trace's clock.
@@ -719,35 +706,20 @@ impl Replay {
         };
         if claim.kv != last.kv_peak {
             let expected = last.kv_peak;
-            self.report(
-                line,
-                ViolationKind::KvMismatch {
-                    claimed: claim.kv,
-                    expected,
-                },
-            );
+            self.report(line, ViolationKind::KvMismatch { claimed: claim.kv, expected });
         }
         if claim.dur != duration {
             self.report(
                 line,
-                ViolationKind::DurationMismatch {
-                    claimed: claim.dur,
-                    expected: duration,
-                },
+                ViolationKind::DurationMismatch { claimed: claim.dur, expected: duration },
             );
-            self.state.time_ns = claim.t.checked_add(claim.dur).unwrap_or(Nanos(u64::MAX));
+            self.claimed_end = claim.t.checked_add(claim.dur);
         }
         let mut claimed = claim.done.to_vec();
         claimed.sort();
         done.sort();
         if claimed != done {
-            self.report(
-                line,
-                ViolationKind::DoneMismatch {
-                    claimed,
-                    expected: done,
-                },
-            );
+            self.report(line, ViolationKind::DoneMismatch { claimed, expected: done });
         }
     }
 
@@ -755,13 +727,8 @@ impl Replay {
     fn step_once(&mut self, line: usize, items: &mut Vec<BatchItem>) -> Option<StepReport> {
         let mut unbounded = false;
         for _ in 0..=items.len() + 1 {
-            let instance = if unbounded {
-                &self.unbounded
-            } else {
-                &self.instance
-            };
             let action = Action::Step(items.clone());
-            let violation = match apply_mut(instance, &self.step_time, &mut self.state, &action) {
+            let violation = match self.apply(unbounded, &action) {
                 Ok(report) => {
                     for item in items.iter() {
                         if matches!(item, BatchItem::Prefill { .. }) {
@@ -770,7 +737,11 @@ impl Replay {
                     }
                     return Some(report);
                 }
-                Err(v) => v,
+                Err(ReplayError::Spec(v)) => v,
+                Err(ReplayError::Overflow) => {
+                    self.report(line, ViolationKind::Overflow);
+                    return None;
+                }
             };
             let kind = self.classify(&violation);
             self.report(line, kind);
