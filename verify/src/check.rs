@@ -279,7 +279,7 @@ pub fn check_trace(reader: impl BufRead) -> Result<CheckReport, TraceError> {
     check_numbered(&records)
 }
 
-/// Checks parsed records, numbered `1..` as if each were one line.
+/// Replays parsed records, numbered `1..` as if each were one line.
 pub fn check_records(records: &[TraceRecord]) -> Result<CheckReport, TraceError> {
     let numbered: Vec<(usize, TraceRecord)> =
         records.iter().cloned().enumerate().map(|(i, r)| (i + 1, r)).collect();
@@ -365,7 +365,7 @@ fn out_of_range(record: &TraceRecord) -> Option<String> {
     }
 }
 
-/// Checks `(line number, record)` pairs; the first must be the header.
+/// Replays `(line number, record)` pairs; the first must be the header.
 pub fn check_numbered(records: &[(usize, TraceRecord)]) -> Result<CheckReport, TraceError> {
     let Some((first_line, TraceRecord::Header { format_version, config, requests, .. })) =
         records.first()

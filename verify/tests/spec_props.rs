@@ -33,7 +33,7 @@ fn replay(
     }
 }
 
-/// Checks one transition against the "always" properties; returns the first broken one.
+/// Tests one transition against the "always" properties; returns the first broken one.
 fn transition_ok(
     instance: &Instance,
     before: &State,
