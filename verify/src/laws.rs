@@ -84,11 +84,7 @@ mod tests {
         let seed = seed_from_env(0x5eed_1a55);
         let gen = Gen::from_size_and_seed(1 << 20, seed);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            QuickCheck::new()
-                .rng(gen)
-                .tests(2_000)
-                .max_tests(4_000)
-                .quickcheck(law)
+            QuickCheck::new().rng(gen).tests(2_000).max_tests(4_000).quickcheck(law)
         }));
         if let Err(e) = result {
             eprintln!("{}", replay_line(seed, name));
@@ -98,34 +94,22 @@ mod tests {
 
     #[test]
     fn law_blocks_round_up() {
-        check(
-            "law_blocks_round_up",
-            blocks_round_up as fn(u64, u8) -> bool,
-        );
+        check("law_blocks_round_up", blocks_round_up as fn(u64, u8) -> bool);
     }
 
     #[test]
     fn law_blocks_round_down() {
-        check(
-            "law_blocks_round_down",
-            blocks_round_down as fn(u64, u8) -> bool,
-        );
+        check("law_blocks_round_down", blocks_round_down as fn(u64, u8) -> bool);
     }
 
     #[test]
     fn law_add_sub_inverse() {
-        check(
-            "law_add_sub_inverse",
-            add_sub_inverse as fn(u64, u64) -> bool,
-        );
+        check("law_add_sub_inverse", add_sub_inverse as fn(u64, u64) -> bool);
     }
 
     #[test]
     fn law_nanos_secs_round_trip() {
-        check(
-            "law_nanos_secs_round_trip",
-            nanos_secs_round_trip as fn(u64) -> bool,
-        );
+        check("law_nanos_secs_round_trip", nanos_secs_round_trip as fn(u64) -> bool);
     }
 
     #[test]

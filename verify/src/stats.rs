@@ -36,11 +36,7 @@ impl Interval {
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pct = self.confidence * 100.0;
-        write!(
-            f,
-            "{:.6} [{:.6}, {:.6}] ({pct:.0}% CI)",
-            self.estimate, self.lo, self.hi
-        )
+        write!(f, "{:.6} [{:.6}, {:.6}] ({pct:.0}% CI)", self.estimate, self.lo, self.hi)
     }
 }
 
@@ -77,9 +73,7 @@ fn check_confidence(confidence: f64) -> Result<(), StatsError> {
     if confidence > 0.0 && confidence < 1.0 {
         Ok(())
     } else {
-        Err(StatsError::BadParameter(format!(
-            "confidence {confidence}: expected in (0, 1)"
-        )))
+        Err(StatsError::BadParameter(format!("confidence {confidence}: expected in (0, 1)")))
     }
 }
 
@@ -103,12 +97,7 @@ pub fn mean_ci(samples: &[f64], confidence: f64) -> Result<Interval, StatsError>
     let mean = samples.iter().sum::<f64>() / nf;
     let var = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (nf - 1.0);
     let half = t_quantile(confidence, nf - 1.0)? * (var / nf).sqrt();
-    Ok(Interval {
-        estimate: mean,
-        lo: mean - half,
-        hi: mean + half,
-        confidence,
-    })
+    Ok(Interval { estimate: mean, lo: mean - half, hi: mean + half, confidence })
 }
 
 fn check_counts(successes: u64, trials: u64) -> Result<(), StatsError> {
@@ -126,19 +115,12 @@ fn check_counts(successes: u64, trials: u64) -> Result<(), StatsError> {
 pub fn wilson(successes: u64, trials: u64, confidence: f64) -> Result<Interval, StatsError> {
     check_counts(successes, trials)?;
     check_confidence(confidence)?;
-    let z = Normal::new(0.0, 1.0)
-        .expect("standard normal")
-        .inverse_cdf(0.5 + confidence / 2.0);
+    let z = Normal::new(0.0, 1.0).expect("standard normal").inverse_cdf(0.5 + confidence / 2.0);
     let (n, p) = (trials as f64, successes as f64 / trials as f64);
     let denom = 1.0 + z * z / n;
     let centre = (p + z * z / (2.0 * n)) / denom;
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
-    Ok(Interval {
-        estimate: p,
-        lo: centre - half,
-        hi: centre + half,
-        confidence,
-    })
+    Ok(Interval { estimate: p, lo: centre - half, hi: centre + half, confidence })
 }
 
 /// Clopper-Pearson ("exact") interval for a proportion, from Beta quantiles.
@@ -152,22 +134,13 @@ pub fn clopper_pearson(
     let alpha = 1.0 - confidence;
     let (k, n) = (successes as f64, trials as f64);
     let beta = |a: f64, b: f64| Beta::new(a, b).map_err(|e| StatsError::BadValue(e.to_string()));
-    let lo = if successes == 0 {
-        0.0
-    } else {
-        beta(k, n - k + 1.0)?.inverse_cdf(alpha / 2.0)
-    };
+    let lo = if successes == 0 { 0.0 } else { beta(k, n - k + 1.0)?.inverse_cdf(alpha / 2.0) };
     let hi = if successes == trials {
         1.0
     } else {
         beta(k + 1.0, n - k)?.inverse_cdf(1.0 - alpha / 2.0)
     };
-    Ok(Interval {
-        estimate: k / n,
-        lo,
-        hi,
-        confidence,
-    })
+    Ok(Interval { estimate: k / n, lo, hi, confidence })
 }
 
 /// A least-squares fit `ln y = intercept + slope * ln x`.
@@ -195,9 +168,7 @@ pub fn loglog_slope(xs: &[f64], ys: &[f64], confidence: f64) -> Result<SlopeFit,
         v.iter()
             .map(|&x| match x.is_finite() && x > 0.0 {
                 true => Ok(x.ln()),
-                false => Err(StatsError::BadValue(format!(
-                    "{x}: expected positive and finite"
-                ))),
+                false => Err(StatsError::BadValue(format!("{x}: expected positive and finite"))),
             })
             .collect()
     };
@@ -213,25 +184,12 @@ pub fn loglog_slope(xs: &[f64], ys: &[f64], confidence: f64) -> Result<SlopeFit,
     let slope = sxy / sxx;
     let intercept = my - slope * mx;
     // Residuals directly, not Syy - slope * Sxy, which cancels catastrophically on exact fits.
-    let sse: f64 = lx
-        .iter()
-        .zip(&ly)
-        .map(|(x, y)| (y - intercept - slope * x).powi(2))
-        .sum();
+    let sse: f64 = lx.iter().zip(&ly).map(|(x, y)| (y - intercept - slope * x).powi(2)).sum();
     let se = (sse / (nf - 2.0) / sxx).sqrt();
     let half = t_quantile(confidence, nf - 2.0)? * se;
     let r_squared = if syy == 0.0 { 1.0 } else { 1.0 - sse / syy };
-    let slope = Interval {
-        estimate: slope,
-        lo: slope - half,
-        hi: slope + half,
-        confidence,
-    };
-    Ok(SlopeFit {
-        slope,
-        intercept,
-        r_squared,
-    })
+    let slope = Interval { estimate: slope, lo: slope - half, hi: slope + half, confidence };
+    Ok(SlopeFit { slope, intercept, r_squared })
 }
 
 /// Whether our runs support a value reported in a paper.
@@ -292,12 +250,7 @@ mod tests {
         // Standard t-table values.
         close("t(0.95, 9)", t_quantile(0.95, 9.0).unwrap(), 2.262157, 1e-6);
         close("t(0.99, 4)", t_quantile(0.99, 4.0).unwrap(), 4.604095, 1e-6);
-        close(
-            "t(0.90, 30)",
-            t_quantile(0.90, 30.0).unwrap(),
-            1.697261,
-            1e-6,
-        );
+        close("t(0.90, 30)", t_quantile(0.90, 30.0).unwrap(), 1.697261, 1e-6);
     }
 
     #[test]
@@ -308,10 +261,7 @@ mod tests {
         close("mean", ci.estimate, 5.5, 1e-12);
         close("lo", ci.lo, 3.334149, 1e-5);
         close("hi", ci.hi, 7.665851, 1e-5);
-        assert_eq!(
-            mean_ci(&[1.0], 0.95),
-            Err(StatsError::TooFewSamples { got: 1, need: 2 })
-        );
+        assert_eq!(mean_ci(&[1.0], 0.95), Err(StatsError::TooFewSamples { got: 1, need: 2 }));
         assert!(mean_ci(&[1.0, f64::NAN], 0.95).is_err());
     }
 
@@ -368,21 +318,13 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let ci = Interval {
-            estimate: 1.0,
-            lo: 0.9,
-            hi: 1.1,
-            confidence: 0.95,
-        };
+        let ci = Interval { estimate: 1.0, lo: 0.9, hi: 1.1, confidence: 0.95 };
         assert_eq!(Verdict::compare(Ok(ci), 1.05, 0.0), Verdict::Supported);
         assert_eq!(Verdict::compare(Ok(ci), 1.2, 0.0), Verdict::NotSupported);
         assert_eq!(Verdict::compare(Ok(ci), 1.2, 0.1), Verdict::Supported);
         let v = Verdict::compare(mean_ci(&[1.0], 0.95), 1.0, 0.0);
         assert!(matches!(v, Verdict::NotReproducible(_)));
-        assert_eq!(
-            v.to_string(),
-            "NOT REPRODUCIBLE (1 samples; at least 2 needed)"
-        );
+        assert_eq!(v.to_string(), "NOT REPRODUCIBLE (1 samples; at least 2 needed)");
         assert_eq!(Verdict::Supported.to_string(), "SUPPORTED");
     }
 }

@@ -39,11 +39,7 @@ pub fn replay_line(seed: u64, test: &str) -> String {
 
 /// A proptest runner with a ChaCha RNG seeded from `seed` only (no persistence, no fork).
 pub fn runner(seed: u64, cases: u32) -> TestRunner {
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    };
+    let config = Config { cases, failure_persistence: None, ..Config::default() };
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     bytes[8..16].copy_from_slice(b"kvsched!");
@@ -65,24 +61,19 @@ pub fn run_property<S: Strategy>(
     eprintln!("{test}: KVSCHED_SEED={seed:#x}");
     let mut runner = runner(seed, cases);
     if let Err(e) = runner.run(&strategy, property) {
-        panic!(
-            "{test} failed with seed {seed:#x}: {e}\n{}",
-            replay_line(seed, test)
-        );
+        panic!("{test} failed with seed {seed:#x}: {e}\n{}", replay_line(seed, test));
     }
 }
 
 /// Memory: capacity 1..=64 tokens, block size 1, 2, 4 or 16 (clamped to 1 above capacity).
 pub fn memory() -> impl Strategy<Value = MemoryConfig> {
-    (
-        1u64..=64,
-        prop_oneof![Just(1u64), Just(2), Just(4), Just(16)],
-    )
-        .prop_map(|(cap, block)| MemoryConfig {
+    (1u64..=64, prop_oneof![Just(1u64), Just(2), Just(4), Just(16)]).prop_map(|(cap, block)| {
+        MemoryConfig {
             kv_capacity_tokens: cap,
             block_size_tokens: if block > cap { 1 } else { block },
             watermark_fraction: 0.0,
-        })
+        }
+    })
 }
 
 /// Unit rounds or an affine law with small integer-friendly coefficients.
@@ -98,10 +89,7 @@ pub fn step_time() -> impl Strategy<Value = StepTime> {
 
 /// A model configuration over [`memory`] and [`step_time`], with every convention.
 pub fn config() -> impl Strategy<Value = ModelConfig> {
-    let first = prop_oneof![
-        Just(FirstToken::SeparateDecode),
-        Just(FirstToken::WithPrefill)
-    ];
+    let first = prop_oneof![Just(FirstToken::SeparateDecode), Just(FirstToken::WithPrefill)];
     let evict = prop_oneof![Just(EvictionRule::Any), Just(EvictionRule::Lifo)];
     let info = prop_oneof![
         Just(Information::Known),
@@ -121,13 +109,7 @@ pub fn config() -> impl Strategy<Value = ModelConfig> {
 
 /// 1..=`max_n` requests: prompts 1..=12, outputs 1..=8, gaps of 0..=3 half-seconds.
 pub fn requests(max_n: usize) -> impl Strategy<Value = Vec<Request>> {
-    let one = (
-        0u64..=3,
-        1u64..=12,
-        1u64..=8,
-        proptest::option::of(1u64..=10),
-        0u32..3,
-    );
+    let one = (0u64..=3, 1u64..=12, 1u64..=8, proptest::option::of(1u64..=10), 0u32..3);
     proptest::collection::vec(one, 1..=max_n).prop_map(|raw| {
         let mut t = 0u64;
         raw.into_iter()
@@ -214,9 +196,7 @@ pub fn choose_action(instance: &Instance, state: &State, choice: &ActionChoice) 
     }
     match residents.last() {
         Some(_) => Action::Evict(eviction_target(instance, &residents, choice.size)),
-        None => Action::Idle {
-            until_ns: state.time_ns + Nanos(1),
-        },
+        None => Action::Idle { until_ns: state.time_ns + Nanos(1) },
     }
 }
 
@@ -229,9 +209,7 @@ fn eviction_target(instance: &Instance, residents: &[RequestId], size: u32) -> R
 
 fn idle_to_next(instance: &Instance, state: &State) -> Option<Action> {
     let next = instance.requests.get(state.next_arrival)?;
-    (next.arrival_ns > state.time_ns).then_some(Action::Idle {
-        until_ns: next.arrival_ns,
-    })
+    (next.arrival_ns > state.time_ns).then_some(Action::Idle { until_ns: next.arrival_ns })
 }
 
 /// A batch over the waiting and resident requests picked by `mask`; when `fit`, items that
@@ -252,33 +230,17 @@ pub fn build_batch(
             Phase::Waiting => {
                 let chunk = chunk(req.prompt_tokens, choice.size.rotate_left(bit));
                 let after = grown(instance, chunk, req.prompt_tokens);
-                (
-                    Tokens::ZERO,
-                    BatchItem::Prefill {
-                        id: req.id,
-                        tokens: chunk,
-                    },
-                    after,
-                )
+                (Tokens::ZERO, BatchItem::Prefill { id: req.id, tokens: chunk }, after)
             }
             Phase::Resident(res) if res.prefilled < req.prompt_tokens => {
                 let rest = req.prompt_tokens - res.prefilled;
                 let chunk = chunk(rest, choice.size.rotate_left(bit));
                 let after = grown(instance, res.prefilled + chunk, req.prompt_tokens);
-                (
-                    res.held(),
-                    BatchItem::Prefill {
-                        id: req.id,
-                        tokens: chunk,
-                    },
-                    after,
-                )
+                (res.held(), BatchItem::Prefill { id: req.id, tokens: chunk }, after)
             }
-            Phase::Resident(res) => (
-                res.held(),
-                BatchItem::Decode { id: req.id },
-                res.held() + Tokens(1),
-            ),
+            Phase::Resident(res) => {
+                (res.held(), BatchItem::Decode { id: req.id }, res.held() + Tokens(1))
+            }
             _ => continue,
         };
         // Each candidate joins with probability 3/4.
@@ -321,13 +283,9 @@ fn wild_action(instance: &Instance, state: &State, c: &ActionChoice) -> Action {
         1 => Action::Evict(id),
         2 => {
             let back = Nanos(u64::from(c.size % 3));
-            Action::Idle {
-                until_ns: state.time_ns.saturating_sub(back),
-            }
+            Action::Idle { until_ns: state.time_ns.saturating_sub(back) }
         }
-        3 => Action::Idle {
-            until_ns: state.time_ns + Nanos(u64::from(c.size) * 1_000_000),
-        },
+        3 => Action::Idle { until_ns: state.time_ns + Nanos(u64::from(c.size) * 1_000_000) },
         4 => Action::Step(Vec::new()),
         5 => {
             let mut batch = build_batch(instance, state, c, true);
@@ -336,10 +294,7 @@ fn wild_action(instance: &Instance, state: &State, c: &ActionChoice) -> Action {
             }
             Action::Step(batch)
         }
-        6 => Action::Step(vec![BatchItem::Prefill {
-            id,
-            tokens: Tokens(u64::from(c.size % 14)),
-        }]),
+        6 => Action::Step(vec![BatchItem::Prefill { id, tokens: Tokens(u64::from(c.size % 14)) }]),
         _ => Action::Step(vec![BatchItem::Decode { id }]),
     }
 }
