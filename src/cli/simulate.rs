@@ -62,7 +62,7 @@ pub struct Args {
     pub json: bool,
 }
 
-fn load_instance(args: &Args) -> Result<Instance, String> {
+fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
     let path = args.workload.display().to_string();
     let mut workload =
         WorkloadFile::parse(&path, &read_file(&args.workload)?).map_err(|e| e.to_string())?;
@@ -104,16 +104,16 @@ fn load_instance(args: &Args) -> Result<Instance, String> {
         add_predictions(&mut requests, eps, args.seed);
     }
     let config = workload.model_config(kvsched_spec::Information::Hidden);
-    Ok(Instance { config, requests })
+    Ok((Instance { config, requests }, workload))
 }
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    let instance = match load_instance(args) {
+    let (instance, workload) = match load_instance(args) {
         Ok(i) => i,
         Err(e) => return input_error(e),
     };
-    let Some(mut scheduler) = schedulers::by_name(&args.scheduler) else {
+    let Some(mut scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
         let names: Vec<_> = schedulers::catalog().iter().map(|e| e.name).collect();
         return input_error(format!(
             "--scheduler: unknown {:?}; expected one of {}",

@@ -5,6 +5,8 @@
 //! value, ours (with a confidence interval when there is one) and the verdict, which is
 //! measured, never tuned.
 
+pub mod wait;
+
 use serde::Serialize;
 
 /// How large a run is.

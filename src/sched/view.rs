@@ -154,6 +154,12 @@ impl<'a> View<'a> {
     pub fn evictions_total(&self) -> u64 {
         self.core.evictions
     }
+    /// Whether every request of this finite run has arrived. Policies that hold work back
+    /// (WAIT's accumulation) use it only to drain at the end of a run, as the WAIT authors'
+    /// Vidur code does (`force_clear`); it says nothing about when a next arrival comes.
+    pub fn arrivals_done(&self) -> bool {
+        self.core.next_arrival >= self.core.slots.len()
+    }
     /// Iterations run so far.
     pub fn steps_total(&self) -> u64 {
         self.core.steps

@@ -5,8 +5,9 @@
 //!
 //! Every policy here is a pure decision function over the [`crate::sched::View`] plus its own
 //! event-driven bookkeeping (never a count of `decide` calls), so that fast-forwarded and
-//! step-by-step runs give identical results. None of them reads an output length: they all ask
-//! for [`kvsched_spec::Information::Hidden`].
+//! step-by-step runs give identical results. None of them reads an output length (they ask for
+//! [`kvsched_spec::Information::Hidden`]) except `wait`, which asks for `Known` (WAIT paper
+//! Algorithm 1). [`for_workload`] builds `wait` and `nested-wait` with fluid-designed thresholds.
 
 pub mod alpha_clear;
 pub mod alpha_protect;
@@ -15,6 +16,9 @@ pub mod sarathi;
 pub mod sglang;
 pub mod vllm_v0;
 pub mod vllm_v1;
+pub mod nested_wait;
+pub mod wait;
+pub mod wait_cp;
 
 use crate::sched::Scheduler;
 
@@ -79,6 +83,29 @@ pub fn catalog() -> Vec<Entry> {
                      running requests, most recent first, on overflow)",
             parameters: "alpha=0.21, phi=0.2",
         },
+        Entry {
+            name: "wait",
+            models: "WAIT (WAIT paper Algorithm 1): known output lengths, per-type per-stage \
+                     thresholds, serve eligible types {j: n_j0 >= n_j} at every stage, else wait",
+            parameters: "by name: tl=64 spread over types by arrival counts (n_j >= 1); with a \
+                         workload: fluid design n_j = ceil(dT* lambda_j); drain=true",
+        },
+        Entry {
+            name: "nested-wait",
+            models: "Nested WAIT (WAIT paper Algorithm 2): hidden lengths, decode segments with \
+                     resident boundary queues, prefix rule, LIFO boundary-queue overflow repair",
+            parameters: "by name: one segment, n_1 = 64 / (mean revealed output + 1); with a \
+                         workload: segments at the class outputs, q_k = min(p_k + 0.05, 0.99), \
+                         entry slack 0.1; repair=true, drain=true",
+        },
+        Entry {
+            name: "wait-cp",
+            models: "WAIT-CP, the WAIT authors' Vidur variant: segment budgets rotating per \
+                     stage, wait_gate, chunked prefill per request, tl admission cap, free \
+                     interior stages",
+            parameters: "tl=64, one segment (B_1 = tl), chunk_size=256, wait_gate=true, \
+                         watermark=memory.watermark_fraction",
+        },
     ]
 }
 
@@ -92,7 +119,30 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
         "orca" => Some(Box::new(orca::Orca::default())),
         "alpha-protect" => Some(Box::new(alpha_protect::AlphaProtect::default())),
         "alpha-clear" => Some(Box::new(alpha_clear::AlphaClear::default())),
+        "wait" => Some(Box::new(wait::Wait::default())),
+        "nested-wait" => Some(Box::new(nested_wait::NestedWait::default())),
+        "wait-cp" => Some(Box::new(wait_cp::WaitCp::default())),
         _ => None,
+    }
+}
+
+/// The scheduler with this CLI name, designed for `workload` where the design needs it:
+/// `wait` and `nested-wait` get fluid-designed thresholds (WAIT paper §4–§5) when the workload
+/// has an affine step time and a fluid design exists; every other case is [`by_name`].
+pub fn for_workload(
+    name: &str,
+    workload: &kvsched_spec::WorkloadFile,
+) -> Option<Box<dyn Scheduler>> {
+    match name {
+        "wait" => match wait::Wait::from_workload(workload) {
+            Ok(w) => Some(Box::new(w)),
+            Err(_) => by_name(name),
+        },
+        "nested-wait" => match nested_wait::NestedWait::from_workload(workload) {
+            Ok(w) => Some(Box::new(w)),
+            Err(_) => by_name(name),
+        },
+        _ => by_name(name),
     }
 }
 

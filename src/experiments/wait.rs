@@ -1,0 +1,252 @@
+//! The WAIT paper's theorems and experiments as measurements (claims `W-*` of
+//! `spec/CLAIMS.md`). The tests in `tests/it/wait_claims.rs` and `kvsched reproduce` call these
+//! functions; each returns [`ClaimResult`]s with the paper's value, ours and a measured
+//! verdict.
+//!
+//! **Scaling regime** (WAIT paper §4; notes §4): rates `zeta lambda_j`, step time
+//! `(d0 / zeta, d1 / zeta)`, capacity fixed, horizon `T = 1` s of calendar time, so the
+//! effective horizon is `zeta T`. The throughput gap is estimated per replication by the
+//! **backlog** `(decode tokens arrived in [0, T] - decode tokens completed by T) / (zeta T)`,
+//! whose expectation is exactly `Throughput* - E[Throughput]` (arrivals are Poisson with mean
+//! `zeta T sum_j lambda_j l'_j`) and whose variance excludes the arrivals' own noise.
+//! Latency is service-normalised (`zeta` times calendar latency), over the middle 50% of
+//! requests by arrival. Slopes are least-squares fits of `ln` gap on `ln zeta T` over all
+//! replications, with a Student-t interval ([`kvsched_verify::stats::loglog_slope`]).
+
+use super::{ClaimResult, Scale, Verdict};
+use crate::prng::derive_seed;
+use crate::sched::Scheduler;
+use crate::schedulers::nested_wait::{NestedThresholds, NestedWait};
+use crate::schedulers::wait::{Thresholds, Wait};
+use crate::sim::{simulate, Outcome, SimOptions};
+use crate::workload::{generate, Amount};
+use kvsched_spec::{
+    ArrivalProcess, ClassSpec, EvictionRule, FirstToken, Information, Instance, MemoryConfig,
+    StepTime, WorkloadFile,
+};
+use kvsched_verify::stats::{self, SlopeFit};
+
+/// A base instance of the scaling experiments (scale 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Base {
+    /// `(prompt, output, rate)` per type.
+    pub classes: Vec<(u64, u64, f64)>,
+    /// `d0` (seconds).
+    pub d0_s: f64,
+    /// `d1` (seconds per token).
+    pub d1_s: f64,
+    /// Capacity `C` (tokens).
+    pub capacity: u64,
+    /// Eviction rule of the server.
+    pub eviction: EvictionRule,
+}
+
+/// The instance of Proposition 3: types `(1,1,1)`, `(1,2,1)`, `d1 = 0.05 < 1/9`,
+/// `d0 = 1 - 9 d1`, so `dT* = 1`, `n* = (1, 1)` and `M* = 9`; capacity `capacity`.
+pub fn prop3_base(capacity: u64) -> Base {
+    Base {
+        classes: vec![(1, 1, 1.0), (1, 2, 1.0)],
+        d0_s: 0.55,
+        d1_s: 0.05,
+        capacity,
+        eviction: EvictionRule::Lifo,
+    }
+}
+
+/// The policies the scaling experiments run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Policy {
+    /// WAIT with per-type thresholds `((prompt, output), n)`.
+    Wait(Vec<((u64, u64), f64)>),
+    /// Nested WAIT with boundaries, thresholds and the repair switch.
+    Nested(Vec<u64>, Vec<f64>, bool),
+    /// A scheduler of the catalog by name (e.g. `vllm-v0`, FCFS).
+    Named(String),
+}
+
+/// What one run gave.
+#[derive(Clone, Debug)]
+pub struct RunStats {
+    /// The outcome (partial if the run stopped early).
+    pub outcome: Outcome,
+    /// Why the run stopped early, if it did.
+    pub error: Option<String>,
+    /// Backlog gap estimate (decode tokens per unit of `zeta T`).
+    pub gap: f64,
+    /// Service-normalised mean latency over the middle 50%.
+    pub latency: f64,
+    /// WAIT / Nested WAIT memory-guard trims.
+    pub guard_trims: u64,
+    /// Nested WAIT repair evictions.
+    pub repair_evictions: u64,
+}
+
+/// The workload of `base` at scale `zeta`.
+pub fn scaled_workload(base: &Base, zeta: f64) -> WorkloadFile {
+    WorkloadFile {
+        format_version: 1,
+        memory: MemoryConfig::tokens(base.capacity),
+        step_time: StepTime::Affine { d0_s: base.d0_s / zeta, d1_s_per_token: base.d1_s / zeta },
+        first_token: FirstToken::SeparateDecode,
+        eviction: base.eviction,
+        classes: base
+            .classes
+            .iter()
+            .map(|&(p, o, r)| ClassSpec {
+                name: None,
+                prompt_tokens: p,
+                output_tokens: o,
+                rate_per_s: r * zeta,
+            })
+            .collect(),
+        arrivals: ArrivalProcess::Constant,
+    }
+}
+
+fn run_policy(policy: &Policy, inst: &Instance) -> (Outcome, Option<String>, u64, u64) {
+    let go = |s: &mut dyn Scheduler| match simulate(inst, s, SimOptions::default()) {
+        Ok(o) => (o, None),
+        Err(e) => (*e.partial.clone(), Some(e.to_string())),
+    };
+    match policy {
+        Policy::Wait(n) => {
+            let mut w = Wait::with_thresholds(Thresholds::PerType(n.iter().copied().collect()));
+            let (o, e) = go(&mut w);
+            (o, e, w.guard_trims, 0)
+        }
+        Policy::Nested(b, n, repair) => {
+            let mut w = NestedWait::new(b.clone(), NestedThresholds::Fixed(n.clone()));
+            w.repair = *repair;
+            let (o, e) = go(&mut w);
+            (o, e, w.guard_trims, w.repair_evictions)
+        }
+        Policy::Named(name) => {
+            let mut s = crate::schedulers::by_name(name).expect("catalog name");
+            let (o, e) = go(s.as_mut());
+            (o, e, 0, 0)
+        }
+    }
+}
+
+/// One replication at scale `zeta` over the calendar horizon `horizon_s`.
+pub fn run_scaled(base: &Base, zeta: f64, horizon_s: f64, policy: &Policy, seed: u64) -> RunStats {
+    let w = scaled_workload(base, zeta);
+    let requests = generate(&w, Amount::HorizonS(horizon_s), seed);
+    let inst = Instance { config: w.model_config(Information::Hidden), requests };
+    let (outcome, error, guard_trims, repair_evictions) = run_policy(policy, &inst);
+    let end = kvsched_spec::Nanos::from_secs_f64(horizon_s).expect("finite horizon");
+    let arrived: u64 = outcome.requests.iter().map(|r| r.output_tokens.get()).sum();
+    let done: u64 = outcome
+        .requests
+        .iter()
+        .filter(|r| r.finish_ns.is_some_and(|f| f <= end))
+        .map(|r| r.output_tokens.get())
+        .sum();
+    let gap = (arrived - done) as f64 / (zeta * horizon_s);
+    let latency = outcome.summary(0.5).latency_s.mean * zeta;
+    RunStats { outcome, error, gap, latency, guard_trims, repair_evictions }
+}
+
+/// A scaling sweep: per `zeta`, the replications' stats.
+#[derive(Clone, Debug)]
+pub struct Sweep {
+    /// `(zeta T, replications)`.
+    pub points: Vec<(f64, Vec<RunStats>)>,
+}
+
+impl Sweep {
+    /// Runs `reps` replications at each `zeta` (horizon 1 s), seeds derived from `seed`.
+    pub fn run(base: &Base, zetas: &[f64], reps: u64, policy: &Policy, seed: u64) -> Sweep {
+        let points = zetas
+            .iter()
+            .enumerate()
+            .map(|(i, &z)| {
+                let runs = (0..reps)
+                    .map(|r| {
+                        let s = derive_seed(seed, i as u64 * 1000 + r);
+                        run_scaled(base, z, 1.0, policy, s)
+                    })
+                    .collect();
+                (z, runs)
+            })
+            .collect();
+        Sweep { points }
+    }
+
+    /// Log-log fit of `f(run)` on `zeta T` over all replications.
+    pub fn slope(&self, f: impl Fn(&RunStats) -> f64) -> Result<SlopeFit, stats::StatsError> {
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for (z, runs) in &self.points {
+            for r in runs {
+                xs.push(*z);
+                ys.push(f(r));
+            }
+        }
+        stats::loglog_slope(&xs, &ys, 0.95)
+    }
+
+    /// Mean of `f` at each point.
+    pub fn means(&self, f: impl Fn(&RunStats) -> f64) -> Vec<(f64, f64)> {
+        self.points
+            .iter()
+            .map(|(z, runs)| (*z, runs.iter().map(&f).sum::<f64>() / runs.len() as f64))
+            .collect()
+    }
+
+    /// Total over all runs of `f`.
+    pub fn total(&self, f: impl Fn(&RunStats) -> u64) -> u64 {
+        self.points.iter().flat_map(|p| p.1.iter()).map(f).sum()
+    }
+
+    /// Every run's error, if any.
+    pub fn errors(&self) -> Vec<String> {
+        self.points.iter().flat_map(|p| p.1.iter()).filter_map(|r| r.error.clone()).collect()
+    }
+}
+
+fn seeds_of(seed: u64) -> Vec<u64> {
+    vec![seed]
+}
+
+/// A slope claim: supported when the 95% interval contains `paper`.
+pub fn slope_claim(
+    id: &str,
+    label: &str,
+    paper: f64,
+    fit: &Result<SlopeFit, stats::StatsError>,
+    seed: u64,
+    notes: String,
+) -> ClaimResult {
+    let (measured, ci, verdict) = match fit {
+        Ok(f) => {
+            let s = f.slope;
+            let v = if s.contains(paper) {
+                Verdict::Supported
+            } else {
+                Verdict::NotSupported(format!("95% CI [{:.3}, {:.3}] excludes {paper}", s.lo, s.hi))
+            };
+            (Some(s.estimate), Some((s.lo, s.hi)), v)
+        }
+        Err(e) => (None, None, Verdict::NotReproducible(e.to_string())),
+    };
+    ClaimResult {
+        id: id.into(),
+        label: label.into(),
+        paper: Some(paper),
+        paper_text: format!("slope {paper}"),
+        measured,
+        ci,
+        ci_level: Some(0.95),
+        verdict,
+        seeds: seeds_of(seed),
+        notes,
+    }
+}
+
+/// `zeta T` values and replications for a scale.
+pub fn sweep_size(scale: Scale) -> (Vec<f64>, u64) {
+    match scale {
+        Scale::Quick => (vec![250.0, 1000.0, 4000.0], 4),
+        Scale::Full => (vec![250.0, 1000.0, 4000.0, 16000.0, 64000.0], 10),
+    }
+}

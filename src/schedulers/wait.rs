@@ -1,0 +1,294 @@
+//! WAIT: Waiting for Accumulated Inference Threshold (WAIT paper, arXiv 2504.11320,
+//! Algorithm 1, `papers/known_type.tex`; notes `shared/papers/wait-nested-wait.md` §3.1).
+//!
+//! Output lengths are known on arrival ([`Information::Known`]). A **type** is the pair
+//! `(prompt tokens, output tokens)`, the paper's definition of a type `(l_j, l'_j)`; workload
+//! classes with equal lengths merge into one type (their fluid thresholds add up, as
+//! `n_j = tau lambda_j` does). The class id is not used, so a trace with per-request lengths
+//! works as well as a class workload.
+//!
+//! A type's pipeline has one **stage** per iteration of a request: stage 0 is waiting
+//! (admission plus the whole prefill in one iteration), then one stage per decode iteration.
+//! Under `FirstToken::SeparateDecode` (the paper's convention) that is `l' + 1` stages, under
+//! `WithPrefill` `l'` stages. At every decision:
+//! - `J = { j : n_{j0} >= n_j }`, with `n_{j0}` the type's waiting requests (eligible types);
+//! - if `J` is empty: wait (empty plan, the server idles until the next arrival);
+//! - else one batch takes `a_{js} = min(n_j, n_{js})` requests from every stage of every
+//!   eligible type (FIFO at stage 0, admission order at resident stages); the residents of
+//!   other types stay paused with their KV.
+//!
+//! Thresholds ([`Thresholds`]): per type from the fluid design (`n_j = ceil(tau lambda_j)`,
+//! [`Wait::from_workload`]) or from the experiments' knob `tl` ([`Wait::from_tl`]), spread
+//! over the types in proportion to their observed arrival counts, as the authors' early code
+//! does with rates: `n_j = max(1, tl c_j / sum_k c_k K_k)` (`K_k` stages).
+//! Real thresholds are applied through a [`Rotor`]: the admission cap of a batch alternates
+//! between `floor` and `ceil` so that its long-run mean is `n_j`; resident stages take
+//! `min(ceil(n_j), n_{js})`. Thresholds below 1 are raised to 1 (as the authors' code does).
+//!
+//! Deviations, all documented in the fields: a memory **guard** trims admissions (and never
+//! evicts) if a batch would not fit; it never triggers when `M^pi <= C` with integer
+//! thresholds, and [`Wait::guard_trims`] counts it. At the end of a finite run (every request
+//! arrived, [`View::arrivals_done`]) every type with work is served without waiting
+//! ([`Wait::drain`]), like the authors' `force_clear`; otherwise the run would stall.
+
+use super::mem;
+use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use kvsched_spec::fluid::{design, FluidInputs};
+use kvsched_spec::{BatchItem, FirstToken, Information, RequestId, Tokens, WorkloadFile};
+use std::collections::{BTreeMap, VecDeque};
+
+/// A WAIT type: `(prompt tokens, output tokens)`.
+pub type TypeKey = (u64, u64);
+
+/// A real threshold served as integer caps whose long-run mean is `n`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rotor {
+    /// The real threshold.
+    pub n: f64,
+    /// Fractional carry in `[0, 1)`.
+    acc: f64,
+}
+
+impl Rotor {
+    /// A rotor for threshold `n >= 0`.
+    pub fn new(n: f64) -> Rotor {
+        Rotor { n: n.max(0.0), acc: 0.0 }
+    }
+    /// The cap of the next batch: `floor(acc + n)`.
+    pub fn cap(&self) -> u64 {
+        (self.acc + self.n).floor() as u64
+    }
+    /// Records that a batch used [`Rotor::cap`].
+    pub fn advance(&mut self) {
+        let x = self.acc + self.n;
+        self.acc = x - x.floor();
+    }
+}
+
+/// Output tokens a request holds right after its prefill: 1 under `WithPrefill`, else 0.
+pub(crate) fn tokens_after_prefill(view: &View<'_>) -> u64 {
+    match view.config().first_token {
+        FirstToken::WithPrefill => 1,
+        FirstToken::SeparateDecode => 0,
+    }
+}
+
+/// Iterations a request with `output` tokens needs (full prefill): its number of stages.
+pub(crate) fn stages_of(view: &View<'_>, output: u64) -> u64 {
+    output + 1 - tokens_after_prefill(view)
+}
+
+/// The item that advances resident `r` by one stage (rest of the prompt, or one decode).
+pub(crate) fn resident_item(r: &ResidentView, chunk: Option<u64>) -> BatchItem {
+    if r.prefill_done() {
+        BatchItem::Decode { id: r.id() }
+    } else {
+        let rem = r.prefill_remaining().get();
+        BatchItem::Prefill { id: r.id(), tokens: Tokens(chunk.map_or(rem, |c| rem.min(c))) }
+    }
+}
+
+/// Footprint growth of admitting a prompt of `prompt` tokens with a full prefill.
+pub(crate) fn admit_growth(view: &View<'_>, prompt: Tokens) -> Tokens {
+    view.footprint(mem::prompt_hold(view, prompt))
+}
+
+/// Where thresholds come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Thresholds {
+    /// Per-type per-stage thresholds `n_j`; unknown types get 1.
+    PerType(BTreeMap<TypeKey, f64>),
+    /// The experiments' `tl`, spread over types by observed arrival counts.
+    TotalLimit(f64),
+}
+
+/// WAIT (Algorithm 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wait {
+    /// Thresholds. Default: `TotalLimit(64.0)` (the authors' `total_limit` default).
+    pub thresholds: Thresholds,
+    /// Serve every type without waiting once every request has arrived. Default `true`.
+    pub drain: bool,
+    /// Batches the memory guard trimmed (0 when the WAIT conditions hold).
+    pub guard_trims: u64,
+    rotors: BTreeMap<TypeKey, Rotor>,
+    queues: BTreeMap<TypeKey, VecDeque<RequestId>>,
+    arrivals: BTreeMap<TypeKey, u64>,
+}
+
+impl Default for Wait {
+    fn default() -> Self {
+        Wait::from_tl(64.0)
+    }
+}
+
+impl Wait {
+    /// WAIT with explicit per-type thresholds.
+    pub fn with_thresholds(thresholds: Thresholds) -> Wait {
+        Wait {
+            thresholds,
+            drain: true,
+            guard_trims: 0,
+            rotors: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            arrivals: BTreeMap::new(),
+        }
+    }
+
+    /// WAIT driven by the experiments' knob `tl` (requests in service across all stages).
+    pub fn from_tl(tl: f64) -> Wait {
+        Wait::with_thresholds(Thresholds::TotalLimit(tl))
+    }
+
+    /// The fluid design `n_j = ceil(tau lambda_j)` ([`design::fluid_design`]) of `inputs`, or
+    /// the real-valued `n_j = tau lambda_j` when `integer` is false; `tau = dT*` when `None`.
+    pub fn from_inputs(
+        inputs: &FluidInputs,
+        integer: bool,
+        tau: Option<f64>,
+    ) -> Result<Wait, String> {
+        let d = if integer {
+            design::fluid_design(inputs, tau)
+        } else {
+            design::fluid_design_real(inputs, tau)
+        }
+        .map_err(|e| format!("WAIT fluid design: {e:?}"))?;
+        let mut map = BTreeMap::new();
+        for (c, n) in inputs.classes.iter().zip(&d.n) {
+            *map.entry((c.prompt_tokens, c.output_tokens)).or_insert(0.0) += n;
+        }
+        Ok(Wait::with_thresholds(Thresholds::PerType(map)))
+    }
+
+    /// The integer fluid design of a workload file (affine step time, `M* <= C`).
+    pub fn from_workload(w: &WorkloadFile) -> Result<Wait, String> {
+        let inputs = FluidInputs::from_workload(w).map_err(|e| e.to_string())?;
+        Wait::from_inputs(&inputs, true, None)
+    }
+
+    fn threshold(&self, key: TypeKey, view: &View<'_>) -> f64 {
+        let n = match &self.thresholds {
+            Thresholds::PerType(m) => m.get(&key).copied().unwrap_or(1.0),
+            Thresholds::TotalLimit(tl) => {
+                let work: f64 = self
+                    .arrivals
+                    .iter()
+                    .map(|(k, c)| *c as f64 * stages_of(view, k.1) as f64)
+                    .sum();
+                let c = self.arrivals.get(&key).copied().unwrap_or(0) as f64;
+                if work > 0.0 {
+                    tl * c / work
+                } else {
+                    1.0
+                }
+            }
+        };
+        n.max(1.0)
+    }
+
+    fn note_arrivals(&mut self, view: &View<'_>) {
+        for &id in view.arrived_since_last() {
+            let Some(r) = view.request(id) else { continue };
+            let out = r.output_hint().tokens().map_or(0, |t| t.get());
+            let key = (r.prompt_tokens().get(), out);
+            self.queues.entry(key).or_default().push_back(id);
+            *self.arrivals.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// The batch of eligible type `key`: admissions and one item per selected resident.
+    fn type_batch(
+        &self,
+        key: TypeKey,
+        cap: u64,
+        n: f64,
+        residents: &[ResidentView],
+        admit: &mut Vec<(TypeKey, BatchItem, Tokens)>,
+        rest: &mut Vec<(BatchItem, Tokens)>,
+        view: &View<'_>,
+    ) {
+        let queue = self.queues.get(&key);
+        for &id in queue.into_iter().flatten().take(cap as usize) {
+            let prompt = Tokens(key.0);
+            let item = BatchItem::Prefill { id, tokens: prompt };
+            admit.push((key, item, admit_growth(view, prompt)));
+        }
+        let per_stage = n.ceil() as u64;
+        let mut taken: BTreeMap<(bool, u64), u64> = BTreeMap::new();
+        for r in residents {
+            let stage = (r.prefill_done(), r.generated().get());
+            let t = taken.entry(stage).or_insert(0);
+            if *t < per_stage {
+                *t += 1;
+                let item = resident_item(r, None);
+                rest.push((item, mem::item_growth(view, r, &item)));
+            }
+        }
+    }
+}
+
+impl Scheduler for Wait {
+    fn name(&self) -> String {
+        "wait".into()
+    }
+
+    fn information(&self) -> Information {
+        Information::Known
+    }
+
+    fn decide(&mut self, view: &View<'_>) -> Plan {
+        self.note_arrivals(view);
+        let mut residents: BTreeMap<TypeKey, Vec<ResidentView>> = BTreeMap::new();
+        for r in view.running() {
+            let out = r.request().output_hint().tokens().map_or(0, |t| t.get());
+            residents.entry((r.request().prompt_tokens().get(), out)).or_default().push(r);
+        }
+        let drain = self.drain && view.arrivals_done();
+        let mut keys: Vec<TypeKey> = self.queues.keys().copied().collect();
+        keys.extend(residents.keys().copied());
+        keys.sort_unstable();
+        keys.dedup();
+        let (mut admit, mut rest, mut eligible) = (Vec::new(), Vec::new(), Vec::new());
+        for key in keys {
+            let n = self.threshold(key, view);
+            let rotor = self.rotors.entry(key).or_insert_with(|| Rotor::new(n));
+            rotor.n = n;
+            let cap = rotor.cap();
+            let queued = self.queues.get(&key).map_or(0, VecDeque::len) as u64;
+            let res = residents.get(&key).map_or(&[][..], Vec::as_slice);
+            if queued >= cap || (drain && (queued > 0 || !res.is_empty())) {
+                eligible.push(key);
+                self.type_batch(key, cap, n, res, &mut admit, &mut rest, view);
+            }
+        }
+        // Memory guard: trim the latest admissions, then the latest residents (never evict).
+        let mut growth: Tokens = admit.iter().map(|a| a.2).chain(rest.iter().map(|r| r.1)).sum();
+        let free = view.kv_free();
+        if growth > free {
+            self.guard_trims += 1;
+            while growth > free {
+                if let Some((_, _, g)) = admit.pop() {
+                    growth -= g;
+                } else if let Some((_, g)) = rest.pop() {
+                    growth -= g;
+                } else {
+                    break;
+                }
+            }
+        }
+        for (key, item, _) in &admit {
+            let q = self.queues.get_mut(key).expect("queued type");
+            debug_assert_eq!(q.front(), Some(&item.id()));
+            q.pop_front();
+        }
+        let batch: Vec<BatchItem> =
+            admit.iter().map(|a| a.1).chain(rest.iter().map(|r| r.0)).collect();
+        if batch.is_empty() {
+            return Plan::idle();
+        }
+        for key in eligible {
+            self.rotors.get_mut(&key).expect("rotor").advance();
+        }
+        Plan { evict: Vec::new(), batch, repeat: Repeat::Once }
+    }
+}

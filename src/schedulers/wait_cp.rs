@@ -1,0 +1,271 @@
+//! WAIT-CP: the (Nested) WAIT variant the WAIT authors ran in Vidur for the revision's figures
+//! (`Luoxiaogan/vidur_or`, `general_nested_chunked_replica_scheduler.py` and
+//! `general_nested_booking_limit_replica_scheduler.py` @011fe971; notes §3.3, "What the Vidur
+//! implementation actually does"). Output lengths are hidden ([`Information::Hidden`]).
+//!
+//! Segments are cut at decode boundaries `r_1 < ... < r_L` (the last segment is open-ended);
+//! segment `k` has a request budget `B_k` (`seg_total_limit`) over its `S_k` stages (segment 1:
+//! `K = ceil(mean prompt / cs)` prefill chunks plus `r_1` decodes; segment `k >= 2`:
+//! `r_k - r_{k-1}` decodes). At every decision:
+//! - the per-stage limit of segment `k` rotates between `floor(B_k / S_k)` and `+1` across the
+//!   batches the segment joins;
+//! - **WAIT gate** ([`WaitCp::wait_gate`]): segment `k` joins only if its entry count is at
+//!   least the limit, or entry plus interior count is at least `B_k`;
+//! - a joining segment admits `min(limit, B_k - interior)` from its entry queue (segment 1:
+//!   also at most `tl - #requests holding KV`, and only while the whole prompt fits with the
+//!   watermark to spare); its **interior stages advance freely** (no per-stage cap);
+//! - prefill is **chunked per request** at `cs` tokens (several prefills may share a batch);
+//! - a decode that does not fit preempts the most recent resident (recompute), as Vidur does.
+//!
+//! Differences from Algorithms 1 and 2: budgets per segment instead of per-stage thresholds;
+//! independent segment gates instead of the prefix rule; free interior stages (so the batch
+//! is not stage-balanced); chunked prefill (the paper prefills in one iteration); admission
+//! limited by `tl` and the watermark; eviction of any most-recent resident instead of the
+//! boundary-queue repair; no known types. Not modelled: the optional token gate
+//! (`WAIT_CP_GATE`, which caps batch tokens at about what the chunks already give) and
+//! `force_clear` (replaced by a drain: the gate is off once every request has arrived).
+//!
+//! Defaults: `tl = 64` (the authors' `total_limit`), one segment (`B_1 = tl`), `cs = 256`
+//! (the single-type runs), `wait_gate = true`. With one segment and no budgets given, `S_1`
+//! uses the mean revealed output length (1 until the first completion).
+
+use super::mem;
+use super::wait::tokens_after_prefill;
+use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use kvsched_spec::fluid::design;
+use kvsched_spec::{BatchItem, Information, RequestId, Tokens, WorkloadFile};
+
+/// WAIT-CP parameters and bookkeeping.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WaitCp {
+    /// System-wide cap on requests holding KV (`total_limit`).
+    pub tl: u64,
+    /// Decode boundaries `r_1 < ... < r_L` (output tokens). Empty: one segment.
+    pub boundaries: Vec<u64>,
+    /// Budgets `B_k`, one per segment. Empty: `[tl]`.
+    pub budgets: Vec<u64>,
+    /// Prefill chunk per request and iteration (`cs`).
+    pub chunk_size: u64,
+    /// The WAIT gate (`wait_gate`).
+    pub wait_gate: bool,
+    /// Preemptions made (recompute).
+    pub evictions: u64,
+    turns: Vec<u64>,
+    revealed: (u64, u64),
+    prompts: (u64, u64),
+}
+
+impl Default for WaitCp {
+    fn default() -> Self {
+        WaitCp::from_tl(64, 256)
+    }
+}
+
+/// A resident's segment, and whether it sits in the segment's entry (boundary) queue.
+fn segment_of(cuts: &[u64], r: &ResidentView) -> (usize, bool) {
+    if !r.prefill_done() {
+        return (0, false);
+    }
+    let g = r.generated().get();
+    let k = cuts.iter().take_while(|&&c| c <= g).count();
+    (k, k > 0 && cuts[k - 1] == g)
+}
+
+impl WaitCp {
+    /// One segment with budget `tl` and chunk `cs`.
+    pub fn from_tl(tl: u64, chunk_size: u64) -> WaitCp {
+        WaitCp {
+            tl,
+            boundaries: Vec::new(),
+            budgets: Vec::new(),
+            chunk_size: chunk_size.max(1),
+            wait_gate: true,
+            evictions: 0,
+            turns: Vec::new(),
+            revealed: (0, 0),
+            prompts: (0, 0),
+        }
+    }
+
+    /// The authors' nested design ([`design::tl_nested`]): segments at `boundaries`
+    /// (`0 = r_0 < ... < r_L`), budgets `B_k` from `tl`, the workload's class mix and
+    /// `seg_margin`.
+    pub fn nested(
+        w: &WorkloadFile,
+        boundaries: &[u64],
+        tl: u64,
+        seg_margin: f64,
+        chunk_size: u64,
+    ) -> Result<WaitCp, String> {
+        let classes: Vec<(u64, f64)> =
+            w.classes.iter().map(|c| (c.output_tokens, c.rate_per_s)).collect();
+        let segs = design::tl_nested(&classes, boundaries, tl as f64, seg_margin)
+            .map_err(|e| format!("{e:?}"))?;
+        let mut cp = WaitCp::from_tl(tl, chunk_size);
+        cp.boundaries = segs.iter().map(|s| s.end).collect();
+        cp.budgets = segs.iter().map(|s| s.cap).collect();
+        Ok(cp)
+    }
+
+    fn cuts(&self) -> &[u64] {
+        &self.boundaries[..self.boundaries.len().saturating_sub(1)]
+    }
+
+    /// `(B_k, S_k)` per segment.
+    fn budgets_and_stages(&self, view: &View<'_>) -> Vec<(u64, u64)> {
+        let mean_prompt = if self.prompts.0 == 0 { 1 } else { self.prompts.1 / self.prompts.0 };
+        let k_pre = mean_prompt.div_ceil(self.chunk_size).max(1);
+        if self.budgets.is_empty() {
+            let (c, s) = self.revealed;
+            let decodes = if c == 0 { 1 } else { (s / c + 1).saturating_sub(1) };
+            let decodes = decodes.saturating_sub(tokens_after_prefill(view)).max(1);
+            return vec![(self.tl, k_pre + decodes)];
+        }
+        let mut prev = 0;
+        self.budgets
+            .iter()
+            .zip(&self.boundaries)
+            .enumerate()
+            .map(|(k, (&b, &r))| {
+                let s = r.saturating_sub(prev).max(1) + if k == 0 { k_pre } else { 0 };
+                prev = r;
+                (b, s)
+            })
+            .collect()
+    }
+}
+
+/// Per-decision state: free memory net of reservations, and the plan being built.
+struct Build {
+    free: Tokens,
+    batch: Vec<BatchItem>,
+    evict: Vec<RequestId>,
+}
+
+/// Memory a prefilling resident has reserved but not yet filled (Vidur allocates the whole
+/// prompt at admission).
+fn reserved(view: &View<'_>, r: &ResidentView) -> Tokens {
+    if r.prefill_done() {
+        return Tokens::ZERO;
+    }
+    view.footprint(mem::prompt_hold(view, r.request().prompt_tokens())) - view.footprint(r.held())
+}
+
+impl WaitCp {
+    /// Advances the interior (and selected entry) residents; preempts the most recent
+    /// resident when a decode does not fit.
+    fn advance(
+        &mut self,
+        view: &View<'_>,
+        movers: &[ResidentView],
+        all: &[ResidentView],
+        b: &mut Build,
+    ) {
+        let mut stack: Vec<&ResidentView> = all.iter().collect();
+        for r in movers {
+            if b.evict.contains(&r.id()) {
+                continue;
+            }
+            if !r.prefill_done() {
+                let rem = r.prefill_remaining().get().min(self.chunk_size);
+                b.batch.push(BatchItem::Prefill { id: r.id(), tokens: Tokens(rem) });
+                continue;
+            }
+            let need = mem::decode_growth(view, r.held());
+            while need > b.free {
+                let Some(v) = stack.pop() else { break };
+                if b.evict.contains(&v.id()) {
+                    continue;
+                }
+                b.evict.push(v.id());
+                b.batch.retain(|i| i.id() != v.id());
+                b.free += view.footprint(v.held()) + reserved(view, v);
+                self.evictions += 1;
+                if v.id() == r.id() {
+                    break;
+                }
+            }
+            if !b.evict.contains(&r.id()) && need <= b.free {
+                b.free -= need;
+                b.batch.push(BatchItem::Decode { id: r.id() });
+            }
+        }
+    }
+
+    fn admit(&self, view: &View<'_>, limit: u64, b: &mut Build) {
+        let watermark = view.memory().watermark();
+        for r in view.waiting().take(limit as usize) {
+            let need = view.footprint(mem::prompt_hold(view, r.prompt_tokens()));
+            if b.free < need || b.free - need < watermark {
+                break;
+            }
+            b.free -= need;
+            let chunk = r.prompt_tokens().get().min(self.chunk_size);
+            b.batch.push(BatchItem::Prefill { id: r.id(), tokens: Tokens(chunk) });
+        }
+    }
+}
+
+impl Scheduler for WaitCp {
+    fn name(&self) -> String {
+        "wait-cp".into()
+    }
+
+    fn information(&self) -> Information {
+        Information::Hidden
+    }
+
+    fn decide(&mut self, view: &View<'_>) -> Plan {
+        for c in view.completed_since_last() {
+            self.revealed = (self.revealed.0 + 1, self.revealed.1 + c.output_tokens.get());
+        }
+        for id in view.arrived_since_last() {
+            if let Some(r) = view.request(*id) {
+                self.prompts = (self.prompts.0 + 1, self.prompts.1 + r.prompt_tokens().get());
+            }
+        }
+        let segs = self.budgets_and_stages(view);
+        self.turns.resize(segs.len(), 0);
+        let cuts = self.cuts().to_vec();
+        let all: Vec<ResidentView> = view.running().collect();
+        let (mut entry, mut interior) = (vec![Vec::new(); segs.len()], vec![0u64; segs.len()]);
+        let mut movers: Vec<Vec<ResidentView>> = vec![Vec::new(); segs.len()];
+        for r in &all {
+            let (k, is_entry) = segment_of(&cuts, r);
+            let k = k.min(segs.len() - 1);
+            if is_entry {
+                entry[k].push(*r);
+            } else {
+                interior[k] += 1;
+                movers[k].push(*r);
+            }
+        }
+        let gate = self.wait_gate && !view.arrivals_done();
+        let reserve = all.iter().fold(Tokens::ZERO, |acc, r| acc + reserved(view, r));
+        let mut b =
+            Build { free: view.kv_free().saturating_sub(reserve), batch: vec![], evict: vec![] };
+        let mut admit_limit = None;
+        for (k, &(budget, stages)) in segs.iter().enumerate() {
+            let limit = budget / stages + u64::from(self.turns[k] % stages < budget % stages);
+            let n_entry = if k == 0 { view.waiting_len() as u64 } else { entry[k].len() as u64 };
+            if gate && n_entry < limit && n_entry + interior[k] < budget {
+                continue;
+            }
+            self.turns[k] += 1;
+            let take = limit.min(budget.saturating_sub(interior[k]));
+            if k == 0 {
+                let holding = all.len() as u64;
+                admit_limit = Some(take.min(self.tl.saturating_sub(holding)));
+            } else {
+                movers[k].extend(entry[k].iter().take(take as usize).copied());
+            }
+            let m = std::mem::take(&mut movers[k]);
+            self.advance(view, &m, &all, &mut b);
+        }
+        if let Some(limit) = admit_limit {
+            self.admit(view, limit, &mut b);
+        }
+        // The gate and the rotation change after every batch: never repeat.
+        Plan { evict: b.evict, batch: b.batch, repeat: Repeat::Once }
+    }
+}
