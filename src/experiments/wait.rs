@@ -112,13 +112,13 @@ fn run_policy(policy: &Policy, inst: &Instance) -> (Outcome, Option<String>, u64
         Policy::Wait(n) => {
             let mut w = Wait::with_thresholds(Thresholds::PerType(n.iter().copied().collect()));
             let (o, e) = go(&mut w);
-            (o, e, w.guard_trims, 0)
+            (o, e, w.guard_trims + w.guard_evictions, 0)
         }
         Policy::Nested(b, n, repair) => {
             let mut w = NestedWait::new(b.clone(), NestedThresholds::Fixed(n.clone()));
             w.repair = *repair;
             let (o, e) = go(&mut w);
-            (o, e, w.guard_trims, w.repair_evictions)
+            (o, e, w.guard_trims + w.guard_evictions, w.repair_evictions)
         }
         Policy::Named(name) => {
             let mut s = crate::schedulers::by_name(name).expect("catalog name");
@@ -249,4 +249,159 @@ pub fn sweep_size(scale: Scale) -> (Vec<f64>, u64) {
         Scale::Quick => (vec![250.0, 1000.0, 4000.0], 4),
         Scale::Full => (vec![250.0, 1000.0, 4000.0, 16000.0, 64000.0], 10),
     }
+}
+
+fn claim(id: &str, label: &str, paper_text: &str, measured: Option<f64>, seed: u64) -> ClaimResult {
+    ClaimResult {
+        id: id.into(),
+        label: label.into(),
+        paper: None,
+        paper_text: paper_text.into(),
+        measured,
+        ci: None,
+        ci_level: None,
+        verdict: Verdict::Supported,
+        seeds: seeds_of(seed),
+        notes: String::new(),
+    }
+}
+
+fn fmt_means(v: &[(f64, f64)]) -> String {
+    v.iter().map(|(z, m)| format!("zT={z}: {m:.4}")).collect::<Vec<_>>().join(", ")
+}
+
+/// W-THM1-CRITICAL and W-THM1-SLACK on Proposition 3's instance: WAIT with `n = n* = (1, 1)`
+/// at `C = M* = 9` (critical: `dT(n) = n_j / lambda_j`), and with `n = (2, 2)` at
+/// `C = M^pi = 18` (strict slack: `dT(n) = 1.45 < 2`). Returns the claims and both sweeps.
+pub fn thm1(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
+    let (zetas, reps) = sweep_size(scale);
+    let crit = Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]);
+    let slack = Policy::Wait(vec![((1, 1), 2.0), ((1, 2), 2.0)]);
+    let sc = Sweep::run(&prop3_base(9), &zetas, reps, &crit, seed);
+    let ss = Sweep::run(&prop3_base(18), &zetas, reps, &slack, seed);
+    let note = |s: &Sweep| {
+        format!(
+            "gap means {}; latency means {}",
+            fmt_means(&s.means(|r| r.gap)),
+            fmt_means(&s.means(|r| r.latency))
+        )
+    };
+    let out = vec![
+        slope_claim("W-THM1-CRITICAL", "gap", -0.5, &sc.slope(|r| r.gap), seed, note(&sc)),
+        slope_claim("W-THM1-CRITICAL", "latency", 0.5, &sc.slope(|r| r.latency), seed, note(&sc)),
+        slope_claim("W-THM1-SLACK", "gap", -1.0, &ss.slope(|r| r.gap), seed, note(&ss)),
+        slope_claim("W-THM1-SLACK", "latency", 0.0, &ss.slope(|r| r.latency), seed, note(&ss)),
+    ];
+    (out, sc, ss)
+}
+
+/// The Nested WAIT instance of W-THM2: hidden outputs 1 and 2 (prompt 1, rates 1 and 1, so
+/// `p_2 = 1/2`), thresholds `n = (4, 3)` (`p_2 < 3/4 < 1`), `d0 = 0.55`, `d1 = 0.05`:
+/// `M^pi = 21`, `dT(n) = 1.6 < n_1 / Lambda = 2`. Returns `(boundaries, n, M_req(zeta T))`.
+pub fn thm2_design(zeta: f64, delta: f64) -> (Vec<u64>, Vec<f64>, f64) {
+    use kvsched_spec::fluid::nested::{check_thresholds, BufferParams, Segments};
+    let seg = Segments::from_outputs(1.0, &[(1, 1.0), (2, 1.0)]).expect("two segments");
+    let n = vec![4.0, 3.0];
+    let buf = BufferParams { horizon_s: 1.0, zeta, segments: 2, delta };
+    let chk = check_thresholds(&seg, &n, 0.55, 0.05, &buf);
+    let req = chk.required_memory_tokens.expect("drift conditions hold");
+    (seg.outputs.clone(), n, req)
+}
+
+/// W-THM2: Nested WAIT with `C = ceil(M_req)` (delta = 0.05) at every `zeta T`: overflow
+/// frequency (runs where the repair or the guard acted) with a Clopper-Pearson interval, gap
+/// and latency slopes; and without the buffer (`C = M^pi = 21`), how often the repair runs.
+pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
+    let (zetas, reps) = sweep_size(scale);
+    let delta = 0.05;
+    let mut points = Vec::new();
+    let mut no_buffer_repairs = 0;
+    for (i, &z) in zetas.iter().enumerate() {
+        let (b, n, req) = thm2_design(z, delta);
+        let mut base = prop3_base(req.ceil() as u64);
+        base.eviction = EvictionRule::Any;
+        let pol = Policy::Nested(b.clone(), n.clone(), true);
+        let runs: Vec<RunStats> = (0..reps)
+            .map(|r| run_scaled(&base, z, 1.0, &pol, derive_seed(seed, i as u64 * 1000 + r)))
+            .collect();
+        base.capacity = 21;
+        let tight = run_scaled(&base, z, 1.0, &pol, derive_seed(seed, i as u64 * 1000 + 999));
+        no_buffer_repairs += tight.repair_evictions;
+        points.push((z, runs));
+    }
+    let sweep = Sweep { points };
+    let trials = sweep.points.iter().map(|p| p.1.len() as u64).sum::<u64>();
+    let over = sweep.total(|r| u64::from(r.repair_evictions + r.guard_trims > 0));
+    let cp = stats::clopper_pearson(over, trials, 0.95);
+    let mut freq = claim("W-THM2", "overflow frequency", "<= delta = 0.05", None, seed);
+    match cp {
+        Ok(ci) => {
+            freq.measured = Some(ci.estimate);
+            freq.ci = Some((ci.lo, ci.hi));
+            freq.ci_level = Some(0.95);
+            if ci.lo > delta {
+                freq.verdict =
+                    Verdict::NotSupported(format!("CP lower bound {:.3} > delta", ci.lo));
+            }
+        }
+        Err(e) => freq.verdict = Verdict::NotReproducible(e.to_string()),
+    }
+    freq.notes = format!("{over} of {trials} runs needed repair; C = ceil(M_req(zeta T))");
+    let note = format!("gap means {}", fmt_means(&sweep.means(|r| r.gap)));
+    let mut out = vec![
+        freq,
+        slope_claim("W-THM2", "gap", -1.0, &sweep.slope(|r| r.gap), seed, note.clone()),
+        slope_claim("W-THM2", "latency", 0.0, &sweep.slope(|r| r.latency), seed, note),
+    ];
+    let mut rep = claim(
+        "W-THM2",
+        "repair without buffer (C = M^pi = 21)",
+        "needed (Prop. 5)",
+        Some(no_buffer_repairs as f64),
+        seed,
+    );
+    if no_buffer_repairs == 0 {
+        rep.verdict = Verdict::NotSupported("the repair never ran without the buffer".into());
+    }
+    out.push(rep);
+    (out, sweep, no_buffer_repairs)
+}
+
+/// W-PROP3: FCFS (`vllm-v0`: FCFS, prefill-first, LIFO preemption by recompute) against WAIT
+/// at `C = M* = 9` on Proposition 3's instance. Supported when FCFS's gap does not decay (the
+/// upper end of its slope interval is above -0.1) while WAIT's does (its interval is below 0).
+pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
+    let (zetas, reps) = sweep_size(scale);
+    let base = prop3_base(9);
+    let fcfs = Sweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
+    let wait =
+        Sweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]), seed);
+    let (ff, fw) = (fcfs.slope(|r| r.gap), wait.slope(|r| r.gap));
+    let last = |s: &Sweep| s.means(|r| r.gap).last().map(|p| p.1);
+    let mut c = claim(
+        "W-PROP3",
+        "FCFS gap at the largest zeta T",
+        "Omega(1); WAIT -> 0",
+        last(&fcfs),
+        seed,
+    );
+    c.notes = format!(
+        "FCFS gap {}; WAIT gap {}",
+        fmt_means(&fcfs.means(|r| r.gap)),
+        fmt_means(&wait.means(|r| r.gap))
+    );
+    c.verdict = match (&ff, &fw) {
+        (Ok(f), Ok(w)) if f.slope.hi > -0.1 && w.slope.hi < 0.0 => Verdict::Supported,
+        (Ok(f), Ok(w)) => Verdict::NotSupported(format!(
+            "FCFS slope {:.3} [{:.3}, {:.3}], WAIT slope {:.3} [{:.3}, {:.3}]",
+            f.slope.estimate, f.slope.lo, f.slope.hi, w.slope.estimate, w.slope.lo, w.slope.hi
+        )),
+        (Err(e), _) | (_, Err(e)) => Verdict::NotReproducible(e.to_string()),
+    };
+    let out = vec![
+        c,
+        slope_claim("W-PROP3", "FCFS gap slope", 0.0, &ff, seed, String::new()),
+        slope_claim("W-PROP3", "WAIT gap slope", -0.5, &fw, seed, String::new()),
+    ];
+    (out, fcfs, wait)
 }

@@ -29,11 +29,12 @@
 //! Thresholds are real: entry caps rotate ([`Rotor`]) around `n_k`, so fractional designs
 //! with `p_k < n_k / n_{k-1} < 1` are served in the long-run mean; interior stages take
 //! `min(ceil(n_k), count)`; `n_1` is raised to at least 1. A memory guard trims admissions if
-//! repair cannot make a batch fit ([`NestedWait::guard_trims`]). At the end of a finite run
+//! repair cannot make a batch fit ([`NestedWait::guard_trims`]), and evicts the most recent
+//! residents only if nothing fits at all ([`NestedWait::guard_evictions`]). At the end of a finite run
 //! every segment runs without waiting ([`NestedWait::drain`], as in [`super::wait`]).
 
 use super::mem;
-use super::wait::{admit_growth, resident_item, tokens_after_prefill, Rotor};
+use super::wait::{admit_growth, fit_or_evict, resident_item, tokens_after_prefill, Rotor};
 use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::nested::Segments;
 use kvsched_spec::fluid::FluidInputs;
@@ -66,6 +67,8 @@ pub struct NestedWait {
     pub repair_events: u64,
     /// Batches the memory guard trimmed.
     pub guard_trims: u64,
+    /// Last-resort evictions of any resident when nothing fits even after the repair.
+    pub guard_evictions: u64,
     rotors: Vec<Rotor>,
     revealed: (u64, u64),
 }
@@ -122,6 +125,7 @@ impl NestedWait {
             repair_evictions: 0,
             repair_events: 0,
             guard_trims: 0,
+            guard_evictions: 0,
             rotors: Vec::new(),
             revealed: (0, 0),
         }
@@ -265,7 +269,7 @@ impl Scheduler for NestedWait {
         if sel.joined == 0 {
             return Plan::idle();
         }
-        let mut need: Tokens = sel.admit.iter().chain(&sel.rest).map(|x| x.1).sum();
+        let need: Tokens = sel.admit.iter().chain(&sel.rest).map(|x| x.1).sum();
         let (evict, freed) = if self.repair && need > view.kv_free() {
             self.repair_overflow(view, &sel, need)
         } else {
@@ -275,17 +279,15 @@ impl Scheduler for NestedWait {
             self.repair_events += 1;
             self.repair_evictions += evict.len() as u64;
         }
-        let free = view.kv_free() + freed;
-        if need > free {
-            self.guard_trims += 1;
-            while need > free {
-                match sel.admit.pop().or_else(|| sel.rest.pop()) {
-                    Some((_, g)) => need -= g,
-                    None => break,
-                }
-            }
-        }
-        let batch: Vec<BatchItem> = sel.admit.iter().chain(&sel.rest).map(|x| x.0).collect();
+        let sel_admit = std::mem::take(&mut sel.admit);
+        let sel_rest = std::mem::take(&mut sel.rest);
+        let (admit, rest, more, acted) =
+            fit_or_evict(view, sel_admit, sel_rest, view.kv_free() + freed, &evict);
+        self.guard_trims += u64::from(acted);
+        self.guard_evictions += more.len() as u64;
+        let mut evict = evict;
+        evict.extend(more);
+        let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
             return Plan { evict, batch, repeat: Repeat::Once };
         }

@@ -27,7 +27,9 @@
 //!
 //! Deviations, all documented in the fields: a memory **guard** trims admissions (and never
 //! evicts) if a batch would not fit; it never triggers when `M^pi <= C` with integer
-//! thresholds, and [`Wait::guard_trims`] counts it. At the end of a finite run (every request
+//! thresholds, and [`Wait::guard_trims`] counts it; only if nothing at all fits (memory full
+//! of paused residents, possible only outside the conditions) it evicts the most recent
+//! residents ([`Wait::guard_evictions`]), since WAIT alone would deadlock. At the end of a finite run (every request
 //! arrived, [`View::arrivals_done`]) every type with work is served without waiting
 //! ([`Wait::drain`]), like the authors' `force_clear`; otherwise the run would stall.
 
@@ -93,6 +95,42 @@ pub(crate) fn admit_growth(view: &View<'_>, prompt: Tokens) -> Tokens {
     view.footprint(mem::prompt_hold(view, prompt))
 }
 
+/// Trims `admit` then `rest` from the end until their growth fits in `free`; if nothing is left
+/// while residents exist (memory full of paused requests: a deadlock without eviction), evicts
+/// residents most recent first (never one in `skip`) until some item fits. Returns the kept
+/// items, the evictions, and whether anything was trimmed or evicted.
+pub(crate) fn fit_or_evict(
+    view: &View<'_>,
+    mut admit: Vec<(BatchItem, Tokens)>,
+    mut rest: Vec<(BatchItem, Tokens)>,
+    mut free: Tokens,
+    skip: &[RequestId],
+) -> (Vec<(BatchItem, Tokens)>, Vec<(BatchItem, Tokens)>, Vec<RequestId>, bool) {
+    let mut stack: Vec<ResidentView> = view.running().filter(|r| !skip.contains(&r.id())).collect();
+    let mut evict = Vec::new();
+    let total = |a: &[(BatchItem, Tokens)]| a.iter().map(|x| x.1).sum::<Tokens>();
+    let mut acted = false;
+    loop {
+        let (mut a, mut r) = (admit.clone(), rest.clone());
+        let mut need = total(&a) + total(&r);
+        while need > free {
+            acted = true;
+            match a.pop().or_else(|| r.pop()) {
+                Some((_, g)) => need -= g,
+                None => break,
+            }
+        }
+        if !(a.is_empty() && r.is_empty()) || (admit.is_empty() && rest.is_empty()) {
+            return (a, r, evict, acted);
+        }
+        let Some(v) = stack.pop() else { return (a, r, evict, acted) };
+        free += view.footprint(v.held());
+        rest.retain(|x| x.0.id() != v.id());
+        admit.retain(|x| x.0.id() != v.id());
+        evict.push(v.id());
+    }
+}
+
 /// Where thresholds come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Thresholds {
@@ -111,6 +149,8 @@ pub struct Wait {
     pub drain: bool,
     /// Batches the memory guard trimmed (0 when the WAIT conditions hold).
     pub guard_trims: u64,
+    /// Last-resort evictions when paused residents fill memory (0 under the conditions).
+    pub guard_evictions: u64,
     rotors: BTreeMap<TypeKey, Rotor>,
     queues: BTreeMap<TypeKey, VecDeque<RequestId>>,
     arrivals: BTreeMap<TypeKey, u64>,
@@ -129,6 +169,7 @@ impl Wait {
             thresholds,
             drain: true,
             guard_trims: 0,
+            guard_evictions: 0,
             rotors: BTreeMap::new(),
             queues: BTreeMap::new(),
             arrivals: BTreeMap::new(),
@@ -261,34 +302,33 @@ impl Scheduler for Wait {
                 self.type_batch(key, cap, n, res, &mut admit, &mut rest, view);
             }
         }
-        // Memory guard: trim the latest admissions, then the latest residents (never evict).
-        let mut growth: Tokens = admit.iter().map(|a| a.2).chain(rest.iter().map(|r| r.1)).sum();
-        let free = view.kv_free();
-        if growth > free {
-            self.guard_trims += 1;
-            while growth > free {
-                if let Some((_, _, g)) = admit.pop() {
-                    growth -= g;
-                } else if let Some((_, g)) = rest.pop() {
-                    growth -= g;
-                } else {
-                    break;
-                }
-            }
-        }
-        for (key, item, _) in &admit {
+        // Memory guard: trim the latest admissions, then the latest residents; evict only if
+        // nothing at all fits (outside the WAIT conditions).
+        let keys: Vec<TypeKey> = admit.iter().map(|a| a.0).collect();
+        let admit: Vec<(BatchItem, Tokens)> = admit.into_iter().map(|a| (a.1, a.2)).collect();
+        let (admit, rest, evict, acted) = fit_or_evict(view, admit, rest, view.kv_free(), &[]);
+        self.guard_trims += u64::from(acted);
+        self.guard_evictions += evict.len() as u64;
+        for (key, (item, _)) in keys.iter().zip(&admit) {
             let q = self.queues.get_mut(key).expect("queued type");
             debug_assert_eq!(q.front(), Some(&item.id()));
             q.pop_front();
         }
-        let batch: Vec<BatchItem> =
-            admit.iter().map(|a| a.1).chain(rest.iter().map(|r| r.0)).collect();
+        for id in &evict {
+            // An evicted request waits again, in its place by id (as in the engine).
+            let r = view.resident(*id).expect("evicted from residents");
+            let out = r.request().output_hint().tokens().map_or(0, |t| t.get());
+            let q = self.queues.entry((r.request().prompt_tokens().get(), out)).or_default();
+            let pos = q.partition_point(|x| x < id);
+            q.insert(pos, *id);
+        }
+        let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
-            return Plan::idle();
+            return Plan { evict, batch, repeat: Repeat::Once };
         }
         for key in eligible {
             self.rotors.get_mut(&key).expect("rotor").advance();
         }
-        Plan { evict: Vec::new(), batch, repeat: Repeat::Once }
+        Plan { evict, batch, repeat: Repeat::Once }
     }
 }

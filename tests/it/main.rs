@@ -9,3 +9,4 @@ mod engine;
 mod schedulers;
 mod tidy;
 mod trace_check;
+mod wait_claims;
