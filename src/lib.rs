@@ -6,6 +6,7 @@
 //! What is *correct* lives in `kvsched-spec`; how it is *judged* lives in `kvsched-verify`.
 
 pub mod cli;
+pub mod conform;
 pub mod experiments;
 pub mod opt;
 pub mod prng;

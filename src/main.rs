@@ -25,6 +25,11 @@ enum Command {
     Schedulers(cli::schedulers::Args),
     /// Replay a JSON-lines trace against the spec; list every violation with its line.
     CheckTrace(cli::check_trace::Args),
+    /// Run an external scheduler (any language, spec/PROTOCOL.md) through the conformance
+    /// battery: `kvsched conform [--replay FILE] [--report FILE.json] -- COMMAND [ARGS...]`.
+    Conform(cli::conform::Args),
+    /// Serve a built-in scheduler over stdin/stdout with the conformance protocol.
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +40,7 @@ fn main() -> ExitCode {
         Command::Simulate(a) => cli::simulate::run(a),
         Command::Schedulers(a) => cli::schedulers::run(a),
         Command::CheckTrace(a) => cli::check_trace::run(a),
+        Command::Conform(a) => cli::conform::run(a),
+        Command::Serve(a) => cli::serve::run(a),
     }
 }

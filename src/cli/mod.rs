@@ -4,9 +4,11 @@
 //! or usage. Errors name the file, line or field.
 
 pub mod check_trace;
+pub mod conform;
 pub mod fluid;
 pub mod opt;
 pub mod schedulers;
+pub mod serve;
 pub mod simulate;
 
 use std::process::ExitCode;

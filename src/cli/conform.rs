@@ -1,0 +1,169 @@
+//! `kvsched conform [--replay FILE] [--report FILE.json] -- COMMAND [ARGS...]`: runs an external
+//! scheduler (any language, `spec/PROTOCOL.md`) through the conformance battery, scores it
+//! against the fluid bound and the built-in schedulers, and shrinks the first failure to a
+//! replay file. With `--replay FILE`, runs only the replay's instance.
+//!
+//! Exit 0 when the scheduler conforms (or a replay passes); 1 when it does not; 2 for usage or
+//! bad input (unknown scenario, unreadable replay, a command that cannot be started). The JSON
+//! report is rewritten after every scenario, so it holds whatever completed.
+
+use crate::conform::{
+    parse_replay, run_battery, run_replay, scenarios, ConformConfig, ConformReport,
+    ExternalCommand, ExternalOptions,
+};
+use kvsched_spec::Information;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Arguments.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Run only this replay file (written by an earlier failing run).
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Write the machine-readable report here (JSON).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Where to save the shrunk failure.
+    #[arg(long, default_value = "kvsched-replay.json")]
+    pub replay_out: PathBuf,
+    /// Requests per scenario.
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
+    /// Seeds (comma-separated); every scenario runs once per seed.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub seeds: Vec<u64>,
+    /// Run only these scenarios (repeatable): light, boundary, overload, long-decode, bursts,
+    /// adversarial, tiny.
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
+    /// Information set offered: hidden, predicted or known.
+    #[arg(long, default_value = "hidden")]
+    pub information: String,
+    /// Longest wait for one decision (milliseconds).
+    #[arg(long, default_value_t = 5000)]
+    pub decision_timeout_ms: u64,
+    /// Longest wall time of one scenario run (seconds).
+    #[arg(long, default_value_t = 300)]
+    pub total_timeout_s: u64,
+    /// Liveness bound: total time a fitting request may wait while the server idles (ns).
+    /// Policies that hold work back by design (WAIT) need it above their accumulation time.
+    #[arg(long, default_value_t = 10_000_000_000)]
+    pub starvation_bound_ns: u64,
+    /// Do not score against the built-in schedulers.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Do not shrink failures.
+    #[arg(long)]
+    pub no_shrink: bool,
+    /// Shrinking budget: runs.
+    #[arg(long, default_value_t = 400)]
+    pub shrink_runs: usize,
+    /// Shrinking budget: seconds.
+    #[arg(long, default_value_t = 60)]
+    pub shrink_time_s: u64,
+    /// Append the scheduler's stderr to this file.
+    #[arg(long)]
+    pub stderr_log: Option<PathBuf>,
+    /// The scheduler's command line, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+fn config(args: &Args) -> Result<ConformConfig, String> {
+    let information = match args.information.as_str() {
+        "hidden" => Information::Hidden,
+        "predicted" => Information::Predicted,
+        "known" => Information::Known,
+        o => return Err(format!("--information: expected hidden, predicted or known, got {o:?}")),
+    };
+    let mut cfg = ConformConfig {
+        requests: args.requests,
+        seeds: args.seeds.clone(),
+        scenarios: args.scenarios.clone(),
+        information,
+        starvation_bound_ns: args.starvation_bound_ns,
+        shrink: !args.no_shrink,
+        shrink_max_runs: args.shrink_runs,
+        shrink_max_time: Duration::from_secs(args.shrink_time_s),
+        ..ConformConfig::default()
+    };
+    if args.no_baselines {
+        cfg.baselines.clear();
+    }
+    if cfg.requests == 0 || cfg.seeds.is_empty() {
+        return Err("--requests and --seeds: expected at least one".into());
+    }
+    Ok(cfg)
+}
+
+fn write_report(path: Option<&Path>, report: &ConformReport) {
+    if let Some(p) = path {
+        let text = serde_json::to_string_pretty(report).expect("reports serialize");
+        if let Err(e) = std::fs::write(p, text + "\n") {
+            eprintln!("error: {}: cannot write report: {e}", p.display());
+        }
+    }
+}
+
+/// Runs the subcommand.
+pub fn run(args: &Args) -> ExitCode {
+    let command = ExternalCommand {
+        program: args.command[0].clone(),
+        args: args.command[1..].to_vec(),
+        options: ExternalOptions {
+            decision_timeout: Duration::from_millis(args.decision_timeout_ms.max(1)),
+            total_timeout: Duration::from_secs(args.total_timeout_s.max(1)),
+            stderr_log: args.stderr_log.clone(),
+            ..ExternalOptions::default()
+        },
+    };
+    let report = match &args.replay {
+        Some(path) => {
+            let text = match super::read_file(path) {
+                Ok(t) => t,
+                Err(e) => return super::input_error(e),
+            };
+            match parse_replay(&text) {
+                Ok(r) => run_replay(&command, &r),
+                Err(e) => return super::input_error(format!("{}: {e}", path.display())),
+            }
+        }
+        None => match battery(args, &command) {
+            Ok(r) => r,
+            Err(e) => return super::input_error(e),
+        },
+    };
+    write_report(args.report.as_deref(), &report);
+    print!("{}", report.summary());
+    if report.scenarios.iter().all(|s| s.verdict.code == "spawn_failed") {
+        return super::input_error("the scheduler command could not be started");
+    }
+    ExitCode::from(if report.conforms { 0 } else { 1 })
+}
+
+fn battery(args: &Args, command: &ExternalCommand) -> Result<ConformReport, String> {
+    let cfg = config(args)?;
+    let list = scenarios(&cfg)?;
+    let mut done = Vec::new();
+    let started = std::time::Instant::now();
+    let report = run_battery(command, &list, &cfg, &mut |s| {
+        println!("  {:<12} seed {:<3} {}", s.scenario, s.seed, s.verdict.code);
+        done.push(s.clone());
+        let partial = crate::conform::partial_report(command_label(command), &done, &cfg, started);
+        write_report(args.report.as_deref(), &partial);
+    });
+    if let Some(sh) = &report.shrunk {
+        let text = serde_json::to_string_pretty(&sh.replay).expect("replays serialize");
+        match std::fs::write(&args.replay_out, text + "\n") {
+            Ok(()) => println!("replay saved to {}", args.replay_out.display()),
+            Err(e) => eprintln!("error: {}: cannot write replay: {e}", args.replay_out.display()),
+        }
+    }
+    Ok(report)
+}
+
+fn command_label(c: &ExternalCommand) -> String {
+    crate::conform::Candidate::label(c)
+}

@@ -1,0 +1,269 @@
+//! Running one scheduler on one instance and judging the run: engine validation, the
+//! independent trace checker (`kvsched_verify::check_trace` over an in-memory trace), and the
+//! liveness checks (unfinished requests, starvation while the server idles).
+
+use super::verdict::Verdict;
+use super::{Candidate, ConformConfig, Finish, Runnable};
+use crate::sched::{Plan, Scheduler, View};
+use crate::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
+use kvsched_spec::{FirstToken, Information, Instance, Nanos, RequestId, Tokens};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// What one run produced.
+pub struct RunResult {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The outcome (complete when the run passed, partial otherwise).
+    pub outcome: Option<Outcome>,
+    /// Decisions answered.
+    pub decisions: u64,
+    /// Wall time.
+    pub wall: Duration,
+    /// Trace records checked (0 when the run failed before the check).
+    pub trace_records: usize,
+}
+
+#[derive(Clone, Default)]
+struct SharedBuf(Rc<RefCell<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Watches decisions for idling while a fitting request waits.
+struct Monitor<'a> {
+    inner: &'a mut dyn Runnable,
+    /// (idle start, requests that could have been admitted).
+    idle: Option<(Nanos, Vec<RequestId>)>,
+    idle_wait: BTreeMap<RequestId, u64>,
+}
+
+impl Monitor<'_> {
+    fn admissible(view: &View<'_>, plan: &Plan) -> Vec<RequestId> {
+        let mut free = view.kv_free();
+        let mut candidates: Vec<_> = view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
+        for id in &plan.evict {
+            if let Some(r) = view.resident(*id) {
+                free += view.footprint(r.held());
+                candidates.push((r.id(), r.request().prompt_tokens()));
+            }
+        }
+        let extra = match view.config().first_token {
+            FirstToken::WithPrefill => Tokens(1),
+            FirstToken::SeparateDecode => Tokens::ZERO,
+        };
+        let watermark = view.memory().watermark();
+        candidates
+            .into_iter()
+            .filter(|&(_, p)| view.footprint(p + extra) + watermark <= free)
+            .map(|(id, _)| id)
+            .collect()
+    }
+}
+
+impl Scheduler for Monitor<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn information(&self) -> Information {
+        self.inner.information()
+    }
+    fn decide(&mut self, view: &View<'_>) -> Plan {
+        if let Some((t0, ids)) = self.idle.take() {
+            let d = (view.now_ns() - t0).get();
+            for id in ids {
+                *self.idle_wait.entry(id).or_default() += d;
+            }
+        }
+        let plan = self.inner.decide(view);
+        if plan.batch.is_empty() {
+            let ids = Monitor::admissible(view, &plan);
+            if !ids.is_empty() {
+                self.idle = Some((view.now_ns(), ids));
+            }
+        }
+        plan
+    }
+}
+
+/// Whether a request fits in an empty cache (above the watermark).
+pub fn fits_empty(instance: &Instance, id: usize) -> bool {
+    let mem = &instance.config.memory;
+    let r = &instance.requests[id];
+    mem.footprint(r.peak_tokens()) + mem.watermark() <= mem.capacity()
+}
+
+/// The iteration limit of a run: generous enough for any reasonable policy.
+pub fn step_limit(instance: &Instance) -> u64 {
+    let work: u64 = instance.requests.iter().map(|r| r.peak_tokens().get()).sum();
+    work.saturating_mul(20).saturating_add(10_000)
+}
+
+/// Runs `candidate` on `instance` and judges the run.
+pub fn run_instance(
+    candidate: &dyn Candidate,
+    label: &str,
+    instance: &Instance,
+    seed: u64,
+    cfg: &ConformConfig,
+) -> RunResult {
+    let started = Instant::now();
+    let mut result = RunResult {
+        verdict: Verdict::pass(),
+        outcome: None,
+        decisions: 0,
+        wall: Duration::ZERO,
+        trace_records: 0,
+    };
+    let mut config = instance.config.clone();
+    config.information = cfg.information;
+    let start = catch_unwind(AssertUnwindSafe(|| candidate.start(label, &config)));
+    let mut sched = match start {
+        Ok(Ok(s)) => s,
+        Ok(Err(v)) => return RunResult { verdict: v, wall: started.elapsed(), ..result },
+        Err(p) => {
+            return RunResult { verdict: panic_verdict(p), wall: started.elapsed(), ..result }
+        }
+    };
+    let asked = sched.information();
+    if super::protocol::information_rank(asked) > super::protocol::information_rank(cfg.information)
+    {
+        let v = Verdict::new(
+            "information_denied",
+            format!("asked for {asked:?} information; offered {:?}", cfg.information),
+        );
+        sched.finish(Finish::Rejected(&v));
+        return RunResult { verdict: v, wall: started.elapsed(), ..result };
+    }
+    let (verdict, outcome, trace) = simulate_judged(&mut *sched, instance, seed, cfg);
+    result.decisions = sched.decisions();
+    match verdict.is_pass() {
+        true => {
+            let t = outcome.as_ref().map_or(0, |o| o.simulated_ns.get());
+            let completed = outcome.as_ref().map_or(0, |o| o.completed);
+            sched.finish(Finish::Ended { t, completed });
+        }
+        false => sched.finish(Finish::Rejected(&verdict)),
+    }
+    result.verdict = verdict;
+    result.outcome = outcome;
+    if result.verdict.is_pass() {
+        let (v, records) = check_trace_bytes(&trace);
+        result.trace_records = records;
+        if let Some(v) = v {
+            result.verdict = v;
+        }
+    }
+    result.wall = started.elapsed();
+    result
+}
+
+fn panic_verdict(p: Box<dyn std::any::Any + Send>) -> Verdict {
+    let msg = p
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into());
+    Verdict::new("panic", msg)
+}
+
+fn simulate_judged(
+    sched: &mut dyn Runnable,
+    instance: &Instance,
+    seed: u64,
+    cfg: &ConformConfig,
+) -> (Verdict, Option<Outcome>, Vec<u8>) {
+    let buf = SharedBuf::default();
+    let options = SimOptions {
+        check: Check::Off,
+        stepping: Stepping::FastForward,
+        max_steps: Some(step_limit(instance)),
+        timeline: false,
+        trace: Some(Box::new(buf.clone())),
+        seed: Some(seed),
+    };
+    let mut monitor = Monitor { inner: sched, idle: None, idle_wait: BTreeMap::new() };
+    let run = catch_unwind(AssertUnwindSafe(|| simulate(instance, &mut monitor, options)));
+    let idle_wait = std::mem::take(&mut monitor.idle_wait);
+    let fault = monitor.inner.take_fault();
+    let trace = buf.0.borrow().clone();
+    let (verdict, outcome) = match run {
+        Err(p) => (panic_verdict(p), None),
+        Ok(_) if fault.is_some() => (fault.expect("checked"), None),
+        Ok(Ok(o)) => (starvation(&idle_wait, cfg.starvation_bound_ns), Some(o)),
+        Ok(Err(e)) => {
+            let v = match &e.kind {
+                SimErrorKind::Violation { violation, at_ns } => {
+                    Verdict::violation(violation, at_ns.get())
+                }
+                SimErrorKind::RepeatWithPrefill => {
+                    Verdict::new("repeat_with_prefill", "repeat > 1 on a batch with a prefill")
+                }
+                SimErrorKind::Stalled { .. } => unfinished(instance, &e.partial),
+                SimErrorKind::StepLimit(n) => {
+                    Verdict::new("livelock", format!("no end after {n} iterations"))
+                }
+                other => Verdict::new("trace_invalid", format!("{e} ({other:?})")),
+            };
+            (v.at(e.partial.simulated_ns.get()), Some(*e.partial))
+        }
+    };
+    (verdict, outcome, trace)
+}
+
+fn starvation(idle_wait: &BTreeMap<RequestId, u64>, bound: u64) -> Verdict {
+    match idle_wait.iter().filter(|(_, &w)| w > bound).max_by_key(|(_, &w)| w) {
+        None => Verdict::pass(),
+        Some((id, w)) => Verdict::new(
+            "starvation",
+            format!(
+                "{id} waited {w} ns in total while the server idled and it fit in free memory \
+                 (bound {bound} ns)"
+            ),
+        ),
+    }
+}
+
+fn unfinished(instance: &Instance, partial: &Outcome) -> Verdict {
+    let ids: Vec<String> = partial
+        .requests
+        .iter()
+        .filter(|r| r.finish_ns.is_none() && fits_empty(instance, r.id.index()))
+        .map(|r| r.id.to_string())
+        .collect();
+    if ids.is_empty() {
+        return Verdict::pass();
+    }
+    let shown = ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+    Verdict::new(
+        "unfinished",
+        format!(
+            "the scheduler idled with no arrival to come; {} request(s) that fit in an empty \
+             cache never finished: {shown}",
+            ids.len()
+        ),
+    )
+}
+
+/// Checks a trace in memory; returns a verdict when the checker rejects it.
+fn check_trace_bytes(trace: &[u8]) -> (Option<Verdict>, usize) {
+    match kvsched_verify::check_trace(std::io::BufReader::new(trace)) {
+        Err(e) => (Some(Verdict::new("trace_invalid", format!("unreadable trace: {e}"))), 0),
+        Ok(r) if r.is_valid() => (None, r.records),
+        Ok(r) => {
+            let first: Vec<String> = r.violations.iter().take(3).map(|v| v.to_string()).collect();
+            (Some(Verdict::new("trace_invalid", first.join("; "))), r.records)
+        }
+    }
+}
