@@ -180,11 +180,8 @@ impl Core {
     pub fn evict(&mut self, id: RequestId) -> Result<(), Violation> {
         let slot = self.slot(id)?;
         if !matches!(slot.phase, SlotPhase::Resident { .. }) {
-            return Err(if slot.phase == SlotPhase::Pending {
-                Violation::NotArrived { id }
-            } else {
-                Violation::NotResident { id }
-            });
+            // As in the spec: any non-resident request, pending ones included.
+            return Err(Violation::NotResident { id });
         }
         let latest = *self.running.last().expect("a resident request is running");
         if self.config.eviction == EvictionRule::Lifo && latest != id {
