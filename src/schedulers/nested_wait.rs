@@ -30,8 +30,8 @@
 //! with `p_k < n_k / n_{k-1} < 1` are served in the long-run mean; interior stages take
 //! `min(ceil(n_k), count)`; `n_1` is raised to at least 1. A memory guard trims admissions if
 //! repair cannot make a batch fit ([`NestedWait::guard_trims`]), and evicts the most recent
-//! residents only if nothing fits at all ([`NestedWait::guard_evictions`]). At the end of a finite run
-//! every segment runs without waiting ([`NestedWait::drain`], as in [`super::wait`]).
+//! residents only if nothing fits at all ([`NestedWait::guard_evictions`]). At the end of a
+//! finite run every segment runs without waiting ([`NestedWait::drain`], as in [`super::wait`]).
 
 use super::mem;
 use super::wait::{admit_growth, fit_or_evict, resident_item, tokens_after_prefill, Rotor};

@@ -29,9 +29,10 @@
 //! evicts) if a batch would not fit; it never triggers when `M^pi <= C` with integer
 //! thresholds, and [`Wait::guard_trims`] counts it; only if nothing at all fits (memory full
 //! of paused residents, possible only outside the conditions) it evicts the most recent
-//! residents ([`Wait::guard_evictions`]), since WAIT alone would deadlock. At the end of a finite run (every request
-//! arrived, [`View::arrivals_done`]) every type with work is served without waiting
-//! ([`Wait::drain`]), like the authors' `force_clear`; otherwise the run would stall.
+//! residents ([`Wait::guard_evictions`]), since WAIT alone would deadlock. At the end of a
+//! finite run (every request arrived, [`View::arrivals_done`]) every type with work is served
+//! without waiting ([`Wait::drain`]), like the authors' `force_clear`; otherwise the run would
+//! stall.
 
 use super::mem;
 use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
