@@ -51,6 +51,7 @@ impl MemoryConfig {
     }
 
     /// Memory held by a request with `held` KV tokens: rounded up to whole blocks.
+    #[inline]
     pub fn footprint(&self, held: Tokens) -> Tokens {
         KvBlocks::from_tokens_div_ceil(held, self.block_size_tokens)
             .to_tokens(self.block_size_tokens)

@@ -20,40 +20,48 @@ macro_rules! unit {
             /// The zero value.
             pub const ZERO: Self = Self(0);
             /// The raw integer.
+            #[inline]
             pub const fn get(self) -> u64 {
                 self.0
             }
             /// Subtraction that returns `None` instead of wrapping.
+            #[inline]
             pub fn checked_sub(self, rhs: Self) -> Option<Self> {
                 self.0.checked_sub(rhs.0).map(Self)
             }
             /// Addition that returns `None` on overflow.
+            #[inline]
             pub fn checked_add(self, rhs: Self) -> Option<Self> {
                 self.0.checked_add(rhs.0).map(Self)
             }
             /// Subtraction clamped at zero.
+            #[inline]
             pub fn saturating_sub(self, rhs: Self) -> Self {
                 Self(self.0.saturating_sub(rhs.0))
             }
         }
         impl Add for $name {
             type Output = Self;
+            #[inline]
             fn add(self, rhs: Self) -> Self {
                 Self(self.0.checked_add(rhs.0).expect(concat!(stringify!($name), " overflow")))
             }
         }
         impl AddAssign for $name {
+            #[inline]
             fn add_assign(&mut self, rhs: Self) {
                 *self = *self + rhs;
             }
         }
         impl Sub for $name {
             type Output = Self;
+            #[inline]
             fn sub(self, rhs: Self) -> Self {
                 Self(self.0.checked_sub(rhs.0).expect(concat!(stringify!($name), " underflow")))
             }
         }
         impl SubAssign for $name {
+            #[inline]
             fn sub_assign(&mut self, rhs: Self) {
                 *self = *self - rhs;
             }
@@ -95,16 +103,19 @@ unit!(
 impl KvBlocks {
     /// The number of blocks needed to hold `tokens`, rounding up (a partly filled block is held
     /// whole).
+    #[inline]
     pub fn from_tokens_div_ceil(tokens: Tokens, block_size_tokens: u64) -> KvBlocks {
         assert!(block_size_tokens > 0, "block size must be positive");
         KvBlocks(tokens.0.div_ceil(block_size_tokens))
     }
     /// The number of whole blocks that fit in `tokens`, rounding down.
+    #[inline]
     pub fn from_tokens_div_floor(tokens: Tokens, block_size_tokens: u64) -> KvBlocks {
         assert!(block_size_tokens > 0, "block size must be positive");
         KvBlocks(tokens.0 / block_size_tokens)
     }
     /// The tokens these blocks can hold.
+    #[inline]
     pub fn to_tokens(self, block_size_tokens: u64) -> Tokens {
         Tokens(
             self.0

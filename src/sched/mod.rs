@@ -72,23 +72,46 @@ pub mod util {
     /// decodable) keep memory within capacity, given the other residents stay as they are.
     /// Returns 0 when even one iteration does not fit.
     pub fn decode_steps_within_memory(view: &View<'_>, ids: &[RequestId], limit: u64) -> u64 {
-        // No request can grow by more than the capacity.
-        let limit = limit.min(view.capacity().get() + 1);
+        decode_steps_within_room(view, ids, view.kv_free(), limit)
+    }
+
+    /// The largest `k <= limit` such that `k` decode iterations of `ids` grow the footprint by
+    /// at most `room` tokens (0 when even one does not fit; `limit` when `ids` is empty).
+    ///
+    /// Over `k` steps a request's footprint grows by between `k - (block - 1)` and
+    /// `k + (block - 1)` tokens, so the answer lies in a window of width about `2 * block`
+    /// around `room / b`: the binary search costs `O(b log block)`, not `O(b log capacity)`.
+    pub fn decode_steps_within_room(
+        view: &View<'_>,
+        ids: &[RequestId],
+        room: Tokens,
+        limit: u64,
+    ) -> u64 {
+        if ids.is_empty() {
+            return limit;
+        }
+        let held: Vec<Tokens> = ids
+            .iter()
+            .map(|id| view.resident(*id).expect("decode of a resident request").held())
+            .collect();
         let fits = |k: u64| -> bool {
-            let mut used = view.kv_used();
-            for &id in ids {
-                let held = view
-                    .resident(id)
-                    .expect("decode of a resident request")
-                    .held();
-                used = used - view.footprint(held) + view.footprint(held + Tokens(k));
+            let mut grow = 0u64;
+            for &h in &held {
+                grow += (view.footprint(h + Tokens(k)) - view.footprint(h)).get();
+                if grow > room.get() {
+                    return false;
+                }
             }
-            used <= view.capacity()
+            true
         };
         if limit == 0 || !fits(1) {
             return 0;
         }
-        let (mut lo, mut hi) = (1u64, limit);
+        let b = held.len() as u64;
+        let slack = b * (view.memory().block_size_tokens - 1);
+        let k_max = ((room.get() + slack) / b).clamp(1, limit);
+        let k_min = (room.get().saturating_sub(slack) / b).clamp(1, k_max);
+        let (mut lo, mut hi) = (if fits(k_min) { k_min } else { 1 }, k_max);
         while lo < hi {
             let mid = lo + (hi - lo).div_ceil(2);
             if fits(mid) {

@@ -11,12 +11,12 @@
 
 pub mod alpha_clear;
 pub mod alpha_protect;
+pub mod nested_wait;
 pub mod orca;
 pub mod sarathi;
 pub mod sglang;
 pub mod vllm_v0;
 pub mod vllm_v1;
-pub mod nested_wait;
 pub mod wait;
 pub mod wait_cp;
 
@@ -216,42 +216,7 @@ pub(crate) mod mem {
         }
     }
 
-    /// The largest `k <= limit` such that `k` decode iterations of `ids` grow the footprint by
-    /// at most `room` tokens (0 when even one does not fit).
-    pub fn decode_steps_within(
-        view: &View<'_>,
-        ids: &[RequestId],
-        room: Tokens,
-        limit: u64,
-    ) -> u64 {
-        let held: Vec<Tokens> =
-            ids.iter().map(|id| view.resident(*id).expect("resident").held()).collect();
-        let fits = |k: u64| -> bool {
-            let mut grow = 0u64;
-            for &h in &held {
-                grow += (view.footprint(h + Tokens(k)) - view.footprint(h)).get();
-                if grow > room.get() {
-                    return false;
-                }
-            }
-            true
-        };
-        // A request grows by at least `k - block + 1` tokens over `k` steps.
-        let limit = limit.min(room.get() + view.memory().block_size_tokens);
-        if limit == 0 || !fits(1) {
-            return 0;
-        }
-        let (mut lo, mut hi) = (1u64, limit);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        lo
-    }
+    pub use crate::sched::util::decode_steps_within_room as decode_steps_within;
 
     /// `Repeat::UpTo(k)` for a decode-only batch that stays valid and identical for `k` steps
     /// given `room` tokens of headroom; `Repeat::Once` for any other batch.
