@@ -19,6 +19,8 @@ enum Command {
     Opt(cli::opt::Args),
     /// Fluid benchmark of a workload: equilibrium batch, memory M*, stability region.
     Fluid(cli::fluid::Args),
+    /// Benchmark the simulator: cost against requests and against output length.
+    Bench(cli::bench::Args),
     /// Simulate one scheduler on a workload and print latency, TTFT, throughput, evictions.
     Simulate(cli::simulate::Args),
     /// List every scheduler and its parameters.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Opt(a) => cli::opt::run(a),
         Command::Fluid(a) => cli::fluid::run(a),
+        Command::Bench(a) => cli::bench::run(a),
         Command::Simulate(a) => cli::simulate::run(a),
         Command::Schedulers(a) => cli::schedulers::run(a),
         Command::CheckTrace(a) => cli::check_trace::run(a),

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 the thing checked is wrong (violations, non-conformance); 2 bad input
 //! or usage. Errors name the file, line or field.
 
+pub mod bench;
 pub mod check_trace;
 pub mod conform;
 pub mod fluid;
