@@ -11,6 +11,7 @@
 
 pub mod alpha_clear;
 pub mod alpha_protect;
+pub mod mcsf;
 pub mod nested_wait;
 pub mod orca;
 pub mod sarathi;
@@ -36,6 +37,18 @@ pub struct Entry {
 /// Every scheduler.
 pub fn catalog() -> Vec<Entry> {
     vec![
+        Entry {
+            name: "mcsf",
+            models: "MC-SF (arXiv 2502.07115 §4): shortest predicted output first, maximal \
+                     prefix passing the future-memory check at predicted completions",
+            parameters: "protection=0 (fraction of capacity held back); reads predictions \
+                         (--prediction-noise)",
+        },
+        Entry {
+            name: "mc-benchmark",
+            models: "MC-Benchmark (arXiv 2502.07115 §6): FCFS order with MC-SF's memory check",
+            parameters: "protection=0",
+        },
         Entry {
             name: "vllm-v0",
             models: "vLLM v0 default: FCFS, prefill-first, watermark, preempt most recent \
@@ -122,6 +135,8 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
         "wait" => Some(Box::new(wait::Wait::default())),
         "nested-wait" => Some(Box::new(nested_wait::NestedWait::default())),
         "wait-cp" => Some(Box::new(wait_cp::WaitCp::default())),
+        "mcsf" => Some(Box::new(mcsf::Mcsf::default())),
+        "mc-benchmark" => Some(Box::new(mcsf::Mcsf::benchmark())),
         _ => None,
     }
 }

@@ -10,3 +10,4 @@ mod schedulers;
 mod tidy;
 mod trace_check;
 mod wait_claims;
+mod mcsf_engine;
