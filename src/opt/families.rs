@@ -10,11 +10,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp};
 
 fn req(a: u64, s: u64, o: u64) -> RoundRequest {
-    RoundRequest {
-        arrival_round: a,
-        prompt_tokens: s,
-        output_tokens: o,
-    }
+    RoundRequest { arrival_round: a, prompt_tokens: s, output_tokens: o }
 }
 
 /// The paper's synthetic instances (§6, [B:S6,S7]): `M ~ U[30,50]`, `n ~ U[40,60]`,
@@ -48,9 +44,7 @@ pub fn synthetic(seed: u64, online: bool) -> RoundInstance {
 /// the paper's Theorem 4.3 (with exact predictions, α = 1).
 pub fn identical_prompts(seed: u64, n: usize, s: u64, max_o: u64) -> RoundInstance {
     let mut rng = stream(seed, Stream::Instances);
-    let requests = (0..n)
-        .map(|_| req(0, s, rng.random_range(1..=max_o)))
-        .collect();
+    let requests = (0..n).map(|_| req(0, s, rng.random_range(1..=max_o))).collect();
     RoundInstance::new(2 * (s + max_o), requests)
 }
 
@@ -90,26 +84,15 @@ pub struct Adversarial {
 pub fn sqrt_n_adversary(l: u64, policy: &mut dyn RoundPolicy) -> Adversarial {
     let m = 2 * l * l;
     let alone = RoundInstance::new(m, vec![req(0, m - l, l)]);
-    let tau = simulate(&alone, policy)
-        .ok()
-        .map(|s| s[0])
-        .filter(|&t| t <= l * l);
+    let tau = simulate(&alone, policy).ok().map(|s| s[0]).filter(|&t| t <= l * l);
     let Some(tau) = tau else {
-        return Adversarial {
-            instance: alone,
-            opt_upper: vec![0],
-            tau: None,
-        };
+        return Adversarial { instance: alone, opt_upper: vec![0], tau: None };
     };
     let mut requests = vec![req(0, m - l, l)];
     requests.extend((0..l * l).map(|_| req(tau + 1, 1, 1)));
     let mut opt_upper = vec![tau + 2];
     opt_upper.extend((0..l * l).map(|_| tau + 1));
-    Adversarial {
-        instance: RoundInstance::new(m, requests),
-        opt_upper,
-        tau: Some(tau),
-    }
+    Adversarial { instance: RoundInstance::new(m, requests), opt_upper, tau: Some(tau) }
 }
 
 /// Heterogeneous prompts on which MC-SF is `Ω(√M)` worse than OPT (`spec/MCSF_NOTES.md` §2):
@@ -185,12 +168,7 @@ pub fn yao_point(l: u64) -> YaoPoint {
             (tau, e)
         })
         .fold((None, f64::INFINITY), |b, x| if x.1 < b.1 { x } else { b });
-    YaoPoint {
-        l,
-        best_tau,
-        e_alg,
-        e_opt,
-    }
+    YaoPoint { l, best_tau, e_alg, e_opt }
 }
 
 /// Least-squares slope of `ln y` against `ln x`.

@@ -33,10 +33,7 @@ pub fn solve_lp(inst: &RoundInstance, feasible: Option<&[u64]>) -> Result<LpBoun
     let solved = model.problem.optimise(highs::Sense::Minimise).try_solve();
     let solved = solved.map_err(|e| format!("HiGHS failed: {e:?}"))?;
     if solved.status() != highs::HighsModelStatus::Optimal {
-        return Err(format!(
-            "LP not solved to optimality: {:?}",
-            solved.status()
-        ));
+        return Err(format!("LP not solved to optimality: {:?}", solved.status()));
     }
     Ok(LpBound {
         lower_bound: solved.objective_value(),

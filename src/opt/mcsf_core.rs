@@ -81,19 +81,9 @@ impl Checkpoints {
         rounds.dedup();
         let points = rounds
             .into_iter()
-            .map(|tp| {
-                (
-                    tp,
-                    committed.iter().map(|&(s, p, o)| held(s, p, o, tp)).sum(),
-                )
-            })
+            .map(|tp| (tp, committed.iter().map(|&(s, p, o)| held(s, p, o, tp)).sum()))
             .collect();
-        Checkpoints {
-            t,
-            memory: memory_tokens,
-            committed,
-            points,
-        }
+        Checkpoints { t, memory: memory_tokens, committed, points }
     }
 
     /// Tries to start a request `(prompt, õ)` at `t`; commits it and returns true iff every
@@ -105,10 +95,7 @@ impl Checkpoints {
         let base_end = if exists {
             self.points[pos].1
         } else {
-            self.committed
-                .iter()
-                .map(|&(s, p, o)| held(s, p, o, end))
-                .sum()
+            self.committed.iter().map(|&(s, p, o)| held(s, p, o, end)).sum()
         };
         if base_end + prompt + out > self.memory {
             return false;
@@ -181,28 +168,15 @@ mod tests {
     /// Naive check: every round, not just checkpoints.
     fn naive_ok(t: u64, committed: &[(u64, u64, u64)], m: u64) -> bool {
         let end = committed.iter().map(|&(_, p, o)| p + o).max().unwrap_or(t);
-        (t + 1..=end).all(|tp| {
-            committed
-                .iter()
-                .map(|&(s, p, o)| held(s, p, o, tp))
-                .sum::<u64>()
-                <= m
-        })
+        (t + 1..=end)
+            .all(|tp| committed.iter().map(|&(s, p, o)| held(s, p, o, tp)).sum::<u64>() <= m)
     }
 
     #[test]
     fn checkpoints_match_naive() {
         let active = [
-            ActiveReq {
-                prompt_tokens: 2,
-                start_round: 3,
-                predicted_output: 4,
-            },
-            ActiveReq {
-                prompt_tokens: 1,
-                start_round: 4,
-                predicted_output: 6,
-            },
+            ActiveReq { prompt_tokens: 2, start_round: 3, predicted_output: 4 },
+            ActiveReq { prompt_tokens: 1, start_round: 4, predicted_output: 6 },
         ];
         for m in 8..20 {
             for s in 1..4 {
@@ -218,12 +192,8 @@ mod tests {
 
     #[test]
     fn prefix_stops_at_first_failure() {
-        let w = |id, s, o| WaitingReq {
-            id,
-            prompt_tokens: s,
-            arrival_round: 0,
-            predicted_output: o,
-        };
+        let w =
+            |id, s, o| WaitingReq { id, prompt_tokens: s, arrival_round: 0, predicted_output: o };
         // 5+2 fits, then 8+3 fails, so 1+4 is not tried.
         let got = mcsf_admit(0, &[], &[w(0, 1, 4), w(1, 5, 2), w(2, 8, 3)], 10);
         assert_eq!(got, vec![1]);

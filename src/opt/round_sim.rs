@@ -106,11 +106,8 @@ pub fn simulate(inst: &RoundInstance, policy: &mut dyn RoundPolicy) -> Result<Ve
             t = inst.requests[order[next]].arrival_round; // jump to the next arrival
             continue;
         }
-        let chosen = if waiting.is_empty() {
-            Vec::new()
-        } else {
-            policy.decide(t, inst, &active, &waiting)
-        };
+        let chosen =
+            if waiting.is_empty() { Vec::new() } else { policy.decide(t, inst, &active, &waiting) };
         for i in chosen {
             let pos = waiting.iter().position(|&w| w == i);
             let pos = pos.ok_or_else(|| format!("round {t}: request {i} is not waiting"))?;
@@ -122,8 +119,5 @@ pub fn simulate(inst: &RoundInstance, policy: &mut dyn RoundPolicy) -> Result<Ve
         waiting.sort_by_key(|&i| (inst.requests[i].arrival_round, i));
         t += 1;
     }
-    Ok(starts
-        .into_iter()
-        .map(|k| k.expect("all started"))
-        .collect())
+    Ok(starts.into_iter().map(|k| k.expect("all started")).collect())
 }

@@ -128,15 +128,8 @@ pub fn exact_all_at_zero(inst: &RoundInstance) -> Option<(Vec<u64>, u64)> {
     if !inst.all_at_zero() || inst.len() > 16 || !inst.validate().is_empty() {
         return None;
     }
-    let mut dp = Dp {
-        inst,
-        memo: BTreeMap::new(),
-    };
-    let all = if inst.is_empty() {
-        0
-    } else {
-        (1u32 << inst.len()) - 1
-    };
+    let mut dp = Dp { inst, memo: BTreeMap::new() };
+    let all = if inst.is_empty() { 0 } else { (1u32 << inst.len()) - 1 };
     let sum_k = dp.solve(all, Vec::new());
     let (mut unstarted, mut active, mut t) = (all, Active::new(), 0u64);
     let mut starts = vec![0u64; inst.len()];

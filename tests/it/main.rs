@@ -5,6 +5,7 @@
 
 mod common;
 mod fluid;
+mod mcsf_opt;
 mod engine;
 mod schedulers;
 mod tidy;
