@@ -7,9 +7,9 @@
 //!   (l + s)`, where a prefill item contributes the KV tokens it attends (its prompt) and a decode
 //!   item at stage `s` contributes `l + s`.
 //! - [`StepTime::Rich`]: separate terms for prefill tokens, prefill attention (chunk times
-//!   context), decode requests and attended KV tokens, plus a piecewise-linear term in the batch's token
-//!   count. The Vidur A100 profiles show why: the token-wise GEMMs are flat up to about 100
-//!   tokens and linear after, which no single affine law in KV tokens captures.
+//!   context), decode requests and attended KV tokens, plus a piecewise-linear term in the
+//!   batch's token count. The Vidur A100 profiles show why: the token-wise GEMMs are flat up to
+//!   about 100 tokens and linear after, which no single affine law in KV tokens captures.
 //!
 //! # Exactness
 //! Durations are computed in integer attoseconds and floored to nanoseconds once per step

@@ -20,6 +20,8 @@
 //!   then overflow memory, the most recently admitted requests are evicted (recompute, as the
 //!   baselines do) until it fits; with over-estimating predictions this never happens
 //!   (property-tested).
+//! - **Liveness.** An idle server whose head candidate fails only the conservative check (paged
+//!   memory, unknown lengths) starts it anyway when its prompt fits.
 //! - **Repeat.** With an empty waiting queue the decode batch repeats until the next event.
 
 use crate::opt::mcsf_core::{admit_prefix, ActiveReq, WaitingReq};
@@ -58,18 +60,20 @@ impl Mcsf {
     }
 
     /// The predicted output, clamped to what can fit alone in `budget`.
-    fn predicted(budget: u64, r: &RequestView) -> u64 {
-        let worst = budget.saturating_sub(r.prompt_tokens().get()).max(1);
+    fn predicted(view: &View<'_>, budget: u64, r: &RequestView) -> u64 {
+        let worst = budget.saturating_sub(Self::charged_prompt(view, r)).max(1);
         r.output_hint().tokens().map_or(worst, |t| t.get().clamp(1, worst))
     }
 
-    /// Capacity the check may use: minus the protection, and minus one partly filled block per
-    /// request that could be resident (exact for token-granular memory, conservative for paged).
+    /// Capacity the check may use: capacity minus the protection.
     fn budget(&self, view: &View<'_>) -> u64 {
-        let cap = (view.capacity().get() as f64 * (1.0 - self.protection)).floor() as u64;
-        let block_slack = view.memory().block_size_tokens - 1;
-        let residents = (view.running_len() + view.waiting_len()) as u64;
-        cap.saturating_sub(block_slack * residents)
+        (view.capacity().get() as f64 * (1.0 - self.protection)).floor() as u64
+    }
+
+    /// The prompt as the check charges it: with paged memory, plus one block minus a token, so
+    /// that `s' + j` bounds the block-rounded footprint of `s + j` (exact when token-granular).
+    fn charged_prompt(view: &View<'_>, r: &RequestView) -> u64 {
+        r.prompt_tokens().get() + view.memory().block_size_tokens - 1
     }
 
     fn admissions(&self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
@@ -77,18 +81,18 @@ impl Mcsf {
         let active: Vec<ActiveReq> = view
             .running()
             .map(|r| ActiveReq {
-                prompt_tokens: r.request().prompt_tokens().get(),
+                prompt_tokens: Self::charged_prompt(view, r.request()),
                 start_round: t - r.generated().get().min(t),
-                predicted_output: Self::predicted(budget, r.request()),
+                predicted_output: Self::predicted(view, budget, r.request()),
             })
             .collect();
         let mut waiting: Vec<WaitingReq> = view
             .waiting()
             .map(|r| WaitingReq {
                 id: u64::from(r.id().0),
-                prompt_tokens: r.prompt_tokens().get(),
+                prompt_tokens: Self::charged_prompt(view, &r),
                 arrival_round: r.arrival_ns().get(),
-                predicted_output: Self::predicted(budget, &r),
+                predicted_output: Self::predicted(view, budget, &r),
             })
             .collect();
         match self.order {
@@ -97,8 +101,18 @@ impl Mcsf {
             }
             Order::Fcfs => waiting.sort_by_key(|w| (w.arrival_round, w.id)),
         }
-        admit_prefix(t, &active, &waiting, budget)
-            .into_iter()
+        let mut ids = admit_prefix(t, &active, &waiting, budget);
+        // Liveness: an idle server whose head candidate fails the check only because of the
+        // conservative charges (paging, worst-case lengths) starts it anyway if its prompt fits.
+        if ids.is_empty() && active.is_empty() {
+            if let Some(w) = waiting.first() {
+                let prompt = view.request(RequestId(w.id as u32)).expect("waiting").prompt_tokens();
+                if view.footprint(prompt + kvsched_spec::Tokens(1)) <= view.capacity() {
+                    ids.push(w.id);
+                }
+            }
+        }
+        ids.into_iter()
             .map(|id| {
                 let id = RequestId(id as u32);
                 let prompt = view.request(id).expect("waiting request").prompt_tokens();
