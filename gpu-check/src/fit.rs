@@ -5,8 +5,9 @@
 //! - [`fit_affine`]: the WAIT paper's law `tau = d0 + d1 * K` in attended KV tokens `K`.
 //! - [`fit_rich`]: the spec's rich model,
 //!   `base + prefill * P + attn * A2 + decode * D + kv * K + tokenwise(P + D)`, with the
-//!   token-wise term piecewise linear between given knots (hinge basis). Terms that come out negative are dropped and the fit repeated, because the spec
-//!   requires non-negative coefficients; terms the data cannot identify are dropped too.
+//!   token-wise term piecewise linear between given knots (hinge basis). Terms that come out
+//!   negative are dropped and the fit repeated, because the spec requires non-negative
+//!   coefficients; terms the data cannot identify are dropped too.
 //!
 //! Fit quality is R² and MAPE overall and per region ([`region_fit`]).
 
