@@ -119,6 +119,30 @@ impl std::fmt::Display for WorkloadError {
 
 impl std::error::Error for WorkloadError {}
 
+/// The dotted name (`class[1].rate_per_s`, `memory.kv_capacity_tokens`) of the `key = value`
+/// line at `offset`, when the offset falls on one.
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') || !line.contains('=') {
+        return None;
+    }
+    let mut table = String::new();
+    let mut class_index = 0usize;
+    for l in text[..line_start].lines() {
+        let l = l.trim_start();
+        if l.starts_with("[[class]]") {
+            table = format!("class[{class_index}]");
+            class_index += 1;
+        } else if let Some(rest) = l.strip_prefix('[') {
+            table = rest.split(']').next().unwrap_or("").trim().to_string();
+        }
+    }
+    Some(if table.is_empty() { key.to_string() } else { format!("{table}.{key}") })
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())]
         .bytes()
@@ -157,10 +181,17 @@ fn table_line(text: &str, table: &str) -> Option<usize> {
 impl WorkloadFile {
     /// Parses and validates `text`, read from `file` (used in messages only).
     pub fn parse(file: &str, text: &str) -> Result<WorkloadFile, WorkloadError> {
-        let parsed: WorkloadFile = toml::from_str(text).map_err(|e| WorkloadError {
-            file: file.to_string(),
-            line: e.span().map(|s| line_of(text, s.start)),
-            message: e.message().trim().to_string(),
+        let parsed: WorkloadFile = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let field = e.span().and_then(|s| field_at(text, s.start));
+            WorkloadError {
+                file: file.to_string(),
+                line: e.span().map(|s| line_of(text, s.start)),
+                message: match field {
+                    Some(f) if !message.contains(&f) => format!("{f}: {message}"),
+                    _ => message,
+                },
+            }
         })?;
         parsed.validate().map_err(|(message, line)| WorkloadError {
             file: file.to_string(),

@@ -12,3 +12,4 @@ mod tidy;
 mod trace_check;
 mod wait_claims;
 mod mcsf_engine;
+mod cli;

@@ -1,0 +1,129 @@
+//! The command line as a user meets it: `simulate` with every input kind, JSON keys, exit codes,
+//! and parsers that never panic on bad input (proptest over mutated files).
+
+use crate::common::seed;
+use proptest::prelude::*;
+use std::process::Command;
+
+fn kvsched(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kvsched")).args(args).output().expect("runs");
+    let code = out.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn path(rel: &str) -> String {
+    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn simulate_json_has_the_documented_keys() {
+    let w = path("workloads/p512d20.toml");
+    let (code, out, err) =
+        kvsched(&["simulate", &w, "--scheduler", "sarathi", "--requests", "300", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    for key in [
+        "completed",
+        "mean_latency_s",
+        "p99_latency_s",
+        "mean_ttft_s",
+        "throughput_tokens_per_s",
+        "evictions",
+        "simulated_time_s",
+    ] {
+        assert!(v.get(key).is_some_and(|x| !x.is_null()), "missing {key} in {out}");
+    }
+    assert_eq!(v["completed"], 300);
+}
+
+/// The simulator accepts the project's A100 calibration file in place of the workload's law.
+#[test]
+fn simulate_accepts_the_a100_calibration() {
+    let w = path("workloads/p512d20.toml");
+    let cal = path("spec/calibration/a100-llama2-7b.toml");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate", &w, "--requests", "400", "--json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = kvsched(&args);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["mean_latency_s"].as_f64().unwrap()
+    };
+    let affine = run(&[]);
+    let calibrated = run(&["--calibration", &cal]);
+    // The calibrated law charges prefill tokens; the affine one nearly does not.
+    assert!(calibrated > affine, "calibrated {calibrated} vs affine {affine}");
+}
+
+#[test]
+fn simulate_replays_a_vidur_csv_trace() {
+    let w = path("workloads/p512d20.toml");
+    let csv = path("tests/data/vidur_small.csv");
+    let (code, out, err) = kvsched(&["simulate", &w, "--trace-csv", &csv, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["completed"], 5);
+}
+
+#[test]
+fn bad_inputs_exit_2_naming_file_line_and_field() {
+    let dir = std::env::temp_dir().join(format!("kvsched-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    let text = std::fs::read_to_string(path("workloads/p512d20.toml")).unwrap();
+    std::fs::write(&bad, text.replace("output_tokens = 20", "output_tokens = -3")).unwrap();
+    let (code, _, err) = kvsched(&["simulate", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.toml:") && err.contains("output_tokens"), "{err}");
+    let csv = dir.join("bad.csv");
+    std::fs::write(&csv, "arrived_at,num_prefill_tokens,num_decode_tokens\n0.1,12,x\n").unwrap();
+    let w = path("workloads/p512d20.toml");
+    let (code, _, err) = kvsched(&["simulate", &w, "--trace-csv", csv.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.csv:2") && err.contains("num_decode_tokens"), "{err}");
+    let (code, _, err) = kvsched(&["simulate", &w, "--scheduler", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--scheduler"), "{err}");
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let (code, out, _) = kvsched(&["--help"]);
+    assert_eq!(code, 0);
+    for sub in ["fluid", "simulate", "schedulers", "check-trace", "opt", "bench"] {
+        assert!(out.contains(sub), "--help does not list {sub}:\n{out}");
+    }
+}
+
+fn mutate(text: &str, cut: usize, insert: &str) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    let at = cut % (chars.len() + 1);
+    let end = (at + insert.len() % 7).min(chars.len());
+    chars.splice(at..end, insert.chars());
+    chars.into_iter().collect()
+}
+
+/// The workload and trace-CSV parsers return errors, never panic, on mutated input.
+#[test]
+fn parsers_never_panic_on_mutated_input() {
+    let workload = std::fs::read_to_string(path("workloads/lmsys-like.toml")).unwrap();
+    let csv = std::fs::read_to_string(path("tests/data/vidur_small.csv")).unwrap();
+    let config = ProptestConfig { cases: 400, ..ProptestConfig::default() };
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::from_seed(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+            &[seed(11) as u8; 32],
+        ),
+    );
+    let strategy = (any::<usize>(), "[ -~\n]{0,12}", any::<usize>(), "[ -~\n]{0,12}");
+    runner
+        .run(&strategy, |(c1, i1, c2, i2)| {
+            let w = mutate(&mutate(&workload, c1, &i1), c2, &i2);
+            let _ = kvsched_spec::WorkloadFile::parse("w.toml", &w);
+            let t = mutate(&mutate(&csv, c1, &i1), c2, &i2);
+            let _ = kvsched::workload::read_vidur_csv("t.csv", &t, Some(3.0), 1);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", crate::common::replay(seed(11), "parsers_never")));
+}
