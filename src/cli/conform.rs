@@ -47,10 +47,13 @@ pub struct Args {
     /// Longest wall time of one scenario run (seconds).
     #[arg(long, default_value_t = 300)]
     pub total_timeout_s: u64,
-    /// Liveness bound: total time a fitting request may wait while the server idles (ns).
-    /// Policies that hold work back by design (WAIT) need it above their accumulation time.
-    #[arg(long, default_value_t = 10_000_000_000)]
+    /// Liveness bound: total time a request that was passed over (a later arrival admitted
+    /// first) may wait, fitting in free memory, while the server idles (ns).
+    #[arg(long, default_value_t = 1_000_000_000)]
     pub starvation_bound_ns: u64,
+    /// Liveness bound: times a request may be passed over while it fits in free memory.
+    #[arg(long, default_value_t = 0)]
+    pub starvation_passes: u64,
     /// Do not score against the built-in schedulers.
     #[arg(long)]
     pub no_baselines: bool,
@@ -84,6 +87,7 @@ fn config(args: &Args) -> Result<ConformConfig, String> {
         scenarios: args.scenarios.clone(),
         information,
         starvation_bound_ns: args.starvation_bound_ns,
+        starvation_passes: args.starvation_passes,
         shrink: !args.no_shrink,
         shrink_max_runs: args.shrink_runs,
         shrink_max_time: Duration::from_secs(args.shrink_time_s),

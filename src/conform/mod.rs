@@ -121,9 +121,12 @@ pub struct ConformConfig {
     pub scenarios: Vec<String>,
     /// The information set offered to the scheduler.
     pub information: Information,
-    /// Liveness bound: total time a request may wait, fitting in free memory, while the server
-    /// idles (ns).
+    /// Liveness bound: total time a request that was passed over may wait, fitting in free
+    /// memory, while the server idles (ns).
     pub starvation_bound_ns: u64,
+    /// Liveness bound: times a request may be passed over (a later arrival admitted while it
+    /// waited and fit in the memory left free) before its waiting time counts as starvation.
+    pub starvation_passes: u64,
     /// Built-in schedulers to score against (empty: none).
     pub baselines: Vec<String>,
     /// Shrink the first failure.
@@ -154,7 +157,8 @@ impl Default for ConformConfig {
             seeds: vec![1],
             scenarios: vec![],
             information: Information::Hidden,
-            starvation_bound_ns: 10_000_000_000,
+            starvation_bound_ns: 1_000_000_000,
+            starvation_passes: 0,
             baselines: crate::schedulers::catalog().iter().map(|e| e.name.to_string()).collect(),
             shrink: true,
             shrink_max_runs: 400,

@@ -1,12 +1,20 @@
 //! Running one scheduler on one instance and judging the run: engine validation, the
 //! independent trace checker (`kvsched_verify::check_trace` over an in-memory trace), and the
 //! liveness checks (unfinished requests, starvation while the server idles).
+//!
+//! Starvation is judged on requests that were *passed over*: a request that arrived later was
+//! admitted while they waited (evicted requests are not judged, since policies differ in where
+//! an evicted request re-enters the queue). Such a request fails the check when it was passed
+//! over more than `starvation_passes` times while it fit, above the watermark, in the memory
+//! the plan left free, and it waited in total more than `starvation_bound_ns` while it fit
+//! (capacity sitting idle). FCFS policies never pass a request over; policies that hold work
+//! back in arrival order (WAIT's accumulation) are not flagged.
 
 use super::verdict::Verdict;
 use super::{Candidate, ConformConfig, Finish, Runnable};
 use crate::sched::{Plan, Scheduler, View};
 use crate::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
-use kvsched_spec::{FirstToken, Information, Instance, Nanos, RequestId, Tokens};
+use kvsched_spec::{BatchItem, FirstToken, Information, Instance, Nanos, RequestId, Tokens};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -47,26 +55,86 @@ struct Monitor<'a> {
     /// (idle start, requests that could have been admitted).
     idle: Option<(Nanos, Vec<RequestId>)>,
     idle_wait: BTreeMap<RequestId, u64>,
+    /// Requests passed over: a later arrival was admitted while they waited.
+    bypassed: std::collections::BTreeSet<RequestId>,
+    /// Times each request was passed over while it fit in the memory left free.
+    passes: BTreeMap<RequestId, u64>,
+    /// When each request last joined the waiting queue (a counter).
+    entered: BTreeMap<RequestId, u64>,
+    counter: u64,
 }
 
 impl Monitor<'_> {
-    fn admissible(view: &View<'_>, plan: &Plan) -> Vec<RequestId> {
-        let mut free = view.kv_free();
-        let mut candidates: Vec<_> = view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
+    /// Marks the waiting requests that `plan` passes over: it admits a request that arrived
+    /// after them. Requests ever evicted are neither judged nor count as passing.
+    fn note_bypasses(&mut self, view: &View<'_>, plan: &Plan) {
+        let entry = |m: &Self, id: RequestId| m.entered.get(&id).copied().unwrap_or(0);
+        let admitted: Vec<RequestId> = plan
+            .batch
+            .iter()
+            .filter_map(|i| match i {
+                BatchItem::Prefill { id, .. } if view.resident(*id).is_none() => Some(*id),
+                _ => None,
+            })
+            .collect();
+        let arrival_order = admitted.iter().map(|&id| entry(self, id)).filter(|&e| e != u64::MAX);
+        let Some(latest) = arrival_order.max() else { return };
+        let passed: Vec<RequestId> = view
+            .waiting()
+            .map(|r| r.id())
+            .filter(|&id| entry(self, id) < latest.min(u64::MAX - 1) && !admitted.contains(&id))
+            .collect();
+        self.bypassed.extend(passed.iter().copied());
+        let fitting = self.left_waiting(view, plan);
+        for id in passed.into_iter().filter(|id| fitting.contains(id)) {
+            *self.passes.entry(id).or_default() += 1;
+        }
+    }
+
+    /// Free memory after `plan` (its evictions, then one iteration of its batch).
+    fn free_after(view: &View<'_>, plan: &Plan) -> Tokens {
+        let mut free = view.kv_free().get() as i128;
         for id in &plan.evict {
             if let Some(r) = view.resident(*id) {
-                free += view.footprint(r.held());
-                candidates.push((r.id(), r.request().prompt_tokens()));
+                free += view.footprint(r.held()).get() as i128;
             }
         }
-        let extra = match view.config().first_token {
-            FirstToken::WithPrefill => Tokens(1),
-            FirstToken::SeparateDecode => Tokens::ZERO,
-        };
+        let wp = view.config().first_token == FirstToken::WithPrefill;
+        for item in &plan.batch {
+            let (held, prompt) = match view.resident(item.id()) {
+                Some(r) => (r.held(), r.request().prompt_tokens()),
+                None => match view.request(item.id()) {
+                    Some(q) => (Tokens::ZERO, q.prompt_tokens()),
+                    None => continue,
+                },
+            };
+            let after = match *item {
+                BatchItem::Decode { .. } => held + Tokens(1),
+                BatchItem::Prefill { tokens, .. } => {
+                    let done = held + tokens >= prompt;
+                    held + tokens + Tokens(u64::from(done && wp))
+                }
+            };
+            free -= (view.footprint(after).get() as i128) - view.footprint(held).get() as i128;
+        }
+        Tokens(free.max(0) as u64)
+    }
+
+    /// Passed-over requests that stay waiting although they fit in the memory `plan` leaves.
+    fn left_waiting(&self, view: &View<'_>, plan: &Plan) -> Vec<RequestId> {
+        if self.bypassed.is_empty() {
+            return vec![];
+        }
+        let free = Monitor::free_after(view, plan);
+        let extra = Tokens(u64::from(view.config().first_token == FirstToken::WithPrefill));
         let watermark = view.memory().watermark();
-        candidates
-            .into_iter()
-            .filter(|&(_, p)| view.footprint(p + extra) + watermark <= free)
+        let in_batch = |id: RequestId| plan.batch.iter().any(|i| i.id() == id);
+        let evicted = |id: RequestId| plan.evict.contains(&id);
+        self.bypassed
+            .iter()
+            .filter(|&&id| view.resident(id).is_none() || evicted(id))
+            .filter_map(|&id| view.request(id).map(|q| (id, q.prompt_tokens())))
+            .filter(|&(id, p)| !in_batch(id) && view.footprint(p + extra) + watermark <= free)
             .map(|(id, _)| id)
             .collect()
     }
@@ -86,12 +154,20 @@ impl Scheduler for Monitor<'_> {
                 *self.idle_wait.entry(id).or_default() += d;
             }
         }
+        for &id in view.arrived_since_last() {
+            self.counter += 1;
+            self.entered.insert(id, self.counter);
+        }
         let plan = self.inner.decide(view);
-        if plan.batch.is_empty() {
-            let ids = Monitor::admissible(view, &plan);
-            if !ids.is_empty() {
-                self.idle = Some((view.now_ns(), ids));
-            }
+        self.note_bypasses(view, &plan);
+        // An evicted request re-enters the queue where the policy puts it (vLLM: front,
+        // SGLang: back); it is no longer judged on arrival order.
+        for &id in &plan.evict {
+            self.entered.insert(id, u64::MAX);
+        }
+        let ids = self.left_waiting(view, &plan);
+        if !ids.is_empty() {
+            self.idle = Some((view.now_ns(), ids));
         }
         plan
     }
@@ -193,15 +269,24 @@ fn simulate_judged(
         trace: Some(Box::new(buf.clone())),
         seed: Some(seed),
     };
-    let mut monitor = Monitor { inner: sched, idle: None, idle_wait: BTreeMap::new() };
+    let mut monitor = Monitor {
+        inner: sched,
+        idle: None,
+        idle_wait: BTreeMap::new(),
+        bypassed: Default::default(),
+        passes: BTreeMap::new(),
+        entered: BTreeMap::new(),
+        counter: 0,
+    };
     let run = catch_unwind(AssertUnwindSafe(|| simulate(instance, &mut monitor, options)));
     let idle_wait = std::mem::take(&mut monitor.idle_wait);
+    let passes = std::mem::take(&mut monitor.passes);
     let fault = monitor.inner.take_fault();
     let trace = buf.0.borrow().clone();
     let (verdict, outcome) = match run {
         Err(p) => (panic_verdict(p), None),
         Ok(_) if fault.is_some() => (fault.expect("checked"), None),
-        Ok(Ok(o)) => (starvation(&idle_wait, cfg.starvation_bound_ns), Some(o)),
+        Ok(Ok(o)) => (starvation(&idle_wait, &passes, cfg), Some(o)),
         Ok(Err(e)) => {
             let v = match &e.kind {
                 SimErrorKind::Violation { violation, at_ns } => {
@@ -222,14 +307,24 @@ fn simulate_judged(
     (verdict, outcome, trace)
 }
 
-fn starvation(idle_wait: &BTreeMap<RequestId, u64>, bound: u64) -> Verdict {
-    match idle_wait.iter().filter(|(_, &w)| w > bound).max_by_key(|(_, &w)| w) {
+fn starvation(
+    idle_wait: &BTreeMap<RequestId, u64>,
+    passes: &BTreeMap<RequestId, u64>,
+    cfg: &ConformConfig,
+) -> Verdict {
+    let bound = cfg.starvation_bound_ns;
+    let starved = idle_wait.iter().filter(|(id, &w)| {
+        w > bound && passes.get(id).copied().unwrap_or(0) > cfg.starvation_passes
+    });
+    match starved.max_by_key(|(_, &w)| w) {
         None => Verdict::pass(),
         Some((id, w)) => Verdict::new(
             "starvation",
             format!(
-                "{id} waited {w} ns in total while the server idled and it fit in free memory \
-                 (bound {bound} ns)"
+                "{id} was passed over {} times while it fit in the memory left free (bound {}), \
+                 and waited {w} ns in total while it fit (bound {bound} ns)",
+                passes.get(id).copied().unwrap_or(0),
+                cfg.starvation_passes
             ),
         ),
     }

@@ -4,6 +4,7 @@
 //! Every randomized test prints its seed and a one-line replay command on failure.
 
 mod common;
+mod conform;
 mod fluid;
 mod mcsf_opt;
 mod engine;

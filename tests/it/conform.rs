@@ -1,0 +1,258 @@
+//! Conformance harness (`kvsched conform`, `spec/PROTOCOL.md`): built-in schedulers pass
+//! through the wire protocol and match their in-process runs exactly; every broken client in
+//! `tests/clients/` is caught with the right verdict and shrunk to a few requests; malformed
+//! messages, crashes and hangs end in precise verdicts; the protocol parsers never panic.
+
+use kvsched::conform::protocol::{parse_from_scheduler, parse_to_scheduler};
+use kvsched::conform::{
+    check_scheduler, run_battery, run_replay, scenarios, ConformConfig, ConformReport,
+    ExternalCommand, ExternalOptions,
+};
+use kvsched_spec::Information;
+use proptest::prelude::*;
+use std::time::Duration;
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn command(program: &str, args: &[&str], timeout_ms: u64) -> ExternalCommand {
+    ExternalCommand {
+        program: program.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        options: ExternalOptions {
+            decision_timeout: Duration::from_millis(timeout_ms),
+            handshake_timeout: Duration::from_secs(20).max(Duration::from_millis(timeout_ms)),
+            total_timeout: Duration::from_secs(60),
+            stderr_log: None,
+        },
+    }
+}
+
+fn serve(name: &str, views: &str) -> ExternalCommand {
+    let bin = env!("CARGO_BIN_EXE_kvsched");
+    command(bin, &["serve", "--scheduler", name, "--views", views], 20_000)
+}
+
+fn battery(c: &ExternalCommand, cfg: &ConformConfig) -> ConformReport {
+    run_battery(c, &scenarios(cfg).expect("scenarios"), cfg, &mut |_| {})
+}
+
+fn builtin_cfg() -> ConformConfig {
+    ConformConfig {
+        requests: 40,
+        information: Information::Known,
+        baselines: vec![],
+        shrink: false,
+        ..ConformConfig::default()
+    }
+}
+
+/// Every scenario's verdict and metrics, for comparing two runs.
+fn results(r: &ConformReport) -> Vec<String> {
+    r.scenarios.iter().map(|s| format!("{} {} {:?}", s.scenario, s.verdict, s.metrics)).collect()
+}
+
+#[test]
+fn builtin_schedulers_conform_over_the_protocol_and_match_in_process() {
+    let cfg = builtin_cfg();
+    let names = ["vllm-v0", "vllm-v1", "sarathi", "sglang", "orca", "alpha-protect", "alpha-clear"];
+    for name in names.iter().chain(["nested-wait", "wait", "wait-cp"].iter()) {
+        if kvsched::schedulers::by_name(name).is_none() {
+            continue;
+        }
+        let wire = battery(&serve(name, "delta"), &cfg);
+        let local = check_scheduler(|| kvsched::schedulers::by_name(name).unwrap(), &cfg);
+        assert_eq!(results(&wire), results(&local), "{name}: wire and in-process differ");
+        if names.contains(name) {
+            assert!(wire.conforms, "{name}:\n{}", wire.summary());
+        }
+    }
+}
+
+#[test]
+fn full_views_match_delta_views() {
+    let cfg = builtin_cfg();
+    for name in ["vllm-v0", "sglang"] {
+        let full = battery(&serve(name, "full"), &cfg);
+        let delta = battery(&serve(name, "delta"), &cfg);
+        assert!(full.conforms, "{}", full.summary());
+        assert_eq!(results(&full), results(&delta), "{name}");
+    }
+}
+
+#[test]
+fn python_reference_clients_conform() {
+    let cfg = ConformConfig { requests: 30, baselines: vec![], ..ConformConfig::default() };
+    for client in ["clients/python/fcfs.py", "clients/python/wrap_example.py"] {
+        let path = root().join(client);
+        let r = battery(&command("python3", &[path.to_str().unwrap()], 20_000), &cfg);
+        assert!(r.conforms, "{client}:\n{}", r.summary());
+    }
+}
+
+/// Runs a broken client on one scenario; checks the verdict and the shrunk replay.
+fn caught(client: &str, scenario: &str, code: &str, max_requests: usize) {
+    let path = root().join("tests/clients").join(client);
+    let c = command("python3", &[path.to_str().unwrap()], 300);
+    let cfg = ConformConfig {
+        requests: 20,
+        scenarios: vec![scenario.into()],
+        baselines: vec![],
+        shrink_max_runs: 60,
+        shrink_max_time: Duration::from_secs(30),
+        ..ConformConfig::default()
+    };
+    let r = battery(&c, &cfg);
+    assert!(!r.conforms, "{client} passed:\n{}", r.summary());
+    assert_eq!(r.scenarios[0].verdict.code, code, "{client}:\n{}", r.summary());
+    let shrunk = r.shrunk.as_ref().expect("a shrunk replay");
+    let n = shrunk.replay.instance.requests.len();
+    assert!(n <= max_requests, "{client}: shrunk to {n} requests:\n{}", r.summary());
+    assert_eq!(shrunk.replay.verdict.code, code);
+    // The replay file round-trips and reproduces the failure.
+    let text = serde_json::to_string(&shrunk.replay).unwrap();
+    let replay = kvsched::conform::parse_replay(&text).expect("replay parses");
+    let again = run_replay(&c, &replay);
+    assert_eq!(again.scenarios[0].verdict.code, code, "{}", again.summary());
+}
+
+#[test]
+fn broken_over_admits_memory() {
+    caught("over_admits.py", "tiny", "memory_exceeded", 6);
+}
+#[test]
+fn broken_advances_twice() {
+    caught("double_advance.py", "light", "duplicate_in_batch", 2);
+}
+#[test]
+fn broken_names_unknown_request() {
+    caught("unknown_id.py", "light", "unknown_request", 3);
+}
+#[test]
+fn broken_crashes() {
+    caught("crashes.py", "light", "crash", 4);
+}
+#[test]
+fn broken_hangs() {
+    caught("hangs.py", "light", "timeout", 3);
+}
+#[test]
+fn broken_prints_garbage() {
+    caught("garbage.py", "light", "garbage", 3);
+}
+#[test]
+fn broken_peeks_at_future_arrivals() {
+    caught("peeks.py", "tiny", "not_arrived", 4);
+}
+#[test]
+fn broken_asks_for_hidden_information() {
+    caught("greedy_info.py", "light", "information_denied", 1);
+}
+#[test]
+fn broken_starves_a_request() {
+    caught("starves.py", "light", "starvation", 8);
+}
+
+fn one_run(script: &str) -> String {
+    let c = command("python3", &["-c", script], 300);
+    let cfg = ConformConfig {
+        requests: 5,
+        scenarios: vec!["light".into()],
+        baselines: vec![],
+        shrink: false,
+        ..ConformConfig::default()
+    };
+    let r = battery(&c, &cfg);
+    r.scenarios[0].verdict.code.clone()
+}
+
+#[test]
+fn malformed_messages_crashes_and_hangs_have_precise_verdicts() {
+    let ready = r#"print('{"type":"ready","version":1,"name":"x"}', flush=True)"#;
+    let cases = [
+        ("import sys; sys.exit(0)", "crash"),
+        ("print('hello?', flush=True)", "garbage"),
+        (r#"print('{"type":"ready","version":7,"name":"x"}', flush=True)"#, "handshake"),
+        (r#"print('{"type":"plan","seq":1}', flush=True)"#, "handshake"),
+    ];
+    for (script, code) in cases {
+        let full = format!("import sys\nsys.stdin.readline()\n{script}\nsys.stdin.readline()");
+        assert_eq!(one_run(&full), code, "{script}");
+    }
+    let after_ready = [
+        (r#"print('{"type":"plan","seq":9}', flush=True)"#, "protocol"),
+        (r#"print('{"type":"plan","seq":1,"batch":[{"prefill":0}]}', flush=True)"#, "garbage"),
+        (r#"print('{"type":"plan","seq":1,"repeat":0}', flush=True)"#, "garbage"),
+        (
+            r#"print('{"type":"error","code":"oops","message":"no"}', flush=True)"#,
+            "scheduler_error",
+        ),
+        (r#"print('{"type":"ready","version":1,"name":"x"}', flush=True)"#, "protocol"),
+        ("import time; time.sleep(30)", "timeout"),
+        ("import sys; sys.exit(3)", "crash"),
+    ];
+    for (script, code) in after_ready {
+        let full =
+            format!("import sys\nsys.stdin.readline()\n{ready}\nsys.stdin.readline()\n{script}");
+        assert_eq!(one_run(&full), code, "{script}");
+    }
+}
+
+#[test]
+fn spawn_failure_is_reported() {
+    let c = command("/nonexistent/scheduler", &[], 300);
+    let cfg = ConformConfig { requests: 5, baselines: vec![], ..ConformConfig::quick() };
+    let r = battery(&c, &cfg);
+    assert!(r.scenarios.iter().all(|s| s.verdict.code == "spawn_failed"));
+}
+
+#[test]
+fn serve_answers_malformed_input_with_an_error() {
+    use kvsched::conform::protocol::Views;
+    let mut sched = kvsched::schedulers::by_name("vllm-v0").unwrap();
+    for input in ["not json\n", "{\"type\":\"decide\"}\n", "{\"type\":\"nope\"}\n"] {
+        let mut out = Vec::new();
+        let code =
+            kvsched::cli::serve::serve(&mut *sched, Views::Delta, &mut input.as_bytes(), &mut out);
+        assert_eq!(code, std::process::ExitCode::from(1), "{input}");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\"type\":\"error\""), "{input}: {text}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn protocol_parsers_never_panic(s in ".{0,200}") {
+        let _ = parse_from_scheduler(&s);
+        let _ = parse_to_scheduler(&s);
+    }
+
+    #[test]
+    fn plan_parser_never_panics_on_json_shaped_input(
+        seq in any::<i64>(),
+        ids in proptest::collection::vec(any::<i64>(), 0..4),
+        tokens in proptest::option::of(any::<i64>()),
+        repeat in proptest::option::of(any::<i64>()),
+        pick in 0usize..4,
+    ) {
+        let item = match pick {
+            0 => format!("{{\"decode\":{}}}", ids.first().copied().unwrap_or(0)),
+            1 => format!("{{\"prefill\":{},\"tokens\":{}}}", ids.len(), tokens.unwrap_or(-1)),
+            2 => "{\"decode\":1,\"prefill\":2}".to_string(),
+            _ => "[]".to_string(),
+        };
+        let evict = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        let rep = repeat.map_or(String::new(), |r| format!(",\"repeat\":{r}"));
+        let line = format!(
+            "{{\"type\":\"plan\",\"seq\":{seq},\"evict\":[{evict}],\"batch\":[{item}]{rep}}}"
+        );
+        if let Ok(kvsched::conform::protocol::FromScheduler::Plan(p)) =
+            parse_from_scheduler(&line)
+        {
+            let _ = p.to_plan();
+        }
+    }
+}
