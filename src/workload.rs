@@ -41,12 +41,8 @@ impl Modulation {
             markov: (false, 0.0),
         };
         if let ArrivalProcess::Markov { mean_low_s, .. } = *process {
-            m.markov = (
-                false,
-                Exp::new(1.0 / mean_low_s)
-                    .expect("positive mean")
-                    .sample(&mut m.rng),
-            );
+            m.markov =
+                (false, Exp::new(1.0 / mean_low_s).expect("positive mean").sample(&mut m.rng));
         }
         m
     }
@@ -55,11 +51,7 @@ impl Modulation {
         match &self.process {
             ArrivalProcess::Constant => 1.0,
             ArrivalProcess::Piecewise { pieces } => pieces.iter().map(|p| p.1).fold(0.0, f64::max),
-            ArrivalProcess::Markov {
-                low_scale,
-                high_scale,
-                ..
-            } => low_scale.max(*high_scale),
+            ArrivalProcess::Markov { low_scale, high_scale, .. } => low_scale.max(*high_scale),
         }
     }
 
@@ -78,18 +70,11 @@ impl Modulation {
                 }
                 pieces.last().map_or(1.0, |p| p.1)
             }
-            &ArrivalProcess::Markov {
-                low_scale,
-                high_scale,
-                mean_low_s,
-                mean_high_s,
-            } => {
+            &ArrivalProcess::Markov { low_scale, high_scale, mean_low_s, mean_high_s } => {
                 while self.markov.1 <= t {
                     let high = !self.markov.0;
                     let mean = if high { mean_high_s } else { mean_low_s };
-                    let hold = Exp::new(1.0 / mean)
-                        .expect("positive mean")
-                        .sample(&mut self.rng);
+                    let hold = Exp::new(1.0 / mean).expect("positive mean").sample(&mut self.rng);
                     self.markov = (high, self.markov.1 + hold);
                 }
                 if self.markov.0 {
@@ -154,11 +139,7 @@ fn pick_class(workload: &WorkloadFile, total_rate: f64, rng: &mut Prng) -> usize
         }
         u -= c.rate_per_s;
     }
-    workload
-        .classes
-        .iter()
-        .rposition(|c| c.rate_per_s > 0.0)
-        .expect("a positive rate")
+    workload.classes.iter().rposition(|c| c.rate_per_s > 0.0).expect("a positive rate")
 }
 
 /// Multiplies each request's true output length by a log-normal-free, uniform multiplicative
@@ -186,7 +167,8 @@ pub struct TraceCsvError {
 }
 
 /// Reads a Vidur-format request trace (`arrived_at` optional, `num_prefill_tokens`,
-/// `num_decode_tokens`; other columns are ignored). Without `arrived_at`, arrivals are Poisson at
+/// `num_decode_tokens`; other columns are ignored). A missing length column yields 0-token
+/// lengths, to be drawn from a distribution with [`fill_lengths`]. Without `arrived_at`, arrivals are Poisson at
 /// `rate_per_s` (seeded). Rows are sorted by arrival; ids follow that order.
 pub fn read_vidur_csv(
     file: &str,
@@ -194,23 +176,16 @@ pub fn read_vidur_csv(
     rate_per_s: Option<f64>,
     seed: u64,
 ) -> Result<Vec<Request>, TraceCsvError> {
-    let err = |line: u64, message: String| TraceCsvError {
-        file: file.to_string(),
-        line,
-        message,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| err(1, format!("bad header: {e}")))?
-        .clone();
+    let err = |line: u64, message: String| TraceCsvError { file: file.to_string(), line, message };
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| err(1, format!("bad header: {e}")))?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let prefill = col("num_prefill_tokens")
-        .ok_or_else(|| err(1, "expected a num_prefill_tokens column".into()))?;
-    let decode = col("num_decode_tokens")
-        .ok_or_else(|| err(1, "expected a num_decode_tokens column".into()))?;
+    // A missing length column gives 0 tokens, filled later by `fill_lengths`.
+    let prefill = col("num_prefill_tokens");
+    let decode = col("num_decode_tokens");
+    if prefill.is_none() && decode.is_none() {
+        return Err(err(1, "expected a num_prefill_tokens or num_decode_tokens column".into()));
+    }
     let arrived = col("arrived_at");
     if arrived.is_none() && rate_per_s.is_none_or(|r| !(r > 0.0 && r.is_finite())) {
         return Err(err(
@@ -230,15 +205,12 @@ pub fn read_vidur_csv(
                 .parse()
                 .map_err(|_| err(line, format!("{name}: expected a number, got {raw:?}")))?;
             if !(v >= 1.0 && v.fract() == 0.0 && v < 1e12) {
-                return Err(err(
-                    line,
-                    format!("{name}: expected a positive integer, got {raw:?}"),
-                ));
+                return Err(err(line, format!("{name}: expected a positive integer, got {raw:?}")));
             }
             Ok(v as u64)
         };
-        let p = field(prefill, "num_prefill_tokens")?;
-        let d = field(decode, "num_decode_tokens")?;
+        let p = prefill.map(|c| field(c, "num_prefill_tokens")).transpose()?.unwrap_or(0);
+        let d = decode.map(|c| field(c, "num_decode_tokens")).transpose()?.unwrap_or(0);
         let at = match arrived {
             Some(c) => {
                 let raw = record.get(c).unwrap_or("");
@@ -254,9 +226,7 @@ pub fn read_vidur_csv(
                 v
             }
             None => {
-                t += Exp::new(rate_per_s.expect("checked"))
-                    .expect("positive")
-                    .sample(&mut rng);
+                t += Exp::new(rate_per_s.expect("checked")).expect("positive").sample(&mut rng);
                 t
             }
         };
@@ -275,4 +245,99 @@ pub fn read_vidur_csv(
             class: 0,
         })
         .collect())
+}
+
+/// A length distribution for traces that lack a length column.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LengthDist {
+    /// An empirical table of `(tokens, weight)`.
+    Empirical(Vec<(u64, f64)>),
+    /// A log-normal fitted to a trace (`ln tokens ~ N(mu, sigma^2)`), rounded and clamped to
+    /// `[1, max]`; sampled by inverting statrs' CDF with a `Lengths`-stream uniform.
+    LogNormal {
+        /// Mean of `ln tokens`.
+        mu: f64,
+        /// Standard deviation of `ln tokens`.
+        sigma: f64,
+        /// Largest length.
+        max: u64,
+    },
+}
+
+impl LengthDist {
+    /// Parses `lognormal:MU,SIGMA,MAX` or `empirical:TOKENS:WEIGHT,TOKENS:WEIGHT,...`.
+    pub fn parse(spec: &str) -> Result<LengthDist, String> {
+        let bad = |what: &str| format!("{spec:?}: {what}");
+        if let Some(rest) = spec.strip_prefix("lognormal:") {
+            let v: Vec<f64> = rest
+                .split(',')
+                .map(|x| x.trim().parse::<f64>().map_err(|_| bad("expected numbers MU,SIGMA,MAX")))
+                .collect::<Result<_, _>>()?;
+            let [mu, sigma, max] = v[..] else { return Err(bad("expected MU,SIGMA,MAX")) };
+            if !(mu.is_finite() && sigma.is_finite() && sigma > 0.0 && max >= 1.0) {
+                return Err(bad("expected finite MU, SIGMA > 0 and MAX >= 1"));
+            }
+            return Ok(LengthDist::LogNormal { mu, sigma, max: max as u64 });
+        }
+        if let Some(rest) = spec.strip_prefix("empirical:") {
+            let mut table = Vec::new();
+            for pair in rest.split(',') {
+                let (t, w) = pair.split_once(':').ok_or_else(|| bad("expected TOKENS:WEIGHT"))?;
+                let t: u64 = t.trim().parse().map_err(|_| bad("expected integer tokens"))?;
+                let w: f64 = w.trim().parse().map_err(|_| bad("expected a weight"))?;
+                if t == 0 || !(w.is_finite() && w >= 0.0) {
+                    return Err(bad("expected tokens >= 1 and weights >= 0"));
+                }
+                table.push((t, w));
+            }
+            if table.iter().map(|x| x.1).sum::<f64>() <= 0.0 {
+                return Err(bad("expected a positive total weight"));
+            }
+            return Ok(LengthDist::Empirical(table));
+        }
+        Err(bad("expected lognormal:MU,SIGMA,MAX or empirical:TOKENS:WEIGHT,..."))
+    }
+
+    /// One draw.
+    pub fn sample(&self, rng: &mut Prng) -> u64 {
+        let u: f64 = rng.random();
+        match self {
+            LengthDist::Empirical(table) => {
+                let total: f64 = table.iter().map(|x| x.1).sum();
+                let mut x = u * total;
+                for &(t, w) in table {
+                    if x < w {
+                        return t;
+                    }
+                    x -= w;
+                }
+                table.last().map_or(1, |x| x.0)
+            }
+            &LengthDist::LogNormal { mu, sigma, max } => {
+                use statrs::distribution::{ContinuousCDF, LogNormal};
+                let d = LogNormal::new(mu, sigma).expect("validated parameters");
+                let x = d.inverse_cdf(u.clamp(1e-12, 1.0 - 1e-12));
+                (x.round() as u64).clamp(1, max)
+            }
+        }
+    }
+}
+
+/// Fills the lengths a trace did not give: `prompt`/`decode` are used for requests whose
+/// corresponding length is 0 (the CSV reader writes 0 for a missing column).
+pub fn fill_lengths(
+    requests: &mut [Request],
+    prompt: Option<&LengthDist>,
+    decode: Option<&LengthDist>,
+    seed: u64,
+) {
+    let mut rng = stream(seed, Stream::Lengths);
+    for r in requests {
+        if r.prompt_tokens == Tokens::ZERO {
+            r.prompt_tokens = Tokens(prompt.map_or(1, |d| d.sample(&mut rng)));
+        }
+        if r.output_tokens == Tokens::ZERO {
+            r.output_tokens = Tokens(decode.map_or(1, |d| d.sample(&mut rng)));
+        }
+    }
 }

@@ -7,7 +7,9 @@
 use super::{input_error, read_file};
 use crate::schedulers;
 use crate::sim::{simulate, Check, SimOptions, Stepping};
-use crate::workload::{add_predictions, generate, read_vidur_csv, Amount};
+use crate::workload::{
+    add_predictions, fill_lengths, generate, read_vidur_csv, Amount, LengthDist,
+};
 use kvsched_spec::calibration::Calibration;
 use kvsched_spec::{Instance, WorkloadFile};
 use std::path::PathBuf;
@@ -42,6 +44,13 @@ pub struct Args {
     /// Poisson rate for a trace without `arrived_at` (requests per second).
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Prompt lengths for a trace without `num_prefill_tokens`:
+    /// `lognormal:MU,SIGMA,MAX` or `empirical:TOKENS:WEIGHT,...`.
+    #[arg(long)]
+    pub prefill_dist: Option<String>,
+    /// Output lengths for a trace without `num_decode_tokens` (same forms as --prefill-dist).
+    #[arg(long)]
+    pub decode_dist: Option<String>,
     /// Replace the workload's step-time model with a calibration file's.
     #[arg(long)]
     pub calibration: Option<PathBuf>,
@@ -72,10 +81,7 @@ fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
         workload.step_time = c.step_time;
     }
     if !(args.rate_scale.is_finite() && args.rate_scale > 0.0) {
-        return Err(format!(
-            "--rate-scale: expected a positive number, got {}",
-            args.rate_scale
-        ));
+        return Err(format!("--rate-scale: expected a positive number, got {}", args.rate_scale));
     }
     for c in &mut workload.classes {
         c.rate_per_s *= args.rate_scale;
@@ -83,8 +89,12 @@ fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
     let mut requests = match &args.trace_csv {
         Some(csv) => {
             let text = read_file(csv)?;
-            read_vidur_csv(&csv.display().to_string(), &text, args.rate, args.seed)
-                .map_err(|e| e.to_string())?
+            {
+                let mut r = read_vidur_csv(&csv.display().to_string(), &text, args.rate, args.seed)
+                    .map_err(|e| e.to_string())?;
+                fill_trace_lengths(args, &mut r)?;
+                r
+            }
         }
         None => {
             let amount = match args.horizon_s {
@@ -97,14 +107,29 @@ fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
     };
     if let Some(eps) = args.prediction_noise {
         if !(0.0..1.0).contains(&eps) {
-            return Err(format!(
-                "--prediction-noise: expected a number in [0, 1), got {eps}"
-            ));
+            return Err(format!("--prediction-noise: expected a number in [0, 1), got {eps}"));
         }
         add_predictions(&mut requests, eps, args.seed);
     }
     let config = workload.model_config(kvsched_spec::Information::Hidden);
     Ok((Instance { config, requests }, workload))
+}
+
+fn fill_trace_lengths(args: &Args, requests: &mut [kvsched_spec::Request]) -> Result<(), String> {
+    let parse = |flag: &str, v: &Option<String>| {
+        v.as_deref().map(LengthDist::parse).transpose().map_err(|e| format!("{flag}: {e}"))
+    };
+    let prefill = parse("--prefill-dist", &args.prefill_dist)?;
+    let decode = parse("--decode-dist", &args.decode_dist)?;
+    let zero = kvsched_spec::Tokens::ZERO;
+    if prefill.is_none() && requests.iter().any(|r| r.prompt_tokens == zero) {
+        return Err("the trace has no num_prefill_tokens column: give --prefill-dist".into());
+    }
+    if decode.is_none() && requests.iter().any(|r| r.output_tokens == zero) {
+        return Err("the trace has no num_decode_tokens column: give --decode-dist".into());
+    }
+    fill_lengths(requests, prefill.as_ref(), decode.as_ref(), args.seed);
+    Ok(())
 }
 
 /// Runs the subcommand.
@@ -130,11 +155,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let options = SimOptions {
         check: if args.check { Check::On } else { Check::Off },
-        stepping: if args.every_step {
-            Stepping::EveryStep
-        } else {
-            Stepping::FastForward
-        },
+        stepping: if args.every_step { Stepping::EveryStep } else { Stepping::FastForward },
         trace,
         seed: Some(args.seed),
         ..SimOptions::default()
@@ -156,9 +177,7 @@ pub fn run(args: &Args) -> ExitCode {
             "seed": args.seed,
             "error": error.as_ref().map(|e| e.to_string()),
         });
-        v.as_object_mut()
-            .expect("object")
-            .extend(flat.as_object().expect("object").clone());
+        v.as_object_mut().expect("object").extend(flat.as_object().expect("object").clone());
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print_table(&summary, args.seed);
@@ -180,36 +199,18 @@ fn print_table(s: &crate::sim::Summary, seed: u64) {
         s.completed,
         100.0 * s.completion_rate
     );
-    println!(
-        "window               middle {:.0}% of requests by arrival",
-        100.0 * s.window
-    );
+    println!("window               middle {:.0}% of requests by arrival", 100.0 * s.window);
     println!("                     mean      p50       p90       p99");
-    for (name, d) in [
-        ("latency (s)", &s.latency_s),
-        ("TTFT (s)", &s.ttft_s),
-        ("TPOT (s)", &s.tpot_s),
-    ] {
-        println!(
-            "{name:<20} {:<9.4} {:<9.4} {:<9.4} {:<9.4}",
-            d.mean, d.p50, d.p90, d.p99
-        );
+    for (name, d) in
+        [("latency (s)", &s.latency_s), ("TTFT (s)", &s.ttft_s), ("TPOT (s)", &s.tpot_s)]
+    {
+        println!("{name:<20} {:<9.4} {:<9.4} {:<9.4} {:<9.4}", d.mean, d.p50, d.p90, d.p99);
     }
     println!(
         "throughput           {:.1} tokens/s, {:.3} requests/s",
         s.throughput_tokens_per_s, s.completions_per_s
     );
-    println!(
-        "evictions            {} (restart rate {:.2}%)",
-        s.evictions,
-        100.0 * s.restart_rate
-    );
-    println!(
-        "KV utilisation       {:.1}% (time average)",
-        100.0 * s.kv_utilization_mean
-    );
-    println!(
-        "simulated time       {:.1} s in {} iterations",
-        s.simulated_time_s, s.steps
-    );
+    println!("evictions            {} (restart rate {:.2}%)", s.evictions, 100.0 * s.restart_rate);
+    println!("KV utilisation       {:.1}% (time average)", 100.0 * s.kv_utilization_mean);
+    println!("simulated time       {:.1} s in {} iterations", s.simulated_time_s, s.steps);
 }

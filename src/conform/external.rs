@@ -191,6 +191,8 @@ pub struct External {
     out: Vec<u8>,
     /// Decisions answered.
     pub decisions: u64,
+    /// Wall time spent in exchanges (writing `decide`, reading `plan`).
+    pub wire: Duration,
 }
 
 impl External {
@@ -248,6 +250,7 @@ impl External {
             line: Vec::new(),
             out: Vec::new(),
             decisions: 0,
+            wire: Duration::ZERO,
         };
         ext.handshake(scenario, config)?;
         Ok(ext)
@@ -422,7 +425,10 @@ impl Scheduler for External {
         if self.fault.is_some() {
             return poisoned_plan();
         }
-        match self.exchange(view) {
+        let t0 = Instant::now();
+        let result = self.exchange(view);
+        self.wire += t0.elapsed();
+        match result {
             Ok(plan) => {
                 self.decisions += 1;
                 plan
@@ -442,6 +448,10 @@ impl Runnable for External {
 
     fn decisions(&self) -> u64 {
         self.decisions
+    }
+
+    fn wire_time(&self) -> Duration {
+        self.wire
     }
 
     fn finish(&mut self, how: Finish) {

@@ -58,6 +58,10 @@ pub trait Runnable: Scheduler {
     fn decisions(&self) -> u64 {
         0
     }
+    /// Wall time spent talking to the scheduler (zero in-process).
+    fn wire_time(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Ends the run.
     fn finish(&mut self, _how: Finish<'_>) {}
 }
@@ -253,6 +257,8 @@ pub struct ScenarioReport {
     pub decisions: u64,
     /// Wall time (s).
     pub wall_s: f64,
+    /// Wall time of the protocol exchanges alone (s): decisions / wire_s is the round-trip rate.
+    pub wire_s: f64,
     /// Trace records checked by `kvsched_verify::check_trace`.
     pub trace_records: usize,
     /// The built-in schedulers on the same instance.
@@ -306,8 +312,11 @@ pub struct ConformReport {
     pub shrunk: Option<ShrunkReport>,
     /// The configuration.
     pub config: ConformConfig,
-    /// Decisions per second over all runs of the subject (wall clock).
+    /// Decisions per second over all runs of the subject (wall clock, engine and checks
+    /// included).
     pub decisions_per_s: f64,
+    /// Decisions per second of the protocol exchanges alone (round trips over the pipes).
+    pub wire_decisions_per_s: f64,
     /// Wall time (s).
     pub wall_s: f64,
 }
@@ -360,6 +369,7 @@ pub fn run_scenario(c: &dyn Candidate, s: &Scenario, cfg: &ConformConfig) -> Sce
         verdict: r.verdict,
         decisions: r.decisions,
         wall_s: r.wall.as_secs_f64(),
+        wire_s: r.wire.as_secs_f64(),
         trace_records: r.trace_records,
         baselines: baselines(s, cfg),
         fluid: fluid_ref(s),
@@ -429,6 +439,7 @@ fn finish_report(
 ) -> ConformReport {
     let decisions: u64 = scenarios.iter().map(|s| s.decisions).sum();
     let busy: f64 = scenarios.iter().map(|s| s.wall_s).sum();
+    let wire: f64 = scenarios.iter().map(|s| s.wire_s).sum();
     ConformReport {
         protocol_version: protocol::PROTOCOL_VERSION,
         subject,
@@ -437,6 +448,7 @@ fn finish_report(
         shrunk,
         config: cfg.clone(),
         decisions_per_s: if busy > 0.0 { decisions as f64 / busy } else { 0.0 },
+        wire_decisions_per_s: if wire > 0.0 { decisions as f64 / wire } else { 0.0 },
         wall_s: started.elapsed().as_secs_f64(),
     }
 }
@@ -530,9 +542,10 @@ impl ConformReport {
             );
         }
         out += &format!(
-            "{} ({:.0} decisions/s, {:.1} s)\n",
+            "{} ({:.0} decisions/s; protocol round trips {:.0}/s; {:.1} s)\n",
             if self.conforms { "CONFORMS" } else { "DOES NOT CONFORM" },
             self.decisions_per_s,
+            self.wire_decisions_per_s,
             self.wall_s
         );
         out

@@ -32,6 +32,8 @@ pub struct RunResult {
     pub decisions: u64,
     /// Wall time.
     pub wall: Duration,
+    /// Wall time of the protocol exchanges.
+    pub wire: Duration,
     /// Trace records checked (0 when the run failed before the check).
     pub trace_records: usize,
 }
@@ -59,16 +61,14 @@ struct Monitor<'a> {
     bypassed: std::collections::BTreeSet<RequestId>,
     /// Times each request was passed over while it fit in the memory left free.
     passes: BTreeMap<RequestId, u64>,
-    /// When each request last joined the waiting queue (a counter).
-    entered: BTreeMap<RequestId, u64>,
-    counter: u64,
+    /// Requests evicted at least once.
+    evicted: std::collections::BTreeSet<RequestId>,
 }
 
 impl Monitor<'_> {
     /// Marks the waiting requests that `plan` passes over: it admits a request that arrived
     /// after them. Requests ever evicted are neither judged nor count as passing.
     fn note_bypasses(&mut self, view: &View<'_>, plan: &Plan) {
-        let entry = |m: &Self, id: RequestId| m.entered.get(&id).copied().unwrap_or(0);
         let admitted: Vec<RequestId> = plan
             .batch
             .iter()
@@ -77,13 +77,18 @@ impl Monitor<'_> {
                 _ => None,
             })
             .collect();
-        let arrival_order = admitted.iter().map(|&id| entry(self, id)).filter(|&e| e != u64::MAX);
-        let Some(latest) = arrival_order.max() else { return };
+        // Ids follow arrival order, and so does the waiting list.
+        let latest = admitted.iter().copied().filter(|id| !self.evicted.contains(id)).max();
+        let Some(latest) = latest else { return };
         let passed: Vec<RequestId> = view
             .waiting()
             .map(|r| r.id())
-            .filter(|&id| entry(self, id) < latest.min(u64::MAX - 1) && !admitted.contains(&id))
+            .take_while(|&id| id < latest)
+            .filter(|id| !admitted.contains(id) && !self.evicted.contains(id))
             .collect();
+        if passed.is_empty() {
+            return;
+        }
         self.bypassed.extend(passed.iter().copied());
         let fitting = self.left_waiting(view, plan);
         for id in passed.into_iter().filter(|id| fitting.contains(id)) {
@@ -132,6 +137,7 @@ impl Monitor<'_> {
         let evicted = |id: RequestId| plan.evict.contains(&id);
         self.bypassed
             .iter()
+            .filter(|&&id| !self.evicted.contains(&id))
             .filter(|&&id| view.resident(id).is_none() || evicted(id))
             .filter_map(|&id| view.request(id).map(|q| (id, q.prompt_tokens())))
             .filter(|&(id, p)| !in_batch(id) && view.footprint(p + extra) + watermark <= free)
@@ -154,17 +160,11 @@ impl Scheduler for Monitor<'_> {
                 *self.idle_wait.entry(id).or_default() += d;
             }
         }
-        for &id in view.arrived_since_last() {
-            self.counter += 1;
-            self.entered.insert(id, self.counter);
-        }
         let plan = self.inner.decide(view);
         self.note_bypasses(view, &plan);
         // An evicted request re-enters the queue where the policy puts it (vLLM: front,
         // SGLang: back); it is no longer judged on arrival order.
-        for &id in &plan.evict {
-            self.entered.insert(id, u64::MAX);
-        }
+        self.evicted.extend(plan.evict.iter().copied());
         let ids = self.left_waiting(view, &plan);
         if !ids.is_empty() {
             self.idle = Some((view.now_ns(), ids));
@@ -200,6 +200,7 @@ pub fn run_instance(
         outcome: None,
         decisions: 0,
         wall: Duration::ZERO,
+        wire: Duration::ZERO,
         trace_records: 0,
     };
     let mut config = instance.config.clone();
@@ -224,6 +225,7 @@ pub fn run_instance(
     }
     let (verdict, outcome, trace) = simulate_judged(&mut *sched, instance, seed, cfg);
     result.decisions = sched.decisions();
+    result.wire = sched.wire_time();
     match verdict.is_pass() {
         true => {
             let t = outcome.as_ref().map_or(0, |o| o.simulated_ns.get());
@@ -275,8 +277,7 @@ fn simulate_judged(
         idle_wait: BTreeMap::new(),
         bypassed: Default::default(),
         passes: BTreeMap::new(),
-        entered: BTreeMap::new(),
-        counter: 0,
+        evicted: Default::default(),
     };
     let run = catch_unwind(AssertUnwindSafe(|| simulate(instance, &mut monitor, options)));
     let idle_wait = std::mem::take(&mut monitor.idle_wait);

@@ -127,3 +127,50 @@ fn parsers_never_panic_on_mutated_input() {
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", crate::common::replay(seed(11), "parsers_never")));
 }
+
+/// A trace without length columns gets lengths from a distribution; without one, a clear error.
+#[test]
+fn trace_without_lengths_draws_them_from_a_distribution() {
+    let dir = std::env::temp_dir().join(format!("kvsched-cli-len-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("no_decode.csv");
+    std::fs::write(&csv, "arrived_at,num_prefill_tokens\n0.0,50\n0.1,60\n0.2,70\n").unwrap();
+    let w = path("workloads/p512d20.toml");
+    let c = csv.to_str().unwrap();
+    let (code, _, err) = kvsched(&["simulate", &w, "--trace-csv", c]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--decode-dist"), "{err}");
+    let (code, out, err) = kvsched(&[
+        "simulate",
+        &w,
+        "--trace-csv",
+        c,
+        "--decode-dist",
+        "empirical:10:1,30:1",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["completed"], 3);
+    let (code, _, err) =
+        kvsched(&["simulate", &w, "--trace-csv", c, "--decode-dist", "lognormal:4.7,x,500"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--decode-dist"), "{err}");
+}
+
+/// The log-normal and empirical samplers follow their parameters (median, support).
+#[test]
+fn length_distributions_follow_their_parameters() {
+    use kvsched::workload::LengthDist;
+    let mut rng = kvsched::prng::stream(seed(5), kvsched::prng::Stream::Lengths);
+    let d = LengthDist::parse("lognormal:4.75,0.9,500").unwrap();
+    let mut xs: Vec<u64> = (0..4000).map(|_| d.sample(&mut rng)).collect();
+    xs.sort_unstable();
+    let median = xs[xs.len() / 2] as f64;
+    // exp(4.75) = 115.6, the lmsys decode median the WAIT paper reports (116).
+    assert!((median - 115.6).abs() < 10.0, "median {median}");
+    assert!(xs.iter().all(|&x| (1..=500).contains(&x)));
+    let e = LengthDist::parse("empirical:20:3,200:1").unwrap();
+    let n20 = (0..4000).filter(|_| e.sample(&mut rng) == 20).count() as f64;
+    assert!((n20 / 4000.0 - 0.75).abs() < 0.03, "share of 20: {}", n20 / 4000.0);
+}
