@@ -19,6 +19,12 @@ enum Command {
     Opt(cli::opt::Args),
     /// Fluid benchmark of a workload: equilibrium batch, memory M*, stability region.
     Fluid(cli::fluid::Args),
+    /// Check every claim of spec/CLAIMS.md and write the report (tables, figures, JSON).
+    Reproduce(cli::reproduce::Args),
+    /// Run a sweep grid in parallel, resumable, shardable (`--shard I/N`).
+    Sweep(cli::sweep::Args),
+    /// Merge shard result files of one sweep; exit 1 listing missing or duplicated jobs.
+    Merge(cli::merge::Args),
     /// Benchmark the simulator: cost against requests and against output length.
     Bench(cli::bench::Args),
     /// Simulate one scheduler on a workload and print latency, TTFT, throughput, evictions.
@@ -39,6 +45,9 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Opt(a) => cli::opt::run(a),
         Command::Fluid(a) => cli::fluid::run(a),
+        Command::Reproduce(a) => cli::reproduce::run(a),
+        Command::Sweep(a) => cli::sweep::run(a),
+        Command::Merge(a) => cli::merge::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Simulate(a) => cli::simulate::run(a),
         Command::Schedulers(a) => cli::schedulers::run(a),

@@ -7,10 +7,13 @@ pub mod bench;
 pub mod check_trace;
 pub mod conform;
 pub mod fluid;
+pub mod merge;
 pub mod opt;
+pub mod reproduce;
 pub mod schedulers;
 pub mod serve;
 pub mod simulate;
+pub mod sweep;
 
 use std::process::ExitCode;
 

@@ -5,6 +5,11 @@
 //! value, ours (with a confidence interval when there is one) and the verdict, which is
 //! measured, never tuned.
 
+pub mod figures;
+pub mod fluid;
+pub mod registry;
+pub mod report;
+pub mod sweep;
 pub mod wait;
 
 use serde::Serialize;

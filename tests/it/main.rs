@@ -13,4 +13,5 @@ mod tidy;
 mod trace_check;
 mod wait_claims;
 mod mcsf_engine;
+mod reproduce;
 mod cli;

@@ -1,0 +1,719 @@
+//! The claim registry of `kvsched reproduce`: the claims of `spec/CLAIMS.md` (embedded at build
+//! time, parsed at run time) and, for each claim ID, the experiment that measures it.
+//!
+//! An [`Experiment`] measures one or more claims and may draw figures; [`experiments`] lists
+//! them all and [`for_claim`] maps a claim ID to its experiments. A claim with no experiment is
+//! reported as "not reproducible here (no experiment implemented yet)". The MC-SF wrappers
+//! below call the same `kvsched::opt` functions, sizes and criteria as `tests/it/mcsf_opt.rs`.
+
+use super::figures::{Figure, FigureData, Series, Style};
+use super::sweep::{RelativeTo, Row, Sweep, SweepSpec};
+use super::{fluid, wait, ClaimResult, Scale, Verdict};
+use crate::opt::brute::brute_force;
+use crate::opt::families::{
+    hetero_sqrt_m, identical_prompts, loglog_slope, sqrt_n_adversary, stochastic, synthetic,
+    yao_point,
+};
+use crate::opt::ip::{solve_ip, IpOptions};
+use crate::opt::regret::regret_row;
+use crate::opt::round_sim::{simulate as round_simulate, Fcfs, Mcsf, RoundPolicy};
+use crate::opt::semi_online::exact_all_at_zero;
+use crate::prng::{derive_seed, stream, Stream};
+use kvsched_spec::rounds::{
+    check_schedule, lemma47_bound, volume_bound_all_at_zero, RoundInstance, RoundRequest,
+};
+use kvsched_verify::stats;
+use rand::Rng;
+use serde::Serialize;
+
+/// `spec/CLAIMS.md`, embedded so that the binary works from any directory.
+pub const CLAIMS_MD: &str = include_str!("../../spec/CLAIMS.md");
+
+/// One claim as `spec/CLAIMS.md` states it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClaimSpec {
+    /// ID.
+    pub id: String,
+    /// Statement.
+    pub statement: String,
+    /// Source in the papers.
+    pub source: String,
+    /// The paper's value as written.
+    pub paper_value: String,
+    /// `pending` or `tested`.
+    pub status: String,
+}
+
+/// Parses the `###` sections of a claims file (the format the tidy test enforces).
+pub fn parse_claims(text: &str) -> Vec<ClaimSpec> {
+    let mut out: Vec<ClaimSpec> = Vec::new();
+    for line in text.lines() {
+        if let Some(id) = line.strip_prefix("### ") {
+            out.push(ClaimSpec {
+                id: id.trim().into(),
+                statement: String::new(),
+                source: String::new(),
+                paper_value: String::new(),
+                status: String::new(),
+            });
+            continue;
+        }
+        let Some(c) = out.last_mut() else { continue };
+        let field = |p: &str| line.strip_prefix(p).map(|r| r.trim().to_string());
+        if let Some(v) = field("- statement:") {
+            c.statement = v;
+        } else if let Some(v) = field("- source:") {
+            c.source = v;
+        } else if let Some(v) = field("- paper value:") {
+            c.paper_value = v;
+        } else if let Some(v) = field("- status:") {
+            c.status = v;
+        }
+    }
+    out
+}
+
+/// The claims of the embedded `spec/CLAIMS.md`.
+pub fn claims() -> Vec<ClaimSpec> {
+    parse_claims(CLAIMS_MD)
+}
+
+/// How large and with which seed experiments run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Ctx {
+    /// Quick or paper scale.
+    pub scale: Scale,
+    /// Base seed.
+    pub seed: u64,
+}
+
+/// What an experiment produced.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Output {
+    /// Claim measurements.
+    pub results: Vec<ClaimResult>,
+    /// Figures.
+    pub figures: Vec<Figure>,
+    /// Raw numbers behind the figures (sweep rows, curves), for `results.json`.
+    pub data: serde_json::Value,
+}
+
+/// An experiment: the claims it measures and the function that measures them.
+#[derive(Clone, Copy)]
+pub struct Experiment {
+    /// Name.
+    pub name: &'static str,
+    /// Claim IDs it measures or illustrates.
+    pub claims: &'static [&'static str],
+    /// The measurement.
+    pub run: fn(&Ctx) -> Output,
+}
+
+/// Every experiment, in report order.
+pub fn experiments() -> Vec<Experiment> {
+    let e = |name, claims, run| Experiment { name, claims, run };
+    vec![
+        e("fluid-identities", &["W-FLUID-SINGLE", "W-FLUID-MULTI", "W-PROP1"], run_identities),
+        e("fluid-lmsys", &["W-LMSYS-CROSSING", "W-TABLE2"], run_lmsys),
+        e("fluid-long-decode", &["W-LONGDECODE-MSTAR"], |_| results(fluid::long_decode())),
+        e("latency-vs-rate", &["W-PROP1", "W-EXP-SINGLE"], run_latency_vs_rate),
+        e("memory-over-time", &["W-FLUID-MULTI", "W-THM2"], run_memory_over_time),
+        e("wait-thm1", &["W-THM1-CRITICAL", "W-THM1-SLACK"], run_thm1),
+        e("wait-thm2", &["W-THM2"], |c| results(wait::thm2(c.scale, c.seed).0)),
+        e("wait-prop3", &["W-PROP3"], |c| results(wait::prop3(c.scale, c.seed).0)),
+        // HOOK(wait): W-PROP2 (`wait::prop2`), W-EXP-SINGLE (`wait::exp_single`) and
+        // W-EXP-TWOTYPE (`wait::exp_twotype`) are being written in src/experiments/wait.rs;
+        // wire them here once they are committed there.
+        e("mcsf-synthetic", &["M-SYNTH-ALL-AT-ZERO", "M-SYNTH-ONLINE"], run_mcsf_synth),
+        e("mcsf-lb-sqrt-n", &["M-LB-SQRT-N"], |_| results(mcsf_lb_sqrt_n())),
+        e("mcsf-thm-o1", &["M-THM-O1"], |c| results(mcsf_thm_o1(c))),
+        e("mcsf-hetero", &["M-HETERO-SQRT-M"], |_| results(mcsf_hetero())),
+        e("mcsf-semi-online", &["M-V1-SEMI-ONLINE"], |c| results(mcsf_semi_online(c))),
+        e("mcsf-regret", &["M-V1-REGRET"], |c| results(mcsf_regret(c))),
+        e("mcsf-randomized", &["M-V1-RANDOMIZED"], |_| results(mcsf_randomized())),
+    ]
+}
+
+/// The experiments that measure or illustrate claim `id`.
+pub fn for_claim(id: &str) -> Vec<Experiment> {
+    experiments().into_iter().filter(|e| e.claims.contains(&id)).collect()
+}
+
+/// Why a claim without an experiment is not reproduced.
+pub fn missing_reason(id: &str) -> String {
+    match id {
+        "H-KV-BYTES" | "H-AFFINE-A100" => "measured by the gpu-check crate (`cargo run --release \
+            -p kvsched-gpu-check` and its tests), not by reproduce"
+            .into(),
+        _ => "no experiment implemented yet".into(),
+    }
+}
+
+fn results(results: Vec<ClaimResult>) -> Output {
+    Output { results, ..Output::default() }
+}
+
+/// A claim result with a verdict.
+#[allow(clippy::too_many_arguments)]
+fn result(
+    id: &str,
+    label: &str,
+    paper: Option<f64>,
+    paper_text: &str,
+    measured: Option<f64>,
+    ci: Option<stats::Interval>,
+    verdict: Verdict,
+    notes: String,
+) -> ClaimResult {
+    ClaimResult {
+        id: id.into(),
+        label: label.into(),
+        paper,
+        paper_text: paper_text.into(),
+        measured,
+        ci: ci.map(|c| (c.lo, c.hi)),
+        ci_level: ci.map(|c| c.confidence),
+        verdict,
+        seeds: vec![],
+        notes,
+    }
+}
+
+fn run_identities(ctx: &Ctx) -> Output {
+    let cases = match ctx.scale {
+        Scale::Quick => 2_000,
+        Scale::Full => 50_000,
+    };
+    let mut r = fluid::identities(ctx.seed, cases);
+    r.iter_mut().for_each(|c| c.seeds = vec![ctx.seed]);
+    results(r)
+}
+
+fn run_lmsys(_: &Ctx) -> Output {
+    let mut results = fluid::lmsys_crossing();
+    results.extend(fluid::table2());
+    Output { results, figures: vec![fluid::m_star_figure()], data: serde_json::Value::Null }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simulation figures: latency against rate (the sweep machinery) and memory over time.
+
+/// The single-type p512d20 workload of `workloads/p512d20.toml`.
+pub fn p512d20() -> kvsched_spec::WorkloadFile {
+    let text = include_str!("../../workloads/p512d20.toml");
+    kvsched_spec::WorkloadFile::parse("workloads/p512d20.toml", text).expect("committed workload")
+}
+
+/// The figure schedulers: vLLM v0, Sarathi, and WAIT / Nested WAIT when registered.
+pub fn figure_schedulers() -> Vec<String> {
+    ["vllm-v0", "sarathi", "wait", "nested-wait"]
+        .iter()
+        .filter(|n| crate::schedulers::by_name(n).is_some())
+        .map(|n| n.to_string())
+        .collect()
+}
+
+/// The latency-vs-rate sweep: p512d20, rates as fractions of the fluid `lambda_max`.
+pub fn latency_sweep(ctx: &Ctx) -> Sweep {
+    let (scales, seeds, requests) = match ctx.scale {
+        Scale::Quick => (vec![0.5, 0.7, 0.85, 0.95, 1.0, 1.05, 1.15, 1.3], 2, 2_000),
+        Scale::Full => ((8..=28).map(|k| f64::from(k) * 0.05).collect(), 10, 10_000),
+    };
+    let spec = SweepSpec {
+        workloads: vec!["p512d20".into()],
+        schedulers: figure_schedulers(),
+        rate_scales: scales,
+        relative_to: RelativeTo::LambdaMax,
+        seeds: (0..seeds).map(|k| derive_seed(ctx.seed, k)).collect(),
+        requests,
+        window: 0.5,
+    };
+    Sweep::new(spec, vec![("p512d20".into(), p512d20())]).expect("valid sweep")
+}
+
+/// Mean of `f` over rows grouped by (scheduler, rate), in grid order.
+pub fn curve(rows: &[Row], scheduler: &str, f: impl Fn(&Row) -> f64) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64, u32)> = Vec::new();
+    for r in rows.iter().filter(|r| r.scheduler == scheduler) {
+        match out.iter_mut().find(|p| p.0 == r.rate_per_s) {
+            Some(p) => {
+                p.1 += f(r);
+                p.2 += 1;
+            }
+            None => out.push((r.rate_per_s, f(r), 1)),
+        }
+    }
+    out.into_iter().map(|(x, s, n)| (x, s / f64::from(n))).collect()
+}
+
+fn run_latency_vs_rate(ctx: &Ctx) -> Output {
+    let sweep = latency_sweep(ctx);
+    let rows = super::sweep::run_in_memory(&sweep);
+    let sol = kvsched_spec::fluid::FluidSolution::from_workload(&p512d20()).expect("affine");
+    let mut fig = FigureData::lines(
+        "Mean latency vs arrival rate, p512d20 (affine step time)",
+        "arrival rate lambda (req/s)",
+        "mean latency, middle 50% (s)",
+    )
+    .log_y();
+    for s in &sweep.spec.schedulers {
+        fig = fig.series(Series::new(s, curve(&rows, s, |r| r.latency_mean_s), Style::Line));
+    }
+    let fig = fig
+        .vline(sol.lambda_max_per_s, "fluid boundary lambda_max (M* = C)")
+        .vline(sol.lambda_pole_per_s.unwrap_or(f64::NAN), "pole (d1 A = 1)");
+    let data = serde_json::json!({ "spec": sweep.spec, "rows": rows });
+    Output {
+        results: vec![],
+        figures: vec![fig.figure("latency_vs_rate.svg", &["W-PROP1", "W-EXP-SINGLE"])],
+        data,
+    }
+}
+
+fn run_memory_over_time(ctx: &Ctx) -> Output {
+    let mut w = p512d20();
+    let sol = kvsched_spec::fluid::FluidSolution::from_workload(&w).expect("affine");
+    let scale = 0.95 * sol.max_scale;
+    w.classes.iter_mut().for_each(|c| c.rate_per_s *= scale);
+    let n = if ctx.scale == Scale::Quick { 2_000 } else { 10_000 };
+    let requests = crate::workload::generate(&w, crate::workload::Amount::Requests(n), ctx.seed);
+    let inst = kvsched_spec::Instance {
+        config: w.model_config(kvsched_spec::Information::Hidden),
+        requests,
+    };
+    let cap = w.memory.capacity().get() as f64;
+    let mut fig = FigureData::lines(
+        "KV memory over time, p512d20 at 0.95 lambda_max",
+        "time (s)",
+        "KV tokens used / capacity",
+    );
+    let mut data = serde_json::Map::new();
+    for name in figure_schedulers() {
+        let mut s = crate::schedulers::for_workload(&name, &w).expect("registered");
+        let opts = crate::sim::SimOptions { timeline: true, ..Default::default() };
+        let o = match crate::sim::simulate(&inst, s.as_mut(), opts) {
+            Ok(o) => o,
+            Err(e) => *e.partial,
+        };
+        let step = (o.timeline.len() / 1500).max(1);
+        let pts: Vec<(f64, f64)> = o
+            .timeline
+            .iter()
+            .step_by(step)
+            .map(|p| (p.t_ns.as_secs_f64(), p.kv_used_tokens.get() as f64 / cap))
+            .collect();
+        data.insert(name.clone(), serde_json::json!(pts));
+        fig = fig.series(Series::new(&name, pts, Style::Reference));
+    }
+    let m = sol.m_star_at_scale(scale).unwrap_or(f64::NAN) / cap;
+    let fig = fig.hline(1.0, "capacity C").hline(m, "fluid M*/C");
+    let figures = vec![fig.figure("memory_over_time.svg", &["W-FLUID-MULTI", "W-THM2"])];
+    Output { results: vec![], figures, data: serde_json::Value::Object(data) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WAIT theorems (src/experiments/wait.rs).
+
+fn run_thm1(ctx: &Ctx) -> Output {
+    let (results, crit, slack) = wait::thm1(ctx.scale, ctx.seed);
+    let c = crit.means(|r| r.gap.max(1e-9));
+    let s = slack.means(|r| r.gap.max(1e-9));
+    let reference = |pts: &[(f64, f64)], slope: f64| -> Vec<(f64, f64)> {
+        let Some(&(x0, y0)) = pts.first() else { return vec![] };
+        pts.iter().map(|&(x, _)| (x, y0 * (x / x0).powf(slope))).collect()
+    };
+    let fig = FigureData::lines(
+        "Throughput gap vs zeta T (WAIT, Proposition 3 instance)",
+        "zeta T",
+        "throughput gap (decode tokens per unit zeta T)",
+    )
+    .log_x()
+    .log_y()
+    .series(Series::new("WAIT critical (C = M*)", c.clone(), Style::Line))
+    .series(Series::new("WAIT strict slack", s.clone(), Style::Line))
+    .series(Series::new("Theorem 1: slope -1/2", reference(&c, -0.5), Style::Reference))
+    .series(Series::new("Theorem 1: slope -1", reference(&s, -1.0), Style::Reference));
+    let data = serde_json::json!({ "critical_gap_means": c, "slack_gap_means": s });
+    let figures = vec![fig.figure("gap_vs_zeta_t.svg", &["W-THM1-CRITICAL", "W-THM1-SLACK"])];
+    Output { results, figures, data }
+}
+
+// ---------------------------------------------------------------------------------------------
+// MC-SF paper (src/opt), measured as in tests/it/mcsf_opt.rs.
+
+fn run_policy(inst: &RoundInstance, p: &mut dyn RoundPolicy) -> Result<(Vec<u64>, u64), String> {
+    let s = round_simulate(inst, p)?;
+    let v = check_schedule(inst, &s)?;
+    Ok((s, v))
+}
+
+fn opt_latency(
+    inst: &RoundInstance,
+    warm: Option<Vec<u64>>,
+    limit: Option<f64>,
+) -> Result<(u64, f64, bool, f64), String> {
+    let opts = IpOptions { time_limit_s: limit, warm_start: warm, background: vec![] };
+    let sol = solve_ip(inst, &opts)?;
+    Ok((sol.total_latency, sol.lower_bound, sol.proven_optimal, sol.solve_time_s))
+}
+
+/// MC-SF / OPT on the paper's synthetic instances.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SynthRatios {
+    /// MC-SF / OPT per trial (OPT = the IP's best schedule; a lower bound on the true ratio
+    /// when the IP hit its time limit).
+    pub ratios: Vec<f64>,
+    /// MC-SF / (the IP's proven lower bound on OPT): an upper bound on the true ratio.
+    pub ratio_upper: Vec<f64>,
+    /// Trials where MC-SF equals OPT.
+    pub optimal: u64,
+    /// Trials where the IP was not proven optimal within the time limit.
+    pub unproven: u64,
+    /// IP solve times (s).
+    pub solve_s: Vec<f64>,
+}
+
+/// MC-SF / OPT ratios on `trials` synthetic instances, the IP limited to `limit` seconds.
+pub fn synth_ratios(
+    trials: u64,
+    online: bool,
+    seed: u64,
+    limit: Option<f64>,
+) -> Result<SynthRatios, String> {
+    let mut out = SynthRatios::default();
+    for i in 0..trials {
+        let inst = synthetic(derive_seed(seed, i), online);
+        let (s, mc) = run_policy(&inst, &mut Mcsf)?;
+        let (opt, lb, proven, secs) = opt_latency(&inst, Some(s), limit)?;
+        if opt > mc {
+            return Err(format!("trial {i}: the IP's schedule is worse than MC-SF's warm start"));
+        }
+        out.ratios.push(mc as f64 / opt as f64);
+        out.ratio_upper.push(mc as f64 / lb.max(1.0));
+        out.optimal += u64::from(mc == opt && proven);
+        out.unproven += u64::from(!proven);
+        out.solve_s.push(secs);
+    }
+    Ok(out)
+}
+
+fn synth_claim(id: &str, paper: f64, r: &Result<SynthRatios, String>, seed: u64) -> ClaimResult {
+    let text = paper.to_string();
+    let fail = |why: String| {
+        result(id, "", Some(paper), &text, None, None, Verdict::NotReproducible(why), String::new())
+    };
+    let r = match r {
+        Ok(r) => r,
+        Err(e) => return fail(e.clone()),
+    };
+    let upper = r.ratio_upper.iter().sum::<f64>() / r.ratio_upper.len().max(1) as f64;
+    let mut c = match stats::mean_ci(&r.ratios, 0.95) {
+        Ok(ci) if r.unproven > 0 => {
+            let why = format!(
+                "the IP was not proven optimal within the time limit on {} of {} instances; \
+                 mean ratio between {:.4} and {upper:.4}",
+                r.unproven,
+                r.ratios.len(),
+                ci.estimate
+            );
+            let v = Verdict::NotReproducible(why.clone());
+            result(id, "", Some(paper), &text, Some(ci.estimate), Some(ci), v, why)
+        }
+        Ok(ci) => {
+            let v = if ci.lo - 0.005 <= paper && paper <= ci.hi + 0.005 {
+                Verdict::Supported
+            } else {
+                let (lo, hi) = (ci.lo, ci.hi);
+                Verdict::NotSupported(format!("95% CI [{lo:.4}, {hi:.4}] (+-0.005) misses {paper}"))
+            };
+            let notes = format!(
+                "mean MC-SF/OPT over {} instances; OPT = the IP (HiGHS), {} not proven optimal \
+                 within the time limit (their ratio is a lower bound); max solve {:.1} s",
+                r.ratios.len(),
+                r.unproven,
+                r.solve_s.iter().copied().fold(0.0, f64::max)
+            );
+            result(id, "", Some(paper), &text, Some(ci.estimate), Some(ci), v, notes)
+        }
+        Err(e) => fail(e.to_string()),
+    };
+    c.seeds = vec![seed];
+    c
+}
+
+fn optimal_fraction(r: &SynthRatios, seed: u64) -> ClaimResult {
+    let n = r.ratios.len() as u64;
+    let ci = stats::wilson(r.optimal, n, 0.95).ok();
+    let paper = 114.0 / 200.0;
+    let v = match ci {
+        _ if r.unproven > 0 => Verdict::NotReproducible(format!(
+            "optimality not proven on {} of {n} instances within the time limit",
+            r.unproven
+        )),
+        Some(c) if c.contains(paper) => Verdict::Supported,
+        Some(c) => {
+            Verdict::NotSupported(format!("Wilson 95% CI [{:.3}, {:.3}] misses 0.57", c.lo, c.hi))
+        }
+        None => Verdict::NotReproducible("no trials".into()),
+    };
+    let notes = format!("{} of {n} exactly optimal", r.optimal);
+    let mut c = result(
+        "M-SYNTH-ALL-AT-ZERO",
+        "fraction exactly optimal",
+        Some(paper),
+        "114/200",
+        ci.map(|c| c.estimate),
+        ci,
+        v,
+        notes,
+    );
+    c.seeds = vec![seed];
+    c
+}
+
+fn run_mcsf_synth(ctx: &Ctx) -> Output {
+    // Quick: a bounded IP (a few instances take minutes to prove optimal); full: the paper's 200.
+    let (trials, limit) = match ctx.scale {
+        Scale::Quick => (8, Some(3.0)),
+        Scale::Full => (200, Some(600.0)),
+    };
+    let (s0, s1) = (derive_seed(ctx.seed, 1), derive_seed(ctx.seed, 2));
+    let zero = synth_ratios(trials, false, s0, limit);
+    let online = synth_ratios(trials, true, s1, limit);
+    let mut results = vec![synth_claim("M-SYNTH-ALL-AT-ZERO", 1.005, &zero, s0)];
+    if let Ok(r) = &zero {
+        results.push(optimal_fraction(r, s0));
+    }
+    results.push(synth_claim("M-SYNTH-ONLINE", 1.047, &online, s1));
+    let mut samples = Vec::new();
+    for (label, r) in [("all at 0", &zero), ("Poisson arrivals", &online)] {
+        if let Ok(r) = r {
+            samples.push((label.to_string(), r.ratios.clone()));
+        }
+    }
+    let fig = FigureData::Hist {
+        title: "MC-SF / OPT on the synthetic instances".into(),
+        x_label: "MC-SF total latency / OPT".into(),
+        samples,
+        bins: 20,
+    };
+    let claims = ["M-SYNTH-ALL-AT-ZERO", "M-SYNTH-ONLINE"];
+    let data = serde_json::json!({
+        "all_at_zero": zero.as_ref().ok(),
+        "online": online.as_ref().ok(),
+        "ip_time_limit_s": limit,
+    });
+    Output { results, figures: vec![fig.figure("mcsf_opt_ratio.svg", &claims)], data }
+}
+
+/// A slope result: the point estimate of `families::loglog_slope` (the tests' number), the
+/// Student-t interval of `verify::stats::loglog_slope`, and the tests' verdict band.
+fn slope_result(
+    id: &str,
+    paper_text: &str,
+    paper: Option<f64>,
+    xs: &[f64],
+    ys: &[f64],
+    ok: impl Fn(f64) -> bool,
+    notes: String,
+) -> ClaimResult {
+    let slope = loglog_slope(xs, ys);
+    let ci = stats::loglog_slope(xs, ys, 0.95).ok().map(|f| f.slope);
+    let v = if ok(slope) {
+        Verdict::Supported
+    } else {
+        Verdict::NotSupported(format!("log-log slope {slope:.3} outside the accepted band"))
+    };
+    result(id, "", paper, paper_text, Some(slope), ci, v, notes)
+}
+
+fn mcsf_lb_sqrt_n() -> Vec<ClaimResult> {
+    let ls = [2u64, 3, 4, 6, 8, 12];
+    let mut out = Vec::new();
+    for (name, mcsf) in [("MC-SF", true), ("FCFS", false)] {
+        let (mut ns, mut ratios) = (Vec::new(), Vec::new());
+        for &l in &ls {
+            let mut p: Box<dyn RoundPolicy> = if mcsf { Box::new(Mcsf) } else { Box::new(Fcfs) };
+            let adv = sqrt_n_adversary(l, p.as_mut());
+            let alg = run_policy(&adv.instance, p.as_mut()).map(|x| x.1);
+            let ub = check_schedule(&adv.instance, &adv.opt_upper);
+            let (Ok(alg), Ok(ub)) = (alg, ub) else { continue };
+            ns.push(adv.instance.len() as f64);
+            ratios.push(alg as f64 / ub as f64);
+        }
+        let mut r = slope_result(
+            "M-LB-SQRT-N",
+            "log-log slope 1/2",
+            Some(0.5),
+            &ns,
+            &ratios,
+            |s| (0.35..=0.65).contains(&s),
+            format!("{name}: ratio to an upper bound on OPT, adversary L = {ls:?}"),
+        );
+        r.label = name.into();
+        out.push(r);
+    }
+    out
+}
+
+fn mcsf_hetero() -> Vec<ClaimResult> {
+    let ms = [12u64, 24, 48, 96, 192, 384, 768];
+    let (mut xs, mut ys) = (Vec::new(), Vec::new());
+    for &m in &ms {
+        let (inst, upper) = hetero_sqrt_m(m);
+        let (Ok(ub), Ok((_, mc))) = (check_schedule(&inst, &upper), run_policy(&inst, &mut Mcsf))
+        else {
+            continue;
+        };
+        xs.push(m as f64);
+        ys.push(mc as f64 / ub as f64);
+    }
+    vec![slope_result(
+        "M-HETERO-SQRT-M",
+        "growth ~ sqrt(M)",
+        Some(0.5),
+        &xs,
+        &ys,
+        |s| (0.35..=0.65).contains(&s),
+        format!("MC-SF / upper bound on OPT at M = {ms:?}"),
+    )]
+}
+
+fn mcsf_thm_o1(ctx: &Ctx) -> Vec<ClaimResult> {
+    let ns: Vec<usize> = match ctx.scale {
+        Scale::Quick => vec![25, 50, 100, 200, 400],
+        Scale::Full => vec![25, 50, 100, 200, 400, 800, 1600],
+    };
+    let mut r47 = Vec::new();
+    for (i, &n) in ns.iter().enumerate() {
+        let mut worst = 0.0f64;
+        for j in 0..3 {
+            let inst = identical_prompts(derive_seed(ctx.seed, (i * 10 + j) as u64), n, 2, 20);
+            let (Ok((_, mc)), Ok(l47)) = (run_policy(&inst, &mut Mcsf), lemma47_bound(&inst))
+            else {
+                continue;
+            };
+            let _ = volume_bound_all_at_zero(&inst);
+            worst = worst.max(mc as f64 / l47);
+        }
+        r47.push(worst);
+    }
+    let xs: Vec<f64> = ns.iter().map(|&n| n as f64).collect();
+    let max = r47.iter().copied().fold(0.0, f64::max);
+    let mut r = slope_result(
+        "M-THM-O1",
+        "bounded ratio (slope 0 in n)",
+        Some(0.0),
+        &xs,
+        &r47,
+        |s| s.abs() < 0.1 && max < 9216.0,
+        format!("worst MC-SF / Lemma 4.7 bound per n = {ns:?}: max {max:.3} (< 9216)"),
+    );
+    r.seeds = vec![ctx.seed];
+    vec![r]
+}
+
+fn tiny_all_at_zero(rng: &mut crate::prng::Prng) -> RoundInstance {
+    let m = rng.random_range(4..=9u64);
+    let n = rng.random_range(1..=6usize);
+    let requests = (0..n)
+        .map(|_| {
+            let s = rng.random_range(1..=3u64.min(m - 1));
+            let o = rng.random_range(1..=(m - s).min(3));
+            RoundRequest { arrival_round: 0, prompt_tokens: s, output_tokens: o }
+        })
+        .collect();
+    RoundInstance::new(m, requests)
+}
+
+fn mcsf_semi_online(ctx: &Ctx) -> Vec<ClaimResult> {
+    let mut rng = stream(ctx.seed, Stream::Instances);
+    let cases = if ctx.scale == Scale::Quick { 60 } else { 400 };
+    let (mut agree, mut total) = (0u64, 0u64);
+    for _ in 0..cases {
+        let inst = tiny_all_at_zero(&mut rng);
+        if !inst.validate().is_empty() {
+            continue;
+        }
+        let (Some((_, dp)), Some((_, bf))) = (exact_all_at_zero(&inst), brute_force(&inst)) else {
+            continue;
+        };
+        total += 1;
+        agree += u64::from(dp == bf);
+    }
+    let why = format!(
+        "no polynomial-time exact algorithm found; the exact (exponential) DP agrees with brute \
+         force on {agree} of {total} tiny all-at-0 instances, SPT is exact only in the sequential \
+         regime"
+    );
+    let v = if agree == total {
+        Verdict::NotReproducible(why.clone())
+    } else {
+        Verdict::NotSupported(format!("exact DP differs from brute force: {agree}/{total}"))
+    };
+    let mut r = result(
+        "M-V1-SEMI-ONLINE",
+        "",
+        Some(1.0),
+        "exact optimality",
+        Some(agree as f64 / total.max(1) as f64),
+        None,
+        v,
+        why,
+    );
+    r.seeds = vec![ctx.seed];
+    vec![r]
+}
+
+fn mcsf_regret(ctx: &Ctx) -> Vec<ClaimResult> {
+    let (hs, seeds): (Vec<u64>, u64) = match ctx.scale {
+        Scale::Quick => (vec![10, 20, 40], 2),
+        Scale::Full => (vec![25, 50, 100, 200], 5),
+    };
+    let mut rows = Vec::new();
+    for &h in &hs {
+        let mut acc = [0.0f64; 3];
+        for j in 0..seeds {
+            let inst = stochastic(derive_seed(ctx.seed, h * 100 + j), h, 0.6, 20, 8);
+            let Ok(row) = regret_row(&inst, h, 20.0) else { continue };
+            for (k, v) in [row.mcsf, row.fcfs, row.resolve].into_iter().enumerate() {
+                acc[k] += (v as f64 - row.opt_lb) / seeds as f64;
+            }
+        }
+        rows.push(acc);
+    }
+    let xs: Vec<f64> = hs.iter().map(|&h| h as f64).collect();
+    let col = |k: usize| rows.iter().map(|r| r[k].max(0.5)).collect::<Vec<f64>>();
+    let (sm, sf) = (loglog_slope(&xs, &col(0)), loglog_slope(&xs, &col(1)));
+    let notes = format!(
+        "mean regret by horizon {hs:?} (MC-SF, FCFS, re-solve): {rows:.1?}; \
+        slopes MC-SF {sm:.2}, FCFS {sf:.2}"
+    );
+    let mut r = slope_result(
+        "M-V1-REGRET",
+        "O(1) regret (slope 0 in the horizon)",
+        Some(0.0),
+        &xs,
+        &col(2),
+        |s| s < 0.3 && sm > s && sf > s,
+        notes,
+    );
+    r.label = "re-solve".into();
+    r.seeds = vec![ctx.seed];
+    vec![r]
+}
+
+fn mcsf_randomized() -> Vec<ClaimResult> {
+    let ls = [4u64, 8, 16, 32, 64, 128];
+    let ns: Vec<f64> = ls.iter().map(|&l| (l + 1) as f64).collect();
+    let rs: Vec<f64> = ls.iter().map(|&l| yao_point(l).ratio()).collect();
+    vec![slope_result(
+        "M-V1-RANDOMIZED",
+        "unbounded ratio (growing in n)",
+        None,
+        &ns,
+        &rs,
+        |s| s > 0.2,
+        format!("Yao lower bound {:.2} at n = 5 .. {:.2} at n = 129", rs[0], rs[rs.len() - 1]),
+    )]
+}

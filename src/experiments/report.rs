@@ -1,0 +1,369 @@
+//! The report of `kvsched reproduce`: runs the experiments of the chosen claims, aggregates
+//! their [`ClaimResult`]s per claim, and writes `index.md` (one table, then details),
+//! `results.json` (every number, with seeds and configuration) and the SVG figures.
+//!
+//! A claim's verdict aggregates its sub-measurements: any *not supported* makes it not
+//! supported; otherwise any *supported* makes it supported; otherwise it is not reproducible
+//! here, with the reasons. Claims without an experiment get
+//! `not reproducible here (no experiment implemented yet)`.
+
+use super::figures::{render_svg, Figure};
+use super::registry::{self, ClaimSpec, Ctx, Experiment, Output};
+use super::{ClaimResult, Scale, Verdict};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+/// One claim in the report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClaimEntry {
+    /// Claim ID.
+    pub id: String,
+    /// Statement (from `spec/CLAIMS.md`).
+    pub statement: String,
+    /// Source in the paper.
+    pub source: String,
+    /// The paper's value as written in `spec/CLAIMS.md`.
+    pub paper_text: String,
+    /// The paper's value as a number, where the headline measurement has one.
+    pub paper: Option<f64>,
+    /// Our headline value.
+    pub measured: Option<f64>,
+    /// Its interval.
+    pub ci: Option<(f64, f64)>,
+    /// Its confidence level (`None`: a range, not a statistical interval).
+    pub ci_level: Option<f64>,
+    /// `supported`, `not_supported` or `not_reproducible`.
+    pub verdict: String,
+    /// Why (empty when supported).
+    pub reason: String,
+    /// Figures that illustrate it.
+    pub figures: Vec<String>,
+    /// Experiments that measured it.
+    pub experiments: Vec<String>,
+    /// Every sub-measurement.
+    pub results: Vec<ClaimResult>,
+}
+
+/// One experiment run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExperimentRecord {
+    /// Name.
+    pub name: String,
+    /// Claims.
+    pub claims: Vec<String>,
+    /// Wall time (s).
+    pub seconds: f64,
+    /// Raw data behind its figures.
+    pub data: serde_json::Value,
+}
+
+/// The whole report (`results.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// kvsched version.
+    pub version: String,
+    /// Scale.
+    pub scale: Scale,
+    /// Base seed of every experiment.
+    pub seed: u64,
+    /// Rayon threads used.
+    pub threads: usize,
+    /// The claims, in `spec/CLAIMS.md` order.
+    pub claims: Vec<ClaimEntry>,
+    /// The figures and their data.
+    pub figures: Vec<Figure>,
+    /// The experiments run.
+    pub experiments: Vec<ExperimentRecord>,
+}
+
+/// The claims to report: all, or the given IDs (unknown IDs are an error).
+pub fn select(ids: &[String]) -> Result<Vec<ClaimSpec>, String> {
+    let all = registry::claims();
+    if ids.is_empty() {
+        return Ok(all);
+    }
+    let unknown: Vec<&String> = ids.iter().filter(|i| !all.iter().any(|c| &c.id == *i)).collect();
+    if !unknown.is_empty() {
+        return Err(format!("--claim: unknown ID(s) {unknown:?}; see spec/CLAIMS.md"));
+    }
+    Ok(all.into_iter().filter(|c| ids.contains(&c.id)).collect())
+}
+
+/// Runs the experiments of `claims` (in parallel, each once) and builds the report. `log`
+/// receives a line per finished experiment.
+pub fn reproduce(ctx: &Ctx, claims: &[ClaimSpec], log: &(dyn Fn(&str) + Sync)) -> Report {
+    let mut todo: Vec<Experiment> = Vec::new();
+    for c in claims {
+        for e in registry::for_claim(&c.id) {
+            if !todo.iter().any(|t| t.name == e.name) {
+                todo.push(e);
+            }
+        }
+    }
+    let outputs: Vec<(Experiment, Output, f64)> = todo
+        .par_iter()
+        .map(|e| {
+            let t = std::time::Instant::now();
+            let out = (e.run)(ctx);
+            let secs = t.elapsed().as_secs_f64();
+            log(&format!("{:<20} {:>8.1} s  ({})", e.name, secs, e.claims.join(", ")));
+            (*e, out, secs)
+        })
+        .collect();
+    assemble(ctx, claims, outputs)
+}
+
+/// Builds the report from experiment outputs.
+pub fn assemble(
+    ctx: &Ctx,
+    claims: &[ClaimSpec],
+    outputs: Vec<(Experiment, Output, f64)>,
+) -> Report {
+    let wanted = |id: &String| claims.iter().any(|c| &c.id == id);
+    let figures: Vec<Figure> = outputs
+        .iter()
+        .flat_map(|o| o.1.figures.iter())
+        .filter(|f| f.claims.iter().any(wanted))
+        .cloned()
+        .collect();
+    let entries = claims
+        .iter()
+        .map(|c| {
+            let results: Vec<ClaimResult> = outputs
+                .iter()
+                .flat_map(|o| o.1.results.iter())
+                .filter(|r| r.id == c.id)
+                .cloned()
+                .collect();
+            let figs = figures.iter().filter(|f| f.claims.contains(&c.id)).map(|f| f.file.clone());
+            let exps = outputs.iter().filter(|o| o.0.claims.contains(&c.id.as_str()));
+            entry(c, results, figs.collect(), exps.map(|o| o.0.name.to_string()).collect())
+        })
+        .collect();
+    let experiments = outputs
+        .into_iter()
+        .map(|(e, o, seconds)| ExperimentRecord {
+            name: e.name.into(),
+            claims: e.claims.iter().map(|c| c.to_string()).collect(),
+            seconds,
+            data: o.data,
+        })
+        .collect();
+    Report {
+        version: env!("CARGO_PKG_VERSION").into(),
+        scale: ctx.scale,
+        seed: ctx.seed,
+        threads: rayon::current_num_threads(),
+        claims: entries,
+        figures,
+        experiments,
+    }
+}
+
+/// Aggregates a claim's results into its entry.
+pub fn entry(
+    c: &ClaimSpec,
+    results: Vec<ClaimResult>,
+    figures: Vec<String>,
+    experiments: Vec<String>,
+) -> ClaimEntry {
+    let not_sup: Vec<String> = results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::NotSupported(why) => Some(label_reason(r, why)),
+            _ => None,
+        })
+        .collect();
+    let not_rep: Vec<String> = results
+        .iter()
+        .filter_map(|r| match &r.verdict {
+            Verdict::NotReproducible(why) => Some(label_reason(r, why)),
+            _ => None,
+        })
+        .collect();
+    let any_sup = results.iter().any(|r| r.verdict == Verdict::Supported);
+    let (verdict, reason) = if results.is_empty() {
+        ("not_reproducible", registry::missing_reason(&c.id))
+    } else if !not_sup.is_empty() {
+        ("not_supported", not_sup.join("; "))
+    } else if any_sup {
+        ("supported", String::new())
+    } else {
+        ("not_reproducible", not_rep.join("; "))
+    };
+    let head = results.iter().find(|r| r.label.is_empty()).or(results.first());
+    ClaimEntry {
+        id: c.id.clone(),
+        statement: c.statement.clone(),
+        source: c.source.clone(),
+        paper_text: c.paper_value.clone(),
+        paper: head.and_then(|r| r.paper),
+        measured: head.and_then(|r| r.measured),
+        ci: head.and_then(|r| r.ci),
+        ci_level: head.and_then(|r| r.ci_level),
+        verdict: verdict.into(),
+        reason,
+        figures,
+        experiments,
+        results,
+    }
+}
+
+fn label_reason(r: &ClaimResult, why: &str) -> String {
+    if r.label.is_empty() {
+        why.to_string()
+    } else {
+        format!("{}: {why}", r.label)
+    }
+}
+
+/// `x` rounded to `digits` significant digits, printed without exponent for moderate values.
+pub fn sig(x: f64, digits: i32) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() { "nan".into() } else { "inf".into() };
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let mag = x.abs().log10().floor() as i32;
+    if !(-4..=9).contains(&mag) {
+        return format!("{:.*e}", (digits - 1).max(0) as usize, x);
+    }
+    let decimals = (digits - 1 - mag).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.starts_with("-0") && s.trim_start_matches(['-', '0', '.']).is_empty() {
+        return s[1..].to_string();
+    }
+    s
+}
+
+/// One result as `value [lo, hi]` with 4 significant digits.
+pub fn value_text(measured: Option<f64>, ci: Option<(f64, f64)>) -> String {
+    match (measured, ci) {
+        (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", sig(m, 4), sig(lo, 4), sig(hi, 4)),
+        (Some(m), None) => sig(m, 4),
+        (None, _) => "-".into(),
+    }
+}
+
+fn verdict_text(e: &ClaimEntry) -> String {
+    match e.verdict.as_str() {
+        "supported" => "supported".into(),
+        "not_supported" => format!("not supported ({})", e.reason),
+        _ => format!("not reproducible here ({})", e.reason),
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The summary table (Markdown): claim, statement, paper value, ours (4 significant digits),
+/// verdict, figures.
+pub fn summary_table(entries: &[ClaimEntry]) -> String {
+    let mut out = String::from(
+        "| claim | statement | paper | ours [CI] | verdict | figure |\n|---|---|---|---|---|---|\n",
+    );
+    for e in entries {
+        let mut ours: Vec<String> = e
+            .results
+            .iter()
+            .take(4)
+            .map(|r| {
+                let v = value_text(r.measured, r.ci);
+                if r.label.is_empty() {
+                    v
+                } else {
+                    format!("{}: {v}", r.label)
+                }
+            })
+            .collect();
+        if e.results.len() > 4 {
+            ours.push(format!("(+{} more, see details)", e.results.len() - 4));
+        }
+        let ours = if ours.is_empty() { "-".to_string() } else { ours.join("; ") };
+        let figs: Vec<String> = e.figures.iter().map(|f| format!("[{f}]({f})")).collect();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            e.id,
+            cell(&e.statement),
+            cell(&e.paper_text),
+            cell(&ours),
+            cell(&verdict_text(e)),
+            figs.join(" ")
+        ));
+    }
+    out
+}
+
+/// `index.md`.
+pub fn index_md(r: &Report) -> String {
+    let count = |v: &str| r.claims.iter().filter(|c| c.verdict == v).count();
+    let mut out = format!(
+        "# kvsched reproduce: {:?} run, seed {}\n\n{} claims: {} supported, {} not supported, \
+         {} not reproducible here. Every number is in `results.json` (with seeds and \
+         configuration). Intervals are 95% confidence intervals unless the details say they \
+         are input-rounding ranges.\n\n",
+        r.scale,
+        r.seed,
+        r.claims.len(),
+        count("supported"),
+        count("not_supported"),
+        count("not_reproducible"),
+    );
+    out.push_str(&summary_table(&r.claims));
+    out.push_str("\n## Figures\n\n");
+    for f in &r.figures {
+        out.push_str(&format!(
+            "### {}\n\nClaims: {}\n\n![{}]({})\n\n",
+            f.file,
+            f.claims.join(", "),
+            f.file,
+            f.file
+        ));
+    }
+    out.push_str("## Details\n\n");
+    for e in &r.claims {
+        out.push_str(&format!("### {}\n\n- source: {}\n", e.id, e.source));
+        for res in &e.results {
+            out.push_str(&format!(
+                "- {}: paper {}, ours {}, {}{}\n",
+                if res.label.is_empty() { "value" } else { &res.label },
+                res.paper_text,
+                value_text(res.measured, res.ci),
+                res.verdict,
+                if res.notes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", cell(&res.notes))
+                }
+            ));
+        }
+        out.push('\n');
+    }
+    let times: Vec<String> =
+        r.experiments.iter().map(|e| format!("{} {:.1} s", e.name, e.seconds)).collect();
+    out.push_str(&format!(
+        "Experiment wall times ({} threads): {}.\n",
+        r.threads,
+        times.join(", ")
+    ));
+    out
+}
+
+/// Writes `index.md`, `results.json` and the figures into `dir`.
+pub fn write(r: &Report, dir: &Path) -> Result<(), String> {
+    let err = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    for f in &r.figures {
+        let svg = render_svg(f).map_err(|e| format!("{}: {e}", f.file))?;
+        let p = dir.join(&f.file);
+        std::fs::write(&p, svg).map_err(|e| err(&p, e))?;
+    }
+    let json = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
+    let p = dir.join("results.json");
+    std::fs::write(&p, json).map_err(|e| err(&p, e))?;
+    let p = dir.join("index.md");
+    std::fs::write(&p, index_md(r)).map_err(|e| err(&p, e))
+}
