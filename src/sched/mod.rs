@@ -78,9 +78,10 @@ pub mod util {
     /// The largest `k <= limit` such that `k` decode iterations of `ids` grow the footprint by
     /// at most `room` tokens (0 when even one does not fit; `limit` when `ids` is empty).
     ///
-    /// Over `k` steps a request's footprint grows by between `k - (block - 1)` and
-    /// `k + (block - 1)` tokens, so the answer lies in a window of width about `2 * block`
-    /// around `room / b`: the binary search costs `O(b log block)`, not `O(b log capacity)`.
+    /// A request with `r` free tokens in its last block grows by `block * ceil((k - r)^+ /
+    /// block)` over `k` steps, so requests are grouped by `r` and one evaluation costs
+    /// O(distinct r) <= O(min(batch, block)). The answer lies within `block` of `room / b`,
+    /// which bounds the binary search.
     pub fn decode_steps_within_room(
         view: &View<'_>,
         ids: &[RequestId],
@@ -90,25 +91,32 @@ pub mod util {
         if ids.is_empty() {
             return limit;
         }
-        let held: Vec<Tokens> = ids
+        let block = view.memory().block_size_tokens;
+        let mut free_slots: Vec<u64> = ids
             .iter()
-            .map(|id| view.resident(*id).expect("decode of a resident request").held())
+            .map(|id| {
+                let h = view.resident(*id).expect("decode of a resident request").held().get();
+                (block - h % block) % block
+            })
             .collect();
-        let fits = |k: u64| -> bool {
-            let mut grow = 0u64;
-            for &h in &held {
-                grow += (view.footprint(h + Tokens(k)) - view.footprint(h)).get();
-                if grow > room.get() {
-                    return false;
-                }
+        free_slots.sort_unstable();
+        let mut groups: Vec<(u64, u64)> = Vec::new();
+        for r in free_slots {
+            match groups.last_mut() {
+                Some((last, n)) if *last == r => *n += 1,
+                _ => groups.push((r, 1)),
             }
-            true
+        }
+        let fits = |k: u64| -> bool {
+            let grow: u64 =
+                groups.iter().map(|&(r, n)| n * block * k.saturating_sub(r).div_ceil(block)).sum();
+            grow <= room.get()
         };
         if limit == 0 || !fits(1) {
             return 0;
         }
-        let b = held.len() as u64;
-        let slack = b * (view.memory().block_size_tokens - 1);
+        let b = ids.len() as u64;
+        let slack = b * (block - 1);
         let k_max = ((room.get() + slack) / b).clamp(1, limit);
         let k_min = (room.get().saturating_sub(slack) / b).clamp(1, k_max);
         let (mut lo, mut hi) = (if fits(k_min) { k_min } else { 1 }, k_max);
