@@ -80,7 +80,8 @@ impl ClaimResult {
             (Some(m), None) => format!("{m:.6}"),
             (None, _) => "-".into(),
         };
-        let label = if self.label.is_empty() { String::new() } else { format!(" [{}]", self.label) };
+        let label =
+            if self.label.is_empty() { String::new() } else { format!(" [{}]", self.label) };
         format!(
             "claim {}{label}: paper={}, ours={ours}, verdict={}",
             self.id, self.paper_text, self.verdict

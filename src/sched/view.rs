@@ -98,10 +98,7 @@ impl<'a> View<'a> {
     }
     /// Arrived requests that hold no KV, in arrival order (evicted requests keep their place).
     pub fn waiting(&self) -> impl DoubleEndedIterator<Item = RequestView> + '_ {
-        self.core
-            .waiting
-            .iter()
-            .map(|id| self.request_view(&self.core.slots[id.index()]))
+        self.core.waiting.iter().map(|id| self.request_view(&self.core.slots[id.index()]))
     }
     /// Number of waiting requests.
     pub fn waiting_len(&self) -> usize {
@@ -111,10 +108,7 @@ impl<'a> View<'a> {
     pub fn running(
         &self,
     ) -> impl DoubleEndedIterator<Item = ResidentView> + ExactSizeIterator + '_ {
-        self.core
-            .running
-            .iter()
-            .map(|id| self.resident(*id).expect("running is resident"))
+        self.core.running.iter().map(|id| self.resident(*id).expect("running is resident"))
     }
     /// Number of resident requests.
     pub fn running_len(&self) -> usize {
