@@ -15,3 +15,4 @@ mod wait_claims;
 mod mcsf_engine;
 mod reproduce;
 mod cli;
+mod engine_log;
