@@ -25,6 +25,14 @@
 //! (`WAIT_CP_GATE`, which caps batch tokens at about what the chunks already give) and
 //! `force_clear` (replaced by a drain: the gate is off once every request has arrived).
 //!
+//! Deviation (the `wait_cp_adversarial_stall` fix): when `B_k < S_k`, `floor(B_k / S_k) = 0`
+//! and the `+1` falls on only `B_k` of every `S_k` turns, so a segment's limit is 0 on the
+//! other turns. If a decision would then give an empty batch, it skips each such segment's
+//! rotation to its next positive turn (`next_positive_turn`) instead of idling: an empty
+//! decision is not a batch. Before, with nothing resident and every request arrived, the
+//! server idled for good (the battery's `adversarial` scenario: `B_1 = 64`, `S_1 = 370`);
+//! before the last arrival it idled until the next one with work waiting.
+//!
 //! Defaults: `tl = 64` (the authors' `total_limit`), one segment (`B_1 = tl`), `cs = 256`
 //! (the single-type runs), `wait_gate = true`. With one segment and no budgets given, `S_1`
 //! uses the mean revealed output length (1 until the first completion).
@@ -151,6 +159,16 @@ fn reserved(view: &View<'_>, r: &ResidentView) -> Tokens {
     view.footprint(mem::prompt_hold(view, r.request().prompt_tokens())) - view.footprint(r.held())
 }
 
+/// The first turn `>= t` on which segment `(B, S)` has a positive per-stage limit (`t` itself
+/// when every turn is positive or none is).
+fn next_positive_turn(t: u64, (budget, stages): (u64, u64)) -> u64 {
+    if budget / stages > 0 || budget == 0 || t % stages < budget % stages {
+        t
+    } else {
+        t.next_multiple_of(stages)
+    }
+}
+
 impl WaitCp {
     /// Advances the interior (and selected entry) residents; preempts the most recent
     /// resident when a decode does not fit.
@@ -192,6 +210,54 @@ impl WaitCp {
         }
     }
 
+    /// Builds one decision; also returns the segments that joined on a zero turn of the
+    /// rotation (`floor(B_k / S_k) = 0` and no `+1`).
+    fn build(&mut self, view: &View<'_>, segs: &[(u64, u64)]) -> (Build, Vec<usize>) {
+        let cuts = self.cuts().to_vec();
+        let all: Vec<ResidentView> = view.running().collect();
+        let (mut entry, mut interior) = (vec![Vec::new(); segs.len()], vec![0u64; segs.len()]);
+        let mut movers: Vec<Vec<ResidentView>> = vec![Vec::new(); segs.len()];
+        for r in &all {
+            let (k, is_entry) = segment_of(&cuts, r);
+            let k = k.min(segs.len() - 1);
+            if is_entry {
+                entry[k].push(*r);
+            } else {
+                interior[k] += 1;
+                movers[k].push(*r);
+            }
+        }
+        let gate = self.wait_gate && !view.arrivals_done();
+        let reserve = all.iter().fold(Tokens::ZERO, |acc, r| acc + reserved(view, r));
+        let mut b =
+            Build { free: view.kv_free().saturating_sub(reserve), batch: vec![], evict: vec![] };
+        let (mut admit_limit, mut zero) = (None, Vec::new());
+        for (k, &(budget, stages)) in segs.iter().enumerate() {
+            let limit = budget / stages + u64::from(self.turns[k] % stages < budget % stages);
+            let n_entry = if k == 0 { view.waiting_len() as u64 } else { entry[k].len() as u64 };
+            if gate && n_entry < limit && n_entry + interior[k] < budget {
+                continue;
+            }
+            if limit == 0 && n_entry > 0 {
+                zero.push(k);
+            }
+            self.turns[k] += 1;
+            let take = limit.min(budget.saturating_sub(interior[k]));
+            if k == 0 {
+                let holding = all.len() as u64;
+                admit_limit = Some(take.min(self.tl.saturating_sub(holding)));
+            } else {
+                movers[k].extend(entry[k].iter().take(take as usize).copied());
+            }
+            let m = std::mem::take(&mut movers[k]);
+            self.advance(view, &m, &all, &mut b);
+        }
+        if let Some(limit) = admit_limit {
+            self.admit(view, limit, &mut b);
+        }
+        (b, zero)
+    }
+
     fn admit(&self, view: &View<'_>, limit: u64, b: &mut Build) {
         let watermark = view.memory().watermark();
         for r in view.waiting().take(limit as usize) {
@@ -226,44 +292,16 @@ impl Scheduler for WaitCp {
         }
         let segs = self.budgets_and_stages(view);
         self.turns.resize(segs.len(), 0);
-        let cuts = self.cuts().to_vec();
-        let all: Vec<ResidentView> = view.running().collect();
-        let (mut entry, mut interior) = (vec![Vec::new(); segs.len()], vec![0u64; segs.len()]);
-        let mut movers: Vec<Vec<ResidentView>> = vec![Vec::new(); segs.len()];
-        for r in &all {
-            let (k, is_entry) = segment_of(&cuts, r);
-            let k = k.min(segs.len() - 1);
-            if is_entry {
-                entry[k].push(*r);
-            } else {
-                interior[k] += 1;
-                movers[k].push(*r);
+        let before = self.turns.clone();
+        let (mut b, zero) = self.build(view, &segs);
+        if b.batch.is_empty() && b.evict.is_empty() && !zero.is_empty() {
+            // A zero turn of the rotation would leave the server idle (for good once every
+            // request has arrived): skip to each such segment's next positive turn.
+            self.turns = before;
+            for k in zero {
+                self.turns[k] = next_positive_turn(self.turns[k], segs[k]);
             }
-        }
-        let gate = self.wait_gate && !view.arrivals_done();
-        let reserve = all.iter().fold(Tokens::ZERO, |acc, r| acc + reserved(view, r));
-        let mut b =
-            Build { free: view.kv_free().saturating_sub(reserve), batch: vec![], evict: vec![] };
-        let mut admit_limit = None;
-        for (k, &(budget, stages)) in segs.iter().enumerate() {
-            let limit = budget / stages + u64::from(self.turns[k] % stages < budget % stages);
-            let n_entry = if k == 0 { view.waiting_len() as u64 } else { entry[k].len() as u64 };
-            if gate && n_entry < limit && n_entry + interior[k] < budget {
-                continue;
-            }
-            self.turns[k] += 1;
-            let take = limit.min(budget.saturating_sub(interior[k]));
-            if k == 0 {
-                let holding = all.len() as u64;
-                admit_limit = Some(take.min(self.tl.saturating_sub(holding)));
-            } else {
-                movers[k].extend(entry[k].iter().take(take as usize).copied());
-            }
-            let m = std::mem::take(&mut movers[k]);
-            self.advance(view, &m, &all, &mut b);
-        }
-        if let Some(limit) = admit_limit {
-            self.admit(view, limit, &mut b);
+            b = self.build(view, &segs).0;
         }
         // The gate and the rotation change after every batch: never repeat.
         Plan { evict: b.evict, batch: b.batch, repeat: Repeat::Once }

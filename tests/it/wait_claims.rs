@@ -170,3 +170,20 @@ fn exp_two_type_thresholds() {
     print(&[c]);
     assert_eq!(curves.len(), 4);
 }
+
+/// WAIT-CP on the conformance battery's adversarial scenario used to idle for good with
+/// requests left (a stall): every request must complete.
+#[test]
+fn wait_cp_adversarial_stall() {
+    use kvsched::conform::battery::scenario;
+    use kvsched::schedulers::wait_cp::WaitCp;
+    for s in [1, 2, 3] {
+        let sc = scenario("adversarial", 200, s).unwrap();
+        let mut sched = WaitCp::default();
+        let opts = SimOptions { check: Check::On, ..SimOptions::default() };
+        match simulate(&sc.instance, &mut sched, opts) {
+            Ok(o) => assert_eq!(o.completed, 200, "seed {s}"),
+            Err(e) => panic!("seed {s}: {e} ({} completed)", e.partial.completed),
+        }
+    }
+}
