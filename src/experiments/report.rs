@@ -4,7 +4,8 @@
 //!
 //! A claim's verdict aggregates its sub-measurements: any *not supported* makes it not
 //! supported; otherwise any *supported* makes it supported; otherwise it is not reproducible
-//! here, with the reasons. Claims without an experiment get
+//! here, with the reasons (claims in [`registry::HEADLINE_VERDICT`] are judged by their first
+//! result only). Claims without an experiment get
 //! `not reproducible here (no experiment implemented yet)`.
 
 use super::figures::{render_svg, Figure};
@@ -168,21 +169,26 @@ pub fn entry(
     figures: Vec<String>,
     experiments: Vec<String>,
 ) -> ClaimEntry {
-    let not_sup: Vec<String> = results
+    let judged = if registry::HEADLINE_VERDICT.contains(&c.id.as_str()) {
+        &results[..results.len().min(1)]
+    } else {
+        &results[..]
+    };
+    let not_sup: Vec<String> = judged
         .iter()
         .filter_map(|r| match &r.verdict {
             Verdict::NotSupported(why) => Some(label_reason(r, why)),
             _ => None,
         })
         .collect();
-    let not_rep: Vec<String> = results
+    let not_rep: Vec<String> = judged
         .iter()
         .filter_map(|r| match &r.verdict {
             Verdict::NotReproducible(why) => Some(label_reason(r, why)),
             _ => None,
         })
         .collect();
-    let any_sup = results.iter().any(|r| r.verdict == Verdict::Supported);
+    let any_sup = judged.iter().any(|r| r.verdict == Verdict::Supported);
     let (verdict, reason) = if results.is_empty() {
         ("not_reproducible", registry::missing_reason(&c.id))
     } else if !not_sup.is_empty() {
@@ -292,6 +298,25 @@ pub fn summary_table(entries: &[ClaimEntry]) -> String {
             cell(&ours),
             cell(&verdict_text(e)),
             figs.join(" ")
+        ));
+    }
+    out
+}
+
+/// Every sub-measurement, one row each (Markdown; 4 significant digits): what the snapshot
+/// tests pin down.
+pub fn results_table(entries: &[ClaimEntry]) -> String {
+    let mut out = String::from(
+        "| claim | measurement | paper | ours [CI] | verdict |\n|---|---|---|---|---|\n",
+    );
+    for r in entries.iter().flat_map(|e| e.results.iter()) {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.id,
+            cell(&r.label),
+            cell(&r.paper_text),
+            value_text(r.measured, r.ci),
+            cell(&r.verdict.to_string())
         ));
     }
     out

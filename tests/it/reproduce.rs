@@ -29,7 +29,8 @@ fn table_of(experiments: &[&str], claim_ids: &[&str]) -> String {
             (e, out, 0.0)
         })
         .collect();
-    report::summary_table(&report::assemble(&QUICK, &claims, outputs).claims)
+    let entries = report::assemble(&QUICK, &claims, outputs).claims;
+    format!("{}\n{}", report::summary_table(&entries), report::results_table(&entries))
 }
 
 #[test]
@@ -92,10 +93,11 @@ fn p512_sweep(schedulers: &[&str], scales: &[f64], seeds: &[u64], requests: u64)
 fn rows_table(rows: &[Row]) -> String {
     let mut out =
         String::from("| config | seed | rate/s | latency s | p99 s | tok/s | evictions |\n");
+    let esc = |c: &str| c.replace('|', "\\|");
     for r in rows {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} |\n",
-            r.config,
+            esc(&r.config),
             r.seed,
             sig(r.rate_per_s, 4),
             sig(r.latency_mean_s, 4),
@@ -267,4 +269,28 @@ fn reproduce_cli_writes_index_json_and_figures() {
         kvsched(&["reproduce", "--claim", "NOPE", "--out", path(&dir)]).status.code(),
         Some(2)
     );
+}
+
+#[test]
+fn snapshot_wait_claims() {
+    let t = table_of(
+        &[
+            "wait-thm1",
+            "wait-thm2",
+            "wait-prop3",
+            "wait-prop2",
+            "wait-exp-single",
+            "wait-exp-twotype",
+        ],
+        &[
+            "W-PROP2",
+            "W-THM1-CRITICAL",
+            "W-THM1-SLACK",
+            "W-THM2",
+            "W-PROP3",
+            "W-EXP-SINGLE",
+            "W-EXP-TWOTYPE",
+        ],
+    );
+    insta::assert_snapshot!("wait_claims", t);
 }
