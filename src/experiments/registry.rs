@@ -128,6 +128,16 @@ pub fn experiments() -> Vec<Experiment> {
         e("wait-exp-twotype", &["W-EXP-TWOTYPE"], |c| {
             run_exp("W-EXP-TWOTYPE", "exp_twotype_a100.svg", wait::exp_twotype(c.scale, c.seed))
         }),
+        e("wait-exp-longdecode", &["W-EXP-LONGDECODE"], |c| {
+            let (results, curves) = wait::exp_longdecode(c.scale, c.seed);
+            let mut out = run_exp(
+                "W-EXP-LONGDECODE",
+                "exp_longdecode_a100.svg",
+                (results[0].clone(), curves),
+            );
+            out.results = results;
+            out
+        }),
         e("mcsf-synthetic", &["M-SYNTH-ALL-AT-ZERO", "M-SYNTH-ONLINE"], run_mcsf_synth),
         e("mcsf-lb-sqrt-n", &["M-LB-SQRT-N"], |_| results(mcsf_lb_sqrt_n())),
         e("mcsf-thm-o1", &["M-THM-O1"], |c| results(mcsf_thm_o1(c))),

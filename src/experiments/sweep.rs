@@ -419,7 +419,7 @@ pub fn run(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<RunReport, St
             r.config
         ));
     }
-    let done: std::collections::HashSet<(String, u64)> = existing.iter().map(Row::key).collect();
+    let done: std::collections::BTreeSet<(String, u64)> = existing.iter().map(Row::key).collect();
     let shard: Vec<&Job> = all.iter().filter(|j| j.index % n == i).collect();
     let mut todo: Vec<&Job> =
         shard.iter().copied().filter(|j| !done.contains(&(sweep.config_id(j), j.seed))).collect();

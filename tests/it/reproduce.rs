@@ -281,6 +281,7 @@ fn snapshot_wait_claims() {
             "wait-prop2",
             "wait-exp-single",
             "wait-exp-twotype",
+            "wait-exp-longdecode",
         ],
         &[
             "W-PROP2",
@@ -290,6 +291,7 @@ fn snapshot_wait_claims() {
             "W-PROP3",
             "W-EXP-SINGLE",
             "W-EXP-TWOTYPE",
+            "W-EXP-LONGDECODE",
         ],
     );
     insta::assert_snapshot!("wait_claims", t);
