@@ -88,9 +88,7 @@ impl Instance {
             }
             if let Some(p) = prev {
                 if r.arrival_ns < p {
-                    problems.push(format!(
-                        "requests[{i}].arrival_ns: expected sorted arrivals"
-                    ));
+                    problems.push(format!("requests[{i}].arrival_ns: expected sorted arrivals"));
                 }
             }
             prev = Some(r.arrival_ns);

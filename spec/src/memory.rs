@@ -34,11 +34,7 @@ fn default_block_size() -> u64 {
 impl MemoryConfig {
     /// Token-granular memory of the given capacity, with no watermark.
     pub fn tokens(kv_capacity_tokens: u64) -> MemoryConfig {
-        MemoryConfig {
-            kv_capacity_tokens,
-            block_size_tokens: 1,
-            watermark_fraction: 0.0,
-        }
+        MemoryConfig { kv_capacity_tokens, block_size_tokens: 1, watermark_fraction: 0.0 }
     }
 
     /// Capacity as a [`Tokens`] value, rounded down to whole blocks.

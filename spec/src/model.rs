@@ -230,21 +230,13 @@ impl fmt::Display for Violation {
             Violation::UnknownRequest { id } => write!(f, "unknown request {id}"),
             Violation::NotArrived { id } => write!(f, "{id} has not arrived"),
             Violation::ArrivalOutOfOrder { id, expected } => {
-                write!(
-                    f,
-                    "arrival of {id} out of order or early (expected {expected:?})"
-                )
+                write!(f, "arrival of {id} out of order or early (expected {expected:?})")
             }
             Violation::ArrivalSkipped { id } => write!(f, "time passed the arrival of {id}"),
             Violation::EmptyBatch => write!(f, "empty batch"),
             Violation::DuplicateInBatch { id } => write!(f, "{id} advanced twice in one step"),
             Violation::NotPrefillable { id } => write!(f, "{id} cannot be prefilled"),
-            Violation::BadChunk {
-                id,
-                prefilled,
-                chunk,
-                prompt,
-            } => write!(
+            Violation::BadChunk { id, prefilled, chunk, prompt } => write!(
                 f,
                 "{id}: chunk of {chunk} after {prefilled} exceeds prompt {prompt} or is empty"
             ),
@@ -257,10 +249,7 @@ impl fmt::Display for Violation {
                 write!(f, "KV memory {used} exceeds capacity {capacity}")
             }
             Violation::TimeNotForward { now_ns, until_ns } => {
-                write!(
-                    f,
-                    "idle until {until_ns} does not move forward from {now_ns}"
-                )
+                write!(f, "idle until {until_ns} does not move forward from {now_ns}")
             }
         }
     }
@@ -316,9 +305,7 @@ impl State {
     }
 
     fn lookup(&self, id: RequestId) -> Result<&RequestState, Violation> {
-        self.requests
-            .get(id.index())
-            .ok_or(Violation::UnknownRequest { id })
+        self.requests.get(id.index()).ok_or(Violation::UnknownRequest { id })
     }
 
     /// Recomputes derived quantities from scratch and compares them with the maintained ones.
@@ -353,22 +340,14 @@ impl State {
                 Phase::Waiting => {}
             }
             if i >= self.next_arrival && r.phase != Phase::Pending {
-                return Err(format!(
-                    "r{i} not pending but its arrival was not delivered"
-                ));
+                return Err(format!("r{i} not pending but its arrival was not delivered"));
             }
         }
         if used != self.kv_used {
-            return Err(format!(
-                "kv_used {} but residents hold {}",
-                self.kv_used, used
-            ));
+            return Err(format!("kv_used {} but residents hold {}", self.kv_used, used));
         }
         if used > mem.capacity() {
-            return Err(format!(
-                "kv_used {used} exceeds capacity {}",
-                mem.capacity()
-            ));
+            return Err(format!("kv_used {used} exceeds capacity {}", mem.capacity()));
         }
         if resident != self.resident_by_admission.len() {
             return Err("resident index out of sync".into());
@@ -383,11 +362,7 @@ impl State {
 /// Applies `action` to a copy of `state`.
 pub fn apply(instance: &Instance, state: &State, action: &Action) -> Result<State, Violation> {
     let mut next = state.clone();
-    let step_time = instance
-        .config
-        .step_time
-        .compile()
-        .expect("instance was validated");
+    let step_time = instance.config.step_time.compile().expect("instance was validated");
     apply_mut(instance, &step_time, &mut next, action)?;
     Ok(next)
 }
@@ -426,15 +401,9 @@ fn evict(instance: &Instance, state: &mut State, id: RequestId) -> Result<(), Vi
         return Err(Violation::NotResident { id });
     };
     if instance.config.eviction == EvictionRule::Lifo {
-        let (_, &latest) = state
-            .resident_by_admission
-            .last_key_value()
-            .expect("resident");
+        let (_, &latest) = state.resident_by_admission.last_key_value().expect("resident");
         if latest != id {
-            return Err(Violation::EvictionOrder {
-                id,
-                expected: latest,
-            });
+            return Err(Violation::EvictionOrder { id, expected: latest });
         }
     }
     state.kv_used -= instance.config.memory.footprint(res.held());
@@ -448,10 +417,7 @@ fn evict(instance: &Instance, state: &mut State, id: RequestId) -> Result<(), Vi
 
 fn idle(instance: &Instance, state: &mut State, until_ns: Nanos) -> Result<(), Violation> {
     if until_ns <= state.time_ns {
-        return Err(Violation::TimeNotForward {
-            now_ns: state.time_ns,
-            until_ns,
-        });
+        return Err(Violation::TimeNotForward { now_ns: state.time_ns, until_ns });
     }
     if let Some(next) = instance.requests.get(state.next_arrival) {
         if next.arrival_ns < until_ns {
@@ -510,17 +476,10 @@ fn plan_item(
         }
         BatchItem::Decode { .. } => match rs.phase {
             Phase::Resident(res) if res.prefilled == req.prompt_tokens => {
-                let after = Resident {
-                    generated: res.generated + Tokens(1),
-                    ..res
-                };
+                let after = Resident { generated: res.generated + Tokens(1), ..res };
                 shape.decode_requests += 1;
                 shape.attended_kv_tokens += after.held().get();
-                Ok(Planned {
-                    id,
-                    before: Some(res),
-                    after,
-                })
+                Ok(Planned { id, before: Some(res), after })
             }
             Phase::Pending => Err(Violation::NotArrived { id }),
             _ => Err(Violation::NotDecodable { id }),
@@ -557,30 +516,20 @@ fn step(
         planned.push(p);
     }
     if used > mem.capacity() {
-        return Err(Violation::MemoryExceeded {
-            used,
-            capacity: mem.capacity(),
-        });
+        return Err(Violation::MemoryExceeded { used, capacity: mem.capacity() });
     }
     // Every check passed: commit.
     let duration_ns = step_time.duration_ns(&shape);
     state.time_ns += duration_ns;
     state.kv_used = used;
     state.steps += 1;
-    let mut report = StepReport {
-        duration_ns,
-        shape,
-        kv_peak: used,
-        ..StepReport::default()
-    };
+    let mut report = StepReport { duration_ns, shape, kv_peak: used, ..StepReport::default() };
     for mut p in planned {
         let req = instance.request(p.id);
         if p.before.is_none() {
             p.after.admitted_seq = state.admission_counter;
             state.admission_counter += 1;
-            state
-                .resident_by_admission
-                .insert(p.after.admitted_seq, p.id);
+            state.resident_by_admission.insert(p.after.admitted_seq, p.id);
         }
         let rs = &mut state.requests[p.id.index()];
         if p.after.generated > Tokens::ZERO && rs.first_token_ns.is_none() {
@@ -588,9 +537,7 @@ fn step(
             report.first_tokens.push(p.id);
         }
         if p.after.generated == req.output_tokens {
-            rs.phase = Phase::Done {
-                finish_ns: state.time_ns,
-            };
+            rs.phase = Phase::Done { finish_ns: state.time_ns };
             state.kv_used -= mem.footprint(p.after.held());
             state.resident_by_admission.remove(&p.after.admitted_seq);
             state.completed += 1;

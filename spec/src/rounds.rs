@@ -91,11 +91,7 @@ pub struct RoundSchedule {
 impl RoundInstance {
     /// A version-1 instance.
     pub fn new(memory_tokens: u64, requests: Vec<RoundRequest>) -> RoundInstance {
-        RoundInstance {
-            format_version: ROUND_FORMAT_VERSION,
-            memory_tokens,
-            requests,
-        }
+        RoundInstance { format_version: ROUND_FORMAT_VERSION, memory_tokens, requests }
     }
 
     /// Every problem found, each naming its field (`requests[3].output_tokens: ...`).
@@ -125,9 +121,7 @@ impl RoundInstance {
                 ));
             }
             if r.arrival_round > 1 << 40 || r.output_tokens > 1 << 30 {
-                problems.push(format!(
-                    "requests[{i}]: values too large for the round model"
-                ));
+                problems.push(format!("requests[{i}]: values too large for the round model"));
             }
         }
         problems
@@ -153,24 +147,14 @@ impl RoundInstance {
     /// shifting everything after it one round earlier is feasible and strictly better; so each
     /// round after `max a` runs at least one of the `Σ o` request-rounds).
     pub fn safe_horizon(&self) -> u64 {
-        let max_a = self
-            .requests
-            .iter()
-            .map(|r| r.arrival_round)
-            .max()
-            .unwrap_or(0);
+        let max_a = self.requests.iter().map(|r| r.arrival_round).max().unwrap_or(0);
         max_a + self.requests.iter().map(|r| r.output_tokens).sum::<u64>()
     }
 }
 
 /// Memory held at rounds `0..=last completion` (index `t`; entry 0 is always 0).
 pub fn memory_profile(inst: &RoundInstance, starts: &[u64]) -> Vec<u64> {
-    let end = inst
-        .requests
-        .iter()
-        .zip(starts)
-        .map(|(r, &k)| k + r.output_tokens)
-        .max();
+    let end = inst.requests.iter().zip(starts).map(|(r, &k)| k + r.output_tokens).max();
     let mut prof = vec![0u64; end.map_or(1, |e| e as usize + 1)];
     for (r, &k) in inst.requests.iter().zip(starts) {
         for j in 1..=r.output_tokens {
@@ -183,11 +167,7 @@ pub fn memory_profile(inst: &RoundInstance, starts: &[u64]) -> Vec<u64> {
 /// Checks a schedule; returns its total latency `Σ (k_i + o_i − a_i)` or the first problem.
 pub fn check_schedule(inst: &RoundInstance, starts: &[u64]) -> Result<u64, String> {
     if starts.len() != inst.requests.len() {
-        return Err(format!(
-            "{} start rounds for {} requests",
-            starts.len(),
-            inst.len()
-        ));
+        return Err(format!("{} start rounds for {} requests", starts.len(), inst.len()));
     }
     let mut total = 0u64;
     for (i, (r, &k)) in inst.requests.iter().zip(starts).enumerate() {
@@ -198,22 +178,13 @@ pub fn check_schedule(inst: &RoundInstance, starts: &[u64]) -> Result<u64, Strin
             ));
         }
         if k > 1 << 40 {
-            return Err(format!(
-                "request {i} starts at {k}: too late for the round model"
-            ));
+            return Err(format!("request {i} starts at {k}: too late for the round model"));
         }
         total += k + r.output_tokens - r.arrival_round;
     }
     let prof = memory_profile(inst, starts);
-    if let Some((t, &m)) = prof
-        .iter()
-        .enumerate()
-        .find(|(_, &m)| m > inst.memory_tokens)
-    {
-        return Err(format!(
-            "round {t}: {m} tokens held exceeds memory {}",
-            inst.memory_tokens
-        ));
+    if let Some((t, &m)) = prof.iter().enumerate().find(|(_, &m)| m > inst.memory_tokens) {
+        return Err(format!("round {t}: {m} tokens held exceeds memory {}", inst.memory_tokens));
     }
     Ok(total)
 }
@@ -236,11 +207,8 @@ pub fn volume_bound_all_at_zero(inst: &RoundInstance) -> Option<u64> {
     if !inst.all_at_zero() || inst.memory_tokens == 0 {
         return None;
     }
-    let mut vols: Vec<u64> = inst
-        .requests
-        .iter()
-        .map(|r| volume(r.prompt_tokens, r.output_tokens))
-        .collect();
+    let mut vols: Vec<u64> =
+        inst.requests.iter().map(|r| volume(r.prompt_tokens, r.output_tokens)).collect();
     let mut outs: Vec<u64> = inst.requests.iter().map(|r| r.output_tokens).collect();
     vols.sort_unstable();
     outs.sort_unstable();
@@ -326,20 +294,11 @@ pub fn to_spec(inst: &RoundInstance, starts: &[u64]) -> Result<SpecReplay, Strin
         requests,
     };
     let actions = replay_actions(inst, starts, &order);
-    Ok(SpecReplay {
-        instance,
-        actions,
-        spec_index,
-    })
+    Ok(SpecReplay { instance, actions, spec_index })
 }
 
 fn replay_actions(inst: &RoundInstance, starts: &[u64], order: &[usize]) -> Vec<Action> {
-    let end = inst
-        .requests
-        .iter()
-        .zip(starts)
-        .map(|(r, &k)| k + r.output_tokens)
-        .max();
+    let end = inst.requests.iter().zip(starts).map(|(r, &k)| k + r.output_tokens).max();
     let end = end.unwrap_or(0);
     let mut actions = Vec::new();
     let mut next = 0usize; // next arrival (position in `order`)
@@ -354,28 +313,16 @@ fn replay_actions(inst: &RoundInstance, starts: &[u64], order: &[usize]) -> Vec<
             let (r, k) = (&inst.requests[i], starts[i]);
             let id = RequestId(pos as u32);
             if k == t {
-                batch.push(BatchItem::Prefill {
-                    id,
-                    tokens: Tokens(r.prompt_tokens),
-                });
+                batch.push(BatchItem::Prefill { id, tokens: Tokens(r.prompt_tokens) });
             } else if k < t && t < k + r.output_tokens {
                 batch.push(BatchItem::Decode { id });
             }
         }
         if batch.is_empty() {
-            let next_start = starts
-                .iter()
-                .copied()
-                .filter(|&k| k > t)
-                .min()
-                .unwrap_or(end);
-            let next_arr = order
-                .get(next)
-                .map_or(u64::MAX, |&i| inst.requests[i].arrival_round);
+            let next_start = starts.iter().copied().filter(|&k| k > t).min().unwrap_or(end);
+            let next_arr = order.get(next).map_or(u64::MAX, |&i| inst.requests[i].arrival_round);
             let until = next_start.min(next_arr);
-            actions.push(Action::Idle {
-                until_ns: Nanos(until * NANOS_PER_S),
-            });
+            actions.push(Action::Idle { until_ns: Nanos(until * NANOS_PER_S) });
             t = until;
         } else {
             actions.push(Action::Step(batch));
@@ -397,16 +344,8 @@ mod tests {
         RoundInstance::new(
             8,
             vec![
-                RoundRequest {
-                    arrival_round: 0,
-                    prompt_tokens: 2,
-                    output_tokens: 3,
-                },
-                RoundRequest {
-                    arrival_round: 1,
-                    prompt_tokens: 1,
-                    output_tokens: 2,
-                },
+                RoundRequest { arrival_round: 0, prompt_tokens: 2, output_tokens: 3 },
+                RoundRequest { arrival_round: 1, prompt_tokens: 1, output_tokens: 2 },
             ],
         )
     }
@@ -429,16 +368,8 @@ mod tests {
         let i = RoundInstance::new(
             6,
             vec![
-                RoundRequest {
-                    arrival_round: 0,
-                    prompt_tokens: 1,
-                    output_tokens: 2,
-                },
-                RoundRequest {
-                    arrival_round: 0,
-                    prompt_tokens: 1,
-                    output_tokens: 3,
-                },
+                RoundRequest { arrival_round: 0, prompt_tokens: 1, output_tokens: 2 },
+                RoundRequest { arrival_round: 0, prompt_tokens: 1, output_tokens: 3 },
             ],
         );
         let ub = check_schedule(&i, &[0, 2]).unwrap();

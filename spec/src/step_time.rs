@@ -88,9 +88,7 @@ pub struct CompiledStepTime {
 
 fn to_as(field: &str, secs: f64) -> Result<u128, String> {
     if !secs.is_finite() || secs < 0.0 {
-        return Err(format!(
-            "step_time.{field}: expected a finite number >= 0, got {secs}"
-        ));
+        return Err(format!("step_time.{field}: expected a finite number >= 0, got {secs}"));
     }
     let value = (secs * AS_PER_S).round();
     if value > 1e30 {
@@ -103,10 +101,7 @@ impl StepTime {
     /// The WAIT paper's Llama-2-7B / A100 constants from its lmsys fit (d0 = 10.248 ms,
     /// d1 = 0.38777 us per token).
     pub fn wait_paper_lmsys() -> StepTime {
-        StepTime::Affine {
-            d0_s: 0.010248,
-            d1_s_per_token: 3.8777e-7,
-        }
+        StepTime::Affine { d0_s: 0.010248, d1_s_per_token: 3.8777e-7 }
     }
 
     /// Converts to integer coefficients, validating every field.
@@ -120,14 +115,8 @@ impl StepTime {
             tokenwise: Vec::new(),
         };
         match self {
-            StepTime::UnitRounds => Ok(CompiledStepTime {
-                base_as: AS_PER_S as u128,
-                ..zero
-            }),
-            StepTime::Affine {
-                d0_s,
-                d1_s_per_token,
-            } => Ok(CompiledStepTime {
+            StepTime::UnitRounds => Ok(CompiledStepTime { base_as: AS_PER_S as u128, ..zero }),
+            StepTime::Affine { d0_s, d1_s_per_token } => Ok(CompiledStepTime {
                 base_as: to_as("d0_s", *d0_s)?,
                 kv_as: to_as("d1_s_per_token", *d1_s_per_token)?,
                 ..zero
@@ -180,10 +169,7 @@ impl CompiledStepTime {
                 if tokens <= pts[0].0 {
                     return pts[0].1;
                 }
-                let seg = pts
-                    .windows(2)
-                    .position(|w| tokens <= w[1].0)
-                    .unwrap_or(pts.len() - 2);
+                let seg = pts.windows(2).position(|w| tokens <= w[1].0).unwrap_or(pts.len() - 2);
                 let (x0, y0) = (pts[seg].0 as i128, pts[seg].1 as i128);
                 let (x1, y1) = (pts[seg + 1].0 as i128, pts[seg + 1].1 as i128);
                 let x = tokens as i128;
@@ -219,10 +205,7 @@ impl CompiledStepTime {
         first_attended_kv_tokens: u64,
         steps: u64,
     ) -> Nanos {
-        let shape = BatchShape {
-            decode_requests,
-            ..BatchShape::default()
-        };
+        let shape = BatchShape { decode_requests, ..BatchShape::default() };
         let c = self.fixed_as(&shape) + self.kv_as * first_attended_kv_tokens as u128;
         let a = self.kv_as * decode_requests as u128;
         Nanos(floor_sum(steps as u128, AS_PER_NS, a, c) as u64)
@@ -304,22 +287,14 @@ mod tests {
     #[test]
     fn affine_matches_paper_formula() {
         let m = StepTime::wait_paper_lmsys().compile().unwrap();
-        let shape = BatchShape {
-            attended_kv_tokens: 100_000,
-            ..BatchShape::default()
-        };
+        let shape = BatchShape { attended_kv_tokens: 100_000, ..BatchShape::default() };
         // 0.010248 + 3.8777e-7 * 1e5 = 0.049025 s.
         assert_eq!(m.duration_ns(&shape), Nanos(49_025_000));
     }
 
     #[test]
     fn bad_coefficients_are_named() {
-        let err = StepTime::Affine {
-            d0_s: -1.0,
-            d1_s_per_token: 0.0,
-        }
-        .compile()
-        .unwrap_err();
+        let err = StepTime::Affine { d0_s: -1.0, d1_s_per_token: 0.0 }.compile().unwrap_err();
         assert!(err.contains("step_time.d0_s"), "{err}");
         let err = StepTime::Rich {
             base_s: 0.0,

@@ -117,11 +117,7 @@ impl KvBlocks {
     /// The tokens these blocks can hold.
     #[inline]
     pub fn to_tokens(self, block_size_tokens: u64) -> Tokens {
-        Tokens(
-            self.0
-                .checked_mul(block_size_tokens)
-                .expect("KvBlocks to tokens overflow"),
-        )
+        Tokens(self.0.checked_mul(block_size_tokens).expect("KvBlocks to tokens overflow"))
     }
 }
 

@@ -144,11 +144,7 @@ fn field_at(text: &str, offset: usize) -> Option<String> {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
 /// The line of `key` inside `[[class]]` number `index` (0-based), or of the table header when
@@ -161,9 +157,7 @@ fn class_line(text: &str, index: usize, key: &str) -> Option<usize> {
         .filter(|(_, l)| l.trim_start().starts_with("[[class]]"))
         .nth(index)
         .map(|(i, _)| i)?;
-    let body = lines[header + 1..]
-        .iter()
-        .take_while(|l| !l.trim_start().starts_with('['));
+    let body = lines[header + 1..].iter().take_while(|l| !l.trim_start().starts_with('['));
     let found = body.enumerate().find(|(_, l)| {
         let l = l.trim_start();
         l.starts_with(key) && l[key.len()..].trim_start().starts_with('=')
@@ -173,9 +167,7 @@ fn class_line(text: &str, index: usize, key: &str) -> Option<usize> {
 
 fn table_line(text: &str, table: &str) -> Option<usize> {
     let header = format!("[{table}]");
-    text.lines()
-        .position(|l| l.trim_start().starts_with(&header))
-        .map(|i| i + 1)
+    text.lines().position(|l| l.trim_start().starts_with(&header)).map(|i| i + 1)
 }
 
 impl WorkloadFile {
@@ -212,12 +204,8 @@ impl WorkloadFile {
             );
             return Err((msg, None));
         }
-        self.memory
-            .validate()
-            .map_err(|m| (m, Some(Where::Table("memory"))))?;
-        self.step_time
-            .compile()
-            .map_err(|m| (m, Some(Where::Table("step_time"))))?;
+        self.memory.validate().map_err(|m| (m, Some(Where::Table("memory"))))?;
+        self.step_time.compile().map_err(|m| (m, Some(Where::Table("step_time"))))?;
         if self.classes.is_empty() {
             return Err(("class: expected at least one [[class]] table".into(), None));
         }
@@ -236,14 +224,9 @@ impl WorkloadFile {
             }
         }
         if self.classes.iter().all(|c| c.rate_per_s == 0.0) {
-            return Err((
-                "class: expected at least one positive rate_per_s".into(),
-                None,
-            ));
+            return Err(("class: expected at least one positive rate_per_s".into(), None));
         }
-        self.arrivals
-            .validate()
-            .map_err(|m| (m, Some(Where::Table("arrivals"))))
+        self.arrivals.validate().map_err(|m| (m, Some(Where::Table("arrivals"))))
     }
 
     /// The model configuration this workload describes, under `information`.
@@ -286,12 +269,7 @@ impl ArrivalProcess {
                 }
                 Ok(())
             }
-            ArrivalProcess::Markov {
-                low_scale,
-                high_scale,
-                mean_low_s,
-                mean_high_s,
-            } => {
+            ArrivalProcess::Markov { low_scale, high_scale, mean_low_s, mean_high_s } => {
                 if !(ok(*low_scale) && ok(*high_scale)) {
                     return Err("arrivals.low_scale/high_scale: expected finite scales >= 0".into());
                 }
@@ -328,13 +306,7 @@ rate_per_s = 22.0
         assert_eq!(w.memory.kv_capacity_tokens, 137_000);
         assert_eq!(w.classes.len(), 1);
         assert_eq!(w.classes[0].output_tokens, 20);
-        assert_eq!(
-            w.step_time,
-            StepTime::Affine {
-                d0_s: 0.010248,
-                d1_s_per_token: 3.8777e-7
-            }
-        );
+        assert_eq!(w.step_time, StepTime::Affine { d0_s: 0.010248, d1_s_per_token: 3.8777e-7 });
     }
 
     #[test]
@@ -356,10 +328,7 @@ rate_per_s = 22.0
 
     #[test]
     fn wrong_type_is_reported() {
-        let bad = EXAMPLE.replace(
-            "kv_capacity_tokens = 137000",
-            "kv_capacity_tokens = \"big\"",
-        );
+        let bad = EXAMPLE.replace("kv_capacity_tokens = 137000", "kv_capacity_tokens = \"big\"");
         let e = WorkloadFile::parse("w.toml", &bad).unwrap_err();
         assert_eq!(e.line, Some(3));
     }

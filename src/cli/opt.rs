@@ -32,9 +32,7 @@ pub struct Args {
 /// Reads and validates an instance; errors name the file and the line or field.
 pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
     let text = super::read_file(path)?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let inst: RoundInstance = if is_json {
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
     } else {
@@ -49,10 +47,7 @@ pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    if args
-        .time_limit_s
-        .is_some_and(|t| !(t.is_finite() && t > 0.0))
-    {
+    if args.time_limit_s.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return super::input_error("--time-limit-s: expected a positive number of seconds");
     }
     let inst = match load_instance(&args.instance) {
@@ -61,20 +56,12 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let mcsf = simulate(&inst, &mut Mcsf).ok();
     let mcsf_total = mcsf.as_ref().and_then(|s| check_schedule(&inst, s).ok());
-    let opts = IpOptions {
-        time_limit_s: args.time_limit_s,
-        warm_start: mcsf,
-        background: vec![],
-    };
+    let opts = IpOptions { time_limit_s: args.time_limit_s, warm_start: mcsf, background: vec![] };
     let sol = match solve_ip(&inst, &opts) {
         Ok(s) => s,
         Err(e) => return super::input_error(format!("{}: {e}", args.instance.display())),
     };
-    let lp = if args.lp {
-        Some(solve_lp(&inst, Some(&sol.starts)))
-    } else {
-        None
-    };
+    let lp = if args.lp { Some(solve_lp(&inst, Some(&sol.starts))) } else { None };
     let lp = match lp.transpose() {
         Ok(l) => l,
         Err(e) => return super::input_error(e),
@@ -136,17 +123,8 @@ fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
 }
 
 fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
-    println!(
-        "instance: {} (n = {}, M = {})",
-        path.display(),
-        inst.len(),
-        inst.memory_tokens
-    );
-    let status = if sol.proven_optimal {
-        "proven optimal"
-    } else {
-        "NOT proven optimal"
-    };
+    println!("instance: {} (n = {}, M = {})", path.display(), inst.len(), inst.memory_tokens);
+    let status = if sol.proven_optimal { "proven optimal" } else { "NOT proven optimal" };
     println!("optimal total latency: {} ({status})", sol.total_latency);
     println!("lower bound (IP): {:.3}", sol.lower_bound);
     println!(
@@ -154,10 +132,7 @@ fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
         sol.solve_time_s, sol.num_vars, sol.num_rows
     );
     if let Some(m) = b.mcsf {
-        println!(
-            "MC-SF total latency: {m} (ratio {:.4})",
-            m as f64 / sol.total_latency as f64
-        );
+        println!("MC-SF total latency: {m} (ratio {:.4})", m as f64 / sol.total_latency as f64);
     }
     println!("bound sum(o): {}", b.floor);
     if let Some(v) = b.volume {
@@ -175,10 +150,6 @@ fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
     );
     for (i, (r, &k)) in inst.requests.iter().zip(&sol.starts).enumerate() {
         let c = k + r.output_tokens;
-        println!(
-            "  {i:>4} {:>8} {k:>6} {c:>10} {:>8}",
-            r.arrival_round,
-            c - r.arrival_round
-        );
+        println!("  {i:>4} {:>8} {k:>6} {c:>10} {:>8}", r.arrival_round, c - r.arrival_round);
     }
 }

@@ -17,10 +17,7 @@ pub fn run(args: &Args) -> ExitCode {
         println!("{}", serde_json::to_string_pretty(&catalog).expect("json"));
     } else {
         for e in catalog {
-            println!(
-                "{:<16} {}\n{:<16} parameters: {}",
-                e.name, e.models, "", e.parameters
-            );
+            println!("{:<16} {}\n{:<16} parameters: {}", e.name, e.models, "", e.parameters);
         }
     }
     ExitCode::SUCCESS

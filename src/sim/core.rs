@@ -140,9 +140,7 @@ impl Core {
 
     /// The next undelivered arrival time, if any.
     pub fn next_arrival_ns(&self) -> Option<Nanos> {
-        self.slots
-            .get(self.next_arrival)
-            .map(|s| s.request.arrival_ns)
+        self.slots.get(self.next_arrival).map(|s| s.request.arrival_ns)
     }
 
     /// Delivers the next arrival if it is due; returns its id.
@@ -171,9 +169,7 @@ impl Core {
     }
 
     fn slot(&self, id: RequestId) -> Result<&Slot, Violation> {
-        self.slots
-            .get(id.index())
-            .ok_or(Violation::UnknownRequest { id })
+        self.slots.get(id.index()).ok_or(Violation::UnknownRequest { id })
     }
 
     /// Evicts a resident request (validated).
@@ -185,10 +181,7 @@ impl Core {
         }
         let latest = *self.running.last().expect("a resident request is running");
         if self.config.eviction == EvictionRule::Lifo && latest != id {
-            return Err(Violation::EvictionOrder {
-                id,
-                expected: latest,
-            });
+            return Err(Violation::EvictionOrder { id, expected: latest });
         }
         let held = slot.prefilled + slot.generated;
         self.kv_used -= self.config.memory.footprint(held);
@@ -287,10 +280,7 @@ impl Core {
         }
         result?;
         if used > self.capacity {
-            return Err(Violation::MemoryExceeded {
-                used,
-                capacity: self.capacity,
-            });
+            return Err(Violation::MemoryExceeded { used, capacity: self.capacity });
         }
         Ok((shape, used))
     }
@@ -332,16 +322,10 @@ impl Core {
     pub fn step(&mut self, items: &[BatchItem], limit: u64) -> Result<StepDone, Violation> {
         let decode_only = items.iter().all(|i| matches!(i, BatchItem::Decode { .. }));
         let (shape, _) = self.validate(items, 1)?;
-        let repeat = if decode_only && limit > 1 {
-            self.stretch_len(items, &shape, limit)
-        } else {
-            1
-        };
-        let (_, kv_peak) = if repeat > 1 {
-            self.validate(items, repeat)?
-        } else {
-            self.validate(items, 1)?
-        };
+        let repeat =
+            if decode_only && limit > 1 { self.stretch_len(items, &shape, limit) } else { 1 };
+        let (_, kv_peak) =
+            if repeat > 1 { self.validate(items, repeat)? } else { self.validate(items, 1)? };
         let duration_ns = if repeat > 1 {
             self.step_time.decode_stretch_ns(
                 shape.decode_requests,
@@ -362,17 +346,9 @@ impl Core {
         }
         if !completed.is_empty() {
             let slots = &self.slots;
-            self.running
-                .retain(|id| slots[id.index()].phase != SlotPhase::Done);
+            self.running.retain(|id| slots[id.index()].phase != SlotPhase::Done);
         }
-        Ok(StepDone {
-            start_ns,
-            duration_ns,
-            repeat,
-            kv_peak,
-            completed,
-            shape,
-        })
+        Ok(StepDone { start_ns, duration_ns, repeat, kv_peak, completed, shape })
     }
 
     fn advance(
@@ -389,9 +365,7 @@ impl Core {
         match *item {
             BatchItem::Prefill { tokens, .. } => {
                 if slot.phase == SlotPhase::Waiting {
-                    slot.phase = SlotPhase::Resident {
-                        admitted_seq: self.admission_counter,
-                    };
+                    slot.phase = SlotPhase::Resident { admitted_seq: self.admission_counter };
                     self.admission_counter += 1;
                     self.admissions += 1;
                     self.waiting.remove(&id);

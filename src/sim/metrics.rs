@@ -86,11 +86,7 @@ impl Outcome {
                 prompt_tokens: s.request.prompt_tokens,
                 output_tokens: s.request.output_tokens,
                 first_token_ns: s.first_token_ns,
-                finish_ns: if s.phase == SlotPhase::Done {
-                    s.finish_ns
-                } else {
-                    None
-                },
+                finish_ns: if s.phase == SlotPhase::Done { s.finish_ns } else { None },
                 evictions: s.evictions,
             })
             .collect();
@@ -218,11 +214,7 @@ impl Summary {
             scheduler: o.scheduler.clone(),
             requests: n as u64,
             completed: o.completed,
-            completion_rate: if n > 0 {
-                o.completed as f64 / n as f64
-            } else {
-                0.0
-            },
+            completion_rate: if n > 0 { o.completed as f64 / n as f64 } else { 0.0 },
             window: w,
             latency_s: Dist::of(&mut lat),
             ttft_s: Dist::of(&mut ttft),
@@ -235,11 +227,7 @@ impl Summary {
             } else {
                 0.0
             },
-            kv_utilization_mean: if cap_ns > 0.0 {
-                o.kv_token_ns as f64 / cap_ns
-            } else {
-                0.0
-            },
+            kv_utilization_mean: if cap_ns > 0.0 { o.kv_token_ns as f64 / cap_ns } else { 0.0 },
             simulated_time_s: t,
             steps: o.steps,
         }

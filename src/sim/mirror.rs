@@ -22,16 +22,8 @@ fn diverged(what: String) -> SimErrorKind {
 
 impl<'a> Mirror<'a> {
     pub(super) fn new(instance: &'a Instance) -> Mirror<'a> {
-        let step_time = instance
-            .config
-            .step_time
-            .compile()
-            .expect("validated instance");
-        Mirror {
-            instance,
-            step_time,
-            state: State::init(instance),
-        }
+        let step_time = instance.config.step_time.compile().expect("validated instance");
+        Mirror { instance, step_time, state: State::init(instance) }
     }
 
     fn apply(&mut self, action: &Action) -> Result<kvsched_spec::StepReport, SimErrorKind> {

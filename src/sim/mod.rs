@@ -135,10 +135,7 @@ pub fn simulate(
     let mut config = instance.config.clone();
     config.information = scheduler.information();
     let step_time = config.step_time.compile().expect("validated instance");
-    let mirror_instance = Instance {
-        config: config.clone(),
-        requests: instance.requests.clone(),
-    };
+    let mirror_instance = Instance { config: config.clone(), requests: instance.requests.clone() };
     let mut run = Run {
         core: Core::new(config, step_time, &instance.requests),
         mirror: None,
@@ -153,21 +150,13 @@ pub fn simulate(
     run.mirror = mirror_instance.as_ref().map(Mirror::new);
     let name = scheduler.name();
     if let Some(t) = run.trace.as_mut() {
-        t.header(
-            &run.core.config,
-            &name,
-            options.seed,
-            instance.requests.len(),
-        );
+        t.header(&run.core.config, &name, options.seed, instance.requests.len());
     }
     let result = run.run_loop(scheduler, &options.stepping, options.max_steps);
     let outcome = run.finish(name);
     match result {
         Ok(()) => Ok(outcome),
-        Err(kind) => Err(SimError {
-            kind,
-            partial: Box::new(outcome),
-        }),
+        Err(kind) => Err(SimError { kind, partial: Box::new(outcome) }),
     }
 }
 
@@ -209,10 +198,7 @@ impl Run<'_> {
     }
 
     fn violation(&self, violation: Violation) -> SimErrorKind {
-        SimErrorKind::Violation {
-            violation,
-            at_ns: self.core.now,
-        }
+        SimErrorKind::Violation { violation, at_ns: self.core.now }
     }
 
     fn apply_plan(&mut self, plan: Plan, stepping: &Stepping) -> Result<(), SimErrorKind> {
@@ -232,18 +218,13 @@ impl Run<'_> {
             (Repeat::Once, _) | (_, Stepping::EveryStep) => 1,
             (Repeat::UpTo(k), Stepping::FastForward) => k.max(1),
         };
-        let has_prefill = plan
-            .batch
-            .iter()
-            .any(|i| matches!(i, kvsched_spec::BatchItem::Prefill { .. }));
+        let has_prefill =
+            plan.batch.iter().any(|i| matches!(i, kvsched_spec::BatchItem::Prefill { .. }));
         if has_prefill && matches!(plan.repeat, Repeat::UpTo(k) if k > 1) {
             return Err(SimErrorKind::RepeatWithPrefill);
         }
         let before_kv = self.core.kv_used;
-        let done = self
-            .core
-            .step(&plan.batch, limit)
-            .map_err(|v| self.violation(v))?;
+        let done = self.core.step(&plan.batch, limit).map_err(|v| self.violation(v))?;
         self.kv_token_ns += kv_area(before_kv, done.kv_peak, done.duration_ns);
         if let Some(m) = self.mirror.as_mut() {
             m.step(&plan.batch, &done, &self.core)?;

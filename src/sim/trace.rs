@@ -12,10 +12,7 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn new(out: Box<dyn Write>) -> Writer {
-        Writer {
-            out: BufWriter::new(out),
-            error: None,
-        }
+        Writer { out: BufWriter::new(out), error: None }
     }
 
     fn write(&mut self, record: &TraceRecord) {

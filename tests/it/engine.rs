@@ -33,17 +33,11 @@ fn req(id: u32, arrival_s: f64, prompt: u64, output: u64) -> Request {
 }
 
 fn checked() -> SimOptions {
-    SimOptions {
-        check: Check::On,
-        ..SimOptions::default()
-    }
+    SimOptions { check: Check::On, ..SimOptions::default() }
 }
 
 fn latencies_s(o: &kvsched::sim::Outcome) -> Vec<f64> {
-    o.requests
-        .iter()
-        .map(|r| (r.finish_ns.unwrap() - r.arrival_ns).as_secs_f64())
-        .collect()
+    o.requests.iter().map(|r| (r.finish_ns.unwrap() - r.arrival_ns).as_secs_f64()).collect()
 }
 
 /// One request alone under the affine law: a prefill iteration attending l tokens, then o - 1
@@ -51,15 +45,9 @@ fn latencies_s(o: &kvsched::sim::Outcome) -> Vec<f64> {
 #[test]
 fn one_request_alone_has_the_closed_form_latency() {
     let (d0_ns, d1_ns) = (10_000_000u64, 0.5f64);
-    let st = StepTime::Affine {
-        d0_s: 0.010,
-        d1_s_per_token: 0.5e-9,
-    };
+    let st = StepTime::Affine { d0_s: 0.010, d1_s_per_token: 0.5e-9 };
     let (l, o) = (100u64, 10u64);
-    let inst = Instance {
-        config: config(1000, st),
-        requests: vec![req(0, 1.0, l, o)],
-    };
+    let inst = Instance { config: config(1000, st), requests: vec![req(0, 1.0, l, o)] };
     let out = simulate(&inst, &mut VllmV0::default(), checked()).unwrap();
     let mut expected = d0_ns + (d1_ns * l as f64).floor() as u64;
     for s in 2..=o {
@@ -76,10 +64,7 @@ fn one_request_alone_has_the_closed_form_latency() {
 #[test]
 fn identical_requests_that_fit_finish_together() {
     let requests = (0..8).map(|i| req(i, 0.0, 3, 5)).collect();
-    let inst = Instance {
-        config: config(8 * 8, StepTime::UnitRounds),
-        requests,
-    };
+    let inst = Instance { config: config(8 * 8, StepTime::UnitRounds), requests };
     let out = simulate(&inst, &mut VllmV0::default(), checked()).unwrap();
     assert_eq!(latencies_s(&out), vec![5.0; 8]);
     assert_eq!(out.evictions, 0);
@@ -90,10 +75,7 @@ fn identical_requests_that_fit_finish_together() {
 fn capacity_for_one_request_serialises_in_arrival_order() {
     let (l, o) = (4u64, 3u64);
     let requests = (0..5).map(|i| req(i, 0.0, l, o)).collect();
-    let inst = Instance {
-        config: config(l + o, StepTime::UnitRounds),
-        requests,
-    };
+    let inst = Instance { config: config(l + o, StepTime::UnitRounds), requests };
     let out = simulate(&inst, &mut VllmV0::default(), checked()).unwrap();
     let expected: Vec<f64> = (1..=5).map(|k| (k * o) as f64).collect();
     assert_eq!(latencies_s(&out), expected);
@@ -120,9 +102,7 @@ fn rejected(plan: Plan, capacity: u64) -> SimErrorKind {
         config: config(capacity, StepTime::UnitRounds),
         requests: vec![req(0, 0.0, 4, 2), req(1, 0.0, 4, 2), req(2, 5.0, 4, 2)],
     };
-    simulate(&inst, &mut Scripted(Some(plan)), checked())
-        .unwrap_err()
-        .kind
+    simulate(&inst, &mut Scripted(Some(plan)), checked()).unwrap_err().kind
 }
 
 fn violation(kind: SimErrorKind) -> Violation {
@@ -135,21 +115,11 @@ fn violation(kind: SimErrorKind) -> Violation {
 /// The engine rejects invalid plans with the spec's violation and never repairs them.
 #[test]
 fn invalid_plans_are_rejected_with_the_spec_violation() {
-    let pf = |id, t| BatchItem::Prefill {
-        id: RequestId(id),
-        tokens: Tokens(t),
-    };
-    let plan = |batch| Plan {
-        evict: vec![],
-        batch,
-        repeat: Repeat::Once,
-    };
+    let pf = |id, t| BatchItem::Prefill { id: RequestId(id), tokens: Tokens(t) };
+    let plan = |batch| Plan { evict: vec![], batch, repeat: Repeat::Once };
     assert_eq!(
         violation(rejected(plan(vec![pf(0, 4), pf(1, 4)]), 9)),
-        Violation::MemoryExceeded {
-            used: Tokens(10),
-            capacity: Tokens(9)
-        }
+        Violation::MemoryExceeded { used: Tokens(10), capacity: Tokens(9) }
     );
     assert_eq!(
         violation(rejected(plan(vec![pf(0, 2), pf(0, 2)]), 100)),
@@ -159,33 +129,14 @@ fn invalid_plans_are_rejected_with_the_spec_violation() {
         violation(rejected(plan(vec![pf(2, 4)]), 100)),
         Violation::NotArrived { id: RequestId(2) }
     );
-    assert!(matches!(
-        violation(rejected(plan(vec![pf(0, 5)]), 100)),
-        Violation::BadChunk { .. }
-    ));
+    assert!(matches!(violation(rejected(plan(vec![pf(0, 5)]), 100)), Violation::BadChunk { .. }));
     let decode = plan(vec![BatchItem::Decode { id: RequestId(0) }]);
-    assert_eq!(
-        violation(rejected(decode, 100)),
-        Violation::NotDecodable { id: RequestId(0) }
-    );
-    let evict = Plan {
-        evict: vec![RequestId(1)],
-        ..Plan::default()
-    };
-    assert_eq!(
-        violation(rejected(evict, 100)),
-        Violation::NotResident { id: RequestId(1) }
-    );
+    assert_eq!(violation(rejected(decode, 100)), Violation::NotDecodable { id: RequestId(0) });
+    let evict = Plan { evict: vec![RequestId(1)], ..Plan::default() };
+    assert_eq!(violation(rejected(evict, 100)), Violation::NotResident { id: RequestId(1) });
     let unknown = plan(vec![pf(7, 1)]);
-    assert_eq!(
-        violation(rejected(unknown, 100)),
-        Violation::UnknownRequest { id: RequestId(7) }
-    );
-    let repeat = Plan {
-        evict: vec![],
-        batch: vec![pf(0, 4)],
-        repeat: Repeat::UpTo(3),
-    };
+    assert_eq!(violation(rejected(unknown, 100)), Violation::UnknownRequest { id: RequestId(7) });
+    let repeat = Plan { evict: vec![], batch: vec![pf(0, 4)], repeat: Repeat::UpTo(3) };
     assert_eq!(rejected(repeat, 100), SimErrorKind::RepeatWithPrefill);
 }
 
@@ -193,18 +144,10 @@ fn invalid_plans_are_rejected_with_the_spec_violation() {
 /// outcome so far.
 #[test]
 fn a_policy_that_never_runs_is_reported_stalled_with_partial_results() {
-    let inst = Instance {
-        config: config(100, StepTime::UnitRounds),
-        requests: vec![req(0, 2.0, 1, 1)],
-    };
+    let inst =
+        Instance { config: config(100, StepTime::UnitRounds), requests: vec![req(0, 2.0, 1, 1)] };
     let err = simulate(&inst, &mut Scripted(None), SimOptions::default()).unwrap_err();
-    assert_eq!(
-        err.kind,
-        SimErrorKind::Stalled {
-            waiting: 1,
-            resident: 0
-        }
-    );
+    assert_eq!(err.kind, SimErrorKind::Stalled { waiting: 1, resident: 0 });
     assert_eq!(err.partial.simulated_ns, Nanos(2_000_000_000));
     assert_eq!(err.partial.requests.len(), 1);
 }
@@ -218,10 +161,7 @@ fn random_instance(seed: u64, n: u32) -> Instance {
             req(i, t, rng.random_range(1..200), rng.random_range(1..300))
         })
         .collect();
-    let st = StepTime::Affine {
-        d0_s: 0.01,
-        d1_s_per_token: 3.5e-7,
-    };
+    let st = StepTime::Affine { d0_s: 0.01, d1_s_per_token: 3.5e-7 };
     let mut config = config(rng.random_range(600..4000), st);
     config.memory.block_size_tokens = [1, 16][rng.random_range(0..2)];
     Instance { config, requests }
@@ -240,32 +180,16 @@ fn fast_forward_equals_stepping_and_reaches_evictions() {
         let step = simulate(
             &inst,
             &mut VllmV0::default(),
-            SimOptions {
-                check: Check::On,
-                stepping: Stepping::EveryStep,
-                ..SimOptions::default()
-            },
+            SimOptions { check: Check::On, stepping: Stepping::EveryStep, ..SimOptions::default() },
         );
         let (ff, step) = match (ff, step) {
             (Ok(a), Ok(b)) => (a, b),
-            (a, b) => panic!(
-                "run failed: {:?} {:?}\n{}",
-                a.err(),
-                b.err(),
-                replay(s, "fast_forward")
-            ),
+            (a, b) => {
+                panic!("run failed: {:?} {:?}\n{}", a.err(), b.err(), replay(s, "fast_forward"))
+            }
         };
-        assert_eq!(
-            ff.requests,
-            step.requests,
-            "{}",
-            replay(s, "fast_forward_equals_stepping")
-        );
-        assert!(
-            ff.steps == step.steps,
-            "{}",
-            replay(s, "fast_forward_equals_stepping")
-        );
+        assert_eq!(ff.requests, step.requests, "{}", replay(s, "fast_forward_equals_stepping"));
+        assert!(ff.steps == step.steps, "{}", replay(s, "fast_forward_equals_stepping"));
         evictions += ff.evictions;
     }
     assert!(evictions > 0, "the generator never reached an eviction");
@@ -299,17 +223,9 @@ fn same_seed_gives_byte_identical_traces_on_any_thread_count() {
     let s = seed(7);
     let reference = traced(s);
     assert!(reference.len() > 1000);
-    assert_eq!(
-        traced(s),
-        reference,
-        "{}",
-        replay(s, "same_seed_gives_byte_identical")
-    );
+    assert_eq!(traced(s), reference, "{}", replay(s, "same_seed_gives_byte_identical"));
     for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let runs: Vec<Vec<u8>> = pool.install(|| {
             use rayon::prelude::*;
             (0..4).into_par_iter().map(|_| traced(s)).collect()

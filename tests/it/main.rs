@@ -3,16 +3,16 @@
 //! Tiers: the default run is the fast tier; `KVSCHED_SLOW=1` enables paper-scale checks.
 //! Every randomized test prints its seed and a one-line replay command on failure.
 
+mod cli;
 mod common;
 mod conform;
-mod fluid;
-mod mcsf_opt;
-mod schedulers;
 mod engine;
+mod engine_log;
+mod fluid;
+mod mcsf_engine;
+mod mcsf_opt;
+mod reproduce;
+mod schedulers;
 mod tidy;
 mod trace_check;
 mod wait_claims;
-mod mcsf_engine;
-mod reproduce;
-mod cli;
-mod engine_log;
