@@ -169,7 +169,8 @@ pub struct TraceCsvError {
 /// Reads a Vidur-format request trace (`arrived_at` optional, `num_prefill_tokens`,
 /// `num_decode_tokens`; other columns are ignored). A missing length column yields 0-token
 /// lengths, to be drawn from a distribution with [`fill_lengths`]. Without `arrived_at`,
-/// arrivals are Poisson at `rate_per_s` (seeded). Rows are sorted by arrival; ids follow that order.
+/// arrivals are Poisson at `rate_per_s` (seeded). Rows are sorted by arrival; ids follow that
+/// order.
 pub fn read_vidur_csv(
     file: &str,
     text: &str,
