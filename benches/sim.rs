@@ -5,6 +5,8 @@
 //! Run with `cargo bench --bench sim`. The scaling table (10^4 .. 10^7 requests, outputs 20 ..
 //! 2000 tokens) is `cargo run --release -- bench`; figures are in BENCHMARKS.md.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented functions.
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use kvsched::schedulers::by_name;
 use kvsched::sim::{simulate, SimOptions, Stepping};

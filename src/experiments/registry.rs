@@ -138,6 +138,10 @@ pub fn experiments() -> Vec<Experiment> {
             out.results = results;
             out
         }),
+        e("wait-exp-lmsys", &["W-EXP-LMSYS"], |c| {
+            let (results, curves) = wait::exp_lmsys(c.scale, c.seed);
+            run_exp("W-EXP-LMSYS", "exp_lmsys_a100.svg", (results[0].clone(), curves))
+        }),
         e("mcsf-synthetic", &["M-SYNTH-ALL-AT-ZERO", "M-SYNTH-ONLINE"], run_mcsf_synth),
         e("mcsf-lb-sqrt-n", &["M-LB-SQRT-N"], |_| results(mcsf_lb_sqrt_n())),
         e("mcsf-thm-o1", &["M-THM-O1"], |c| results(mcsf_thm_o1(c))),
