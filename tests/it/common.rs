@@ -9,17 +9,7 @@ pub fn slow() -> bool {
 
 /// The seed for a randomized test: `KVSCHED_SEED` when set (decimal or 0x-hex), else `default`.
 pub fn seed(default: u64) -> u64 {
-    match std::env::var("KVSCHED_SEED") {
-        Ok(s) => {
-            let s = s.trim();
-            let parsed = match s.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16),
-                None => s.parse(),
-            };
-            parsed.unwrap_or_else(|_| panic!("KVSCHED_SEED={s}: expected an integer"))
-        }
-        Err(_) => default,
-    }
+    kvsched_verify::strategies::seed_from_env(default)
 }
 
 /// The one-line replay command for a failing randomized test.
