@@ -54,6 +54,20 @@ fn views(inst: &RoundInstance, active: &[(usize, u64)], waiting: &[usize]) -> Vi
 
 type Views = (Vec<ActiveReq>, Vec<WaitingReq>);
 
+type AdmitFn = fn(u64, &[ActiveReq], &[WaitingReq], u64) -> Vec<u64>;
+
+/// The decision of a memory-checked policy whose admission order is `admit`'s.
+fn checked_decide(
+    admit: AdmitFn,
+    t: u64,
+    inst: &RoundInstance,
+    a: &[(usize, u64)],
+    w: &[usize],
+) -> Vec<usize> {
+    let (act, wait) = views(inst, a, w);
+    admit(t, &act, &wait, inst.memory_tokens).into_iter().map(|i| i as usize).collect()
+}
+
 impl RoundPolicy for Mcsf {
     fn decide(
         &mut self,
@@ -62,9 +76,7 @@ impl RoundPolicy for Mcsf {
         a: &[(usize, u64)],
         w: &[usize],
     ) -> Vec<usize> {
-        let (act, wait) = views(inst, a, w);
-        let ids = mcsf_admit(t, &act, &wait, inst.memory_tokens);
-        ids.into_iter().map(|i| i as usize).collect()
+        checked_decide(mcsf_admit, t, inst, a, w)
     }
 }
 
@@ -76,9 +88,7 @@ impl RoundPolicy for Fcfs {
         a: &[(usize, u64)],
         w: &[usize],
     ) -> Vec<usize> {
-        let (act, wait) = views(inst, a, w);
-        let ids = fcfs_admit(t, &act, &wait, inst.memory_tokens);
-        ids.into_iter().map(|i| i as usize).collect()
+        checked_decide(fcfs_admit, t, inst, a, w)
     }
 }
 
