@@ -774,3 +774,40 @@ pub fn exp_lmsys(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>) {
     );
     (vec![c], curves)
 }
+
+/// W-PROP5 (evidence, not a proof over all policies): at `C = M* = 9` on Proposition 3's
+/// instance, the non-predictive policies we have keep a throughput gap that does not decay with
+/// `zeta T`: FCFS (`vllm-v0`) and Nested WAIT without a buffer (thresholds `(1, 1)`, the only
+/// ones whose base memory fits, with the LIFO repair). Supported when, for both, the upper end
+/// of the gap's log-log slope interval is above -0.1 (the rule of W-PROP3). WAIT, which knows
+/// the lengths, is the contrast (its gap decays; W-PROP3).
+pub fn prop5(scale: Scale, seed: u64) -> Vec<ClaimResult> {
+    let (zetas, reps) = sweep_size(scale);
+    let base = prop3_base(9);
+    let fcfs = Sweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
+    let nested = Policy::Nested(vec![1, 2], vec![1.0, 1.0], true);
+    let nw = Sweep::run(&base, &zetas, reps, &nested, seed);
+    let (ff, fn_) = (fcfs.slope(|r| r.gap), nw.slope(|r| r.gap));
+    let last = nw.means(|r| r.gap).last().map(|p| p.1);
+    let mut c = claim(
+        "W-PROP5",
+        "Nested WAIT (no buffer) gap at the largest zeta T",
+        "Omega(1) without a buffer",
+        last,
+        seed,
+    );
+    c.notes = format!(
+        "FCFS gap {}; Nested WAIT (C = M* = 9, n = (1, 1)) gap {}",
+        fmt_means(&fcfs.means(|r| r.gap)),
+        fmt_means(&nw.means(|r| r.gap))
+    );
+    c.verdict = match (&ff, &fn_) {
+        (Ok(f), Ok(n)) if f.slope.hi > -0.1 && n.slope.hi > -0.1 => Verdict::Supported,
+        (Ok(f), Ok(n)) => Verdict::NotSupported(format!(
+            "a gap decays: FCFS slope {:.3} [{:.3}, {:.3}], Nested WAIT {:.3} [{:.3}, {:.3}]",
+            f.slope.estimate, f.slope.lo, f.slope.hi, n.slope.estimate, n.slope.lo, n.slope.hi
+        )),
+        (Err(e), _) | (_, Err(e)) => Verdict::NotReproducible(e.to_string()),
+    };
+    vec![c]
+}
