@@ -121,6 +121,7 @@ pub fn experiments() -> Vec<Experiment> {
         e("wait-thm1", &["W-THM1-CRITICAL", "W-THM1-SLACK"], run_thm1),
         e("wait-thm2", &["W-THM2"], |c| results(wait::thm2(c.scale, c.seed).0)),
         e("wait-prop3", &["W-PROP3"], |c| results(wait::prop3(c.scale, c.seed).0)),
+        e("wait-prop4", &["W-PROP4"], |c| results(wait::prop4(c.scale, c.seed))),
         e("wait-prop5", &["W-PROP5"], |c| results(wait::prop5(c.scale, c.seed))),
         e("wait-prop2", &["W-PROP2"], run_prop2),
         e("wait-exp-single", &["W-EXP-SINGLE"], |c| {

@@ -811,3 +811,38 @@ pub fn prop5(scale: Scale, seed: u64) -> Vec<ClaimResult> {
     };
     vec![c]
 }
+
+/// W-PROP4 (evidence on one instance): a single type `(l, l', lambda) = (1, 1, 1)` with
+/// `d1 = 0.1`, `d0 = 1 - 3 d1 = 0.7`, so `dT* = 1`, `n* = 1` and `M* = 3 = C`. With one type
+/// every policy is non-predictive (all lengths are equal), and WAIT with `n = 1` has a vanishing
+/// gap (Theorem 1); Proposition 4 says its latency must then grow like `(zeta T)^(1/2)`.
+/// Supported when the latency's log-log slope interval contains 1/2 and excludes 0.
+pub fn prop4(scale: Scale, seed: u64) -> Vec<ClaimResult> {
+    let (zetas, reps) = sweep_size(scale);
+    let base = Base {
+        classes: vec![(1, 1, 1.0)],
+        d0_s: 0.7,
+        d1_s: 0.1,
+        capacity: 3,
+        eviction: EvictionRule::Lifo,
+    };
+    let s = Sweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0)]), seed);
+    let note = format!(
+        "gap means {}; latency means {}",
+        fmt_means(&s.means(|r| r.gap)),
+        fmt_means(&s.means(|r| r.latency))
+    );
+    let fit = s.slope(|r| r.latency);
+    let mut c = slope_claim("W-PROP4", "latency", 0.5, &fit, seed, note);
+    if let Ok(f) = &fit {
+        c.verdict = if f.slope.lo <= 0.5 && f.slope.hi >= 0.5 && f.slope.lo > 0.0 {
+            Verdict::Supported
+        } else {
+            Verdict::NotSupported(format!(
+                "latency slope {:.3} [{:.3}, {:.3}]",
+                f.slope.estimate, f.slope.lo, f.slope.hi
+            ))
+        };
+    }
+    vec![c]
+}
