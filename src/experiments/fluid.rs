@@ -174,6 +174,15 @@ fn random_inputs(rng: &mut crate::prng::Prng) -> FluidInputs {
     let d0 = rng.random_range(1e-3..0.05);
     let d1 = if rng.random_range(0..7) == 0 { 0.0 } else { rng.random_range(1e-8..1e-6) };
     let u = rng.random_range(0.01..1.25);
+    let v = rng.random_range(0.3..3.0);
+    inputs_from_draws(&cs, d0, d1, u, v)
+}
+
+/// Fluid inputs from drawn `(prompt, output, weight)` classes: rates are the weights scaled so
+/// that the cut `d1 A` equals `u` (or by `10 u` when `d1 = 0`), and the capacity is `v` times
+/// `M*` (1e6 when `M*` is unbounded). Shared by the seeded generator here and the proptest
+/// strategy of `tests/it/fluid.rs`.
+pub fn inputs_from_draws(cs: &[(u64, u64, f64)], d0: f64, d1: f64, u: f64, v: f64) -> FluidInputs {
     let mass: f64 = cs.iter().map(|&(l, lp, w)| w * kv_mass(l, lp)).sum();
     let k = if d1 > 0.0 { u / (d1 * mass) } else { 10.0 * u };
     let classes = cs
@@ -185,7 +194,7 @@ fn random_inputs(rng: &mut crate::prng::Prng) -> FluidInputs {
             rate_per_s: w * k,
         })
         .collect();
-    let cap = m_star(d0, d1, k * mass).map_or(1e6, |x| (rng.random_range(0.3..3.0) * x).max(1.0));
+    let cap = m_star(d0, d1, k * mass).map_or(1e6, |x| (v * x).max(1.0));
     FluidInputs::new(classes, d0, d1, cap).expect("valid random inputs")
 }
 

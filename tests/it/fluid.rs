@@ -154,22 +154,7 @@ fn workload() -> impl Strategy<Value = FluidInputs> {
     let class = (1u64..4096, 1u64..2048, 0.01f64..1.0);
     let d1 = prop_oneof![1 => Just(0.0), 6 => 1e-8f64..1e-6];
     (prop::collection::vec(class, 1..5), 1e-3f64..0.05, d1, 0.01f64..1.25, 0.3f64..3.0).prop_map(
-        |(cs, d0, d1, u, v)| {
-            let mass: f64 = cs.iter().map(|&(l, lp, w)| w * kv_mass(l, lp)).sum();
-            let k = if d1 > 0.0 { u / (d1 * mass) } else { 10.0 * u };
-            let classes = cs
-                .iter()
-                .map(|&(l, lp, w)| FluidClass {
-                    name: None,
-                    prompt_tokens: l,
-                    output_tokens: lp,
-                    rate_per_s: w * k,
-                })
-                .collect::<Vec<_>>();
-            let load = k * mass;
-            let cap = m_star(d0, d1, load).map_or(1e6, |m| (v * m).max(1.0));
-            FluidInputs::new(classes, d0, d1, cap).unwrap()
-        },
+        |(cs, d0, d1, u, v)| kvsched::experiments::fluid::inputs_from_draws(&cs, d0, d1, u, v),
     )
 }
 
