@@ -5,9 +5,14 @@
 //! Starvation is judged on requests that were *passed over*: a request that arrived later was
 //! admitted while they waited (evicted requests are not judged, since policies differ in where
 //! an evicted request re-enters the queue). Such a request fails the check when it was passed
-//! over more than `starvation_passes` times while it fit, above the watermark, in the memory
-//! the plan left free, and it waited in total more than `starvation_bound_ns` while it fit
-//! (capacity sitting idle). FCFS policies never pass a request over; policies that hold work
+//! over more than `starvation_passes` times while it fit, and it waited in total more than
+//! `starvation_bound_ns` while it fit (capacity sitting idle). "Fit" means: above the watermark,
+//! in the memory the plan left free, and for its whole life beside the residents, with true
+//! lengths and every request advancing one token per iteration (the harness knows the lengths
+//! even when the policy does not). A request held back because it would overflow memory later
+//! is therefore not starved; one held back while it could have run to completion is. Waiting
+//! time accrues only to the head of the queue (the oldest waiting request, evicted ones in
+//! their place): a request behind an older one is blocked by arrival order, as under FCFS. FCFS policies never pass a request over; policies that hold work
 //! back in arrival order (WAIT's accumulation) are not flagged.
 
 use super::verdict::Verdict;
@@ -54,6 +59,8 @@ impl Write for SharedBuf {
 /// Watches decisions for idling while a fitting request waits.
 struct Monitor<'a> {
     inner: &'a mut dyn Runnable,
+    /// The instance run, for the true lengths behind the lifetime fit.
+    instance: &'a Instance,
     /// (idle start, requests that could have been admitted).
     idle: Option<(Nanos, Vec<RequestId>)>,
     idle_wait: BTreeMap<RequestId, u64>,
@@ -96,33 +103,61 @@ impl Monitor<'_> {
         }
     }
 
-    /// Free memory after `plan` (its evictions, then one iteration of its batch).
-    fn free_after(view: &View<'_>, plan: &Plan) -> Tokens {
-        let mut free = view.kv_free().get() as i128;
-        for id in &plan.evict {
-            if let Some(r) = view.resident(*id) {
-                free += view.footprint(r.held()).get() as i128;
-            }
-        }
+    /// The KV tokens held after `plan` (its evictions, then one iteration of its batch) by
+    /// every request that is resident then, in no particular order.
+    fn held_after(view: &View<'_>, plan: &Plan) -> Vec<(RequestId, Tokens)> {
         let wp = view.config().first_token == FirstToken::WithPrefill;
+        let mut held: BTreeMap<RequestId, Tokens> = view
+            .running()
+            .filter(|r| !plan.evict.contains(&r.id()))
+            .map(|r| (r.id(), r.held()))
+            .collect();
         for item in &plan.batch {
-            let (held, prompt) = match view.resident(item.id()) {
-                Some(r) => (r.held(), r.request().prompt_tokens()),
-                None => match view.request(item.id()) {
-                    Some(q) => (Tokens::ZERO, q.prompt_tokens()),
-                    None => continue,
-                },
+            let Some(prompt) = view.request(item.id()).map(|q| q.prompt_tokens()) else {
+                continue;
             };
-            let after = match *item {
-                BatchItem::Decode { .. } => held + Tokens(1),
+            let h = held.entry(item.id()).or_insert(Tokens::ZERO);
+            *h = match *item {
+                BatchItem::Decode { .. } => *h + Tokens(1),
                 BatchItem::Prefill { tokens, .. } => {
-                    let done = held + tokens >= prompt;
-                    held + tokens + Tokens(u64::from(done && wp))
+                    let done = *h + tokens >= prompt;
+                    *h + tokens + Tokens(u64::from(done && wp))
                 }
             };
-            free -= (view.footprint(after).get() as i128) - view.footprint(held).get() as i128;
         }
-        Tokens(free.max(0) as u64)
+        held.into_iter().collect()
+    }
+
+    /// Whether a request admitted now with `start` tokens and growing to `peak` would fit,
+    /// above the watermark, for its whole life beside `residents` (held, peak): every request
+    /// advances one token per iteration and frees its memory when it reaches its peak. This is
+    /// "capacity sat idle" for the request: a policy that holds it back because it would
+    /// overflow later (MC-SF's future-memory check) is not starving it.
+    fn fits_for_life(
+        view: &View<'_>,
+        residents: &[(Tokens, Tokens)],
+        start: Tokens,
+        peak: Tokens,
+    ) -> bool {
+        let limit = view.memory().capacity().get().saturating_sub(view.memory().watermark().get());
+        let life = peak.get().saturating_sub(start.get());
+        // Memory is nondecreasing between completions, so checking the iteration at which
+        // each request (residents and the candidate) reaches its peak is enough.
+        let mut points: Vec<u64> = residents
+            .iter()
+            .map(|&(h, p)| p.get().saturating_sub(h.get()))
+            .filter(|&k| k <= life)
+            .collect();
+        points.push(life);
+        points.iter().all(|&k| {
+            let grow = |h: Tokens, p: Tokens, k: u64| Tokens((h.get() + k).min(p.get()));
+            let others: u64 = residents
+                .iter()
+                .filter(|&&(h, p)| p.get().saturating_sub(h.get()) >= k)
+                .map(|&(h, p)| view.footprint(grow(h, p, k)).get())
+                .sum();
+            others + view.footprint(grow(start, peak, k)).get() <= limit
+        })
     }
 
     /// Passed-over requests that stay waiting although they fit in the memory `plan` leaves.
@@ -130,7 +165,11 @@ impl Monitor<'_> {
         if self.bypassed.is_empty() {
             return vec![];
         }
-        let free = Monitor::free_after(view, plan);
+        let after = Monitor::held_after(view, plan);
+        let peak = |id: RequestId| self.instance.requests[id.index()].peak_tokens();
+        let residents: Vec<(Tokens, Tokens)> = after.iter().map(|&(id, h)| (h, peak(id))).collect();
+        let used: u64 = residents.iter().map(|&(h, _)| view.footprint(h).get()).sum();
+        let free = Tokens(view.memory().capacity().get().saturating_sub(used));
         let extra = Tokens(u64::from(view.config().first_token == FirstToken::WithPrefill));
         let watermark = view.memory().watermark();
         let in_batch = |id: RequestId| plan.batch.iter().any(|i| i.id() == id);
@@ -141,6 +180,7 @@ impl Monitor<'_> {
             .filter(|&&id| view.resident(id).is_none() || evicted(id))
             .filter_map(|&id| view.request(id).map(|q| (id, q.prompt_tokens())))
             .filter(|&(id, p)| !in_batch(id) && view.footprint(p + extra) + watermark <= free)
+            .filter(|&(id, p)| Monitor::fits_for_life(view, &residents, p + extra, peak(id)))
             .map(|(id, _)| id)
             .collect()
     }
@@ -165,7 +205,13 @@ impl Scheduler for Monitor<'_> {
         // An evicted request re-enters the queue where the policy puts it (vLLM: front,
         // SGLang: back); it is no longer judged on arrival order.
         self.evicted.extend(plan.evict.iter().copied());
-        let ids = self.left_waiting(view, &plan);
+        // Only the head of the queue (the oldest waiting request the plan leaves, evicted ones
+        // in their place) accrues idle time: one stuck behind an older request is blocked by
+        // arrival order, as under FCFS, and the head is the one judged.
+        let in_batch = |id: RequestId| plan.batch.iter().any(|i| i.id() == id);
+        let head = view.waiting().map(|r| r.id()).find(|&id| !in_batch(id));
+        let ids: Vec<RequestId> =
+            self.left_waiting(view, &plan).into_iter().filter(|&id| Some(id) == head).collect();
         if !ids.is_empty() {
             self.idle = Some((view.now_ns(), ids));
         }
@@ -273,6 +319,7 @@ fn simulate_judged(
     };
     let mut monitor = Monitor {
         inner: sched,
+        instance,
         idle: None,
         idle_wait: BTreeMap::new(),
         bypassed: Default::default(),

@@ -19,6 +19,10 @@
 //! computed from the committed set, `O(M)`) and adds its own memory to each checkpoint up to its
 //! end (`O(M)`): `O(M)` per candidate, `O(M²)` per round plus sorting, as in the paper.
 //!
+//! Paged memory ([`admit_prefix_paged`]): a request holding `h` tokens occupies `⌈h/B⌉·B`. That
+//! is still nondecreasing between completions, so the same checkpoints decide exactly, at the
+//! same cost; `B = 1` is the paper's token-granular model.
+//!
 //! Under-estimated predictions: a resident request already older than its prediction
 //! (`t − p ≥ õ`) is charged as if it completes at round `t + 1` (`õ_eff = t − p + 1`); the check
 //! is then only as good as the predictions (the notes §8 item 3).
@@ -52,15 +56,18 @@ pub struct WaitingReq {
 pub struct Checkpoints {
     t: u64,
     memory: u64,
+    /// Block size `B` in tokens (1: token-granular).
+    block: u64,
     /// `(prompt, start, õ)` of every committed request.
     committed: Vec<(u64, u64, u64)>,
     /// Sorted `(round, committed memory at that round)`, rounds `> t`.
     points: Vec<(u64, u64)>,
 }
 
-fn held(prompt: u64, start: u64, out: u64, tp: u64) -> u64 {
+/// Memory held at round `tp` by a request `(prompt, start, õ)`, rounded up to blocks of `b`.
+fn held_paged(prompt: u64, start: u64, out: u64, tp: u64, b: u64) -> u64 {
     if tp > start && tp <= start + out {
-        prompt + tp - start
+        (prompt + tp - start).div_ceil(b) * b
     } else {
         0
     }
@@ -69,6 +76,17 @@ fn held(prompt: u64, start: u64, out: u64, tp: u64) -> u64 {
 impl Checkpoints {
     /// The checkpoints of the `active` set at decision time `t`.
     pub fn new(t: u64, active: &[ActiveReq], memory_tokens: u64) -> Checkpoints {
+        Checkpoints::paged(t, active, memory_tokens, 1)
+    }
+
+    /// The checkpoints with paged memory: blocks of `block_tokens >= 1` tokens.
+    pub fn paged(
+        t: u64,
+        active: &[ActiveReq],
+        memory_tokens: u64,
+        block_tokens: u64,
+    ) -> Checkpoints {
+        let b = block_tokens.max(1);
         let committed: Vec<(u64, u64, u64)> = active
             .iter()
             .map(|a| {
@@ -81,37 +99,39 @@ impl Checkpoints {
         rounds.dedup();
         let points = rounds
             .into_iter()
-            .map(|tp| (tp, committed.iter().map(|&(s, p, o)| held(s, p, o, tp)).sum()))
+            .map(|tp| (tp, committed.iter().map(|&(s, p, o)| held_paged(s, p, o, tp, b)).sum()))
             .collect();
-        Checkpoints { t, memory: memory_tokens, committed, points }
+        Checkpoints { t, memory: memory_tokens, block: b, committed, points }
     }
 
     /// Tries to start a request `(prompt, õ)` at `t`; commits it and returns true iff every
     /// checkpoint stays within memory. `O(M)`.
     pub fn try_add(&mut self, prompt: u64, out: u64) -> bool {
+        let (t, b) = (self.t, self.block);
+        let mine = |r: u64| held_paged(prompt, t, out, r, b);
         let end = self.t + out;
         let pos = self.points.partition_point(|&(r, _)| r < end);
         let exists = self.points.get(pos).is_some_and(|&(r, _)| r == end);
         let base_end = if exists {
             self.points[pos].1
         } else {
-            self.committed.iter().map(|&(s, p, o)| held(s, p, o, end)).sum()
+            self.committed.iter().map(|&(s, p, o)| held_paged(s, p, o, end, b)).sum()
         };
-        if base_end + prompt + out > self.memory {
+        if base_end + mine(end) > self.memory {
             return false;
         }
         for &(r, m) in &self.points[..pos] {
-            if m + prompt + (r - self.t) > self.memory {
+            if m + mine(r) > self.memory {
                 return false;
             }
         }
         for pt in &mut self.points[..pos] {
-            pt.1 += prompt + (pt.0 - self.t);
+            pt.1 += mine(pt.0);
         }
         if exists {
-            self.points[pos].1 += prompt + out;
+            self.points[pos].1 += mine(end);
         } else {
-            self.points.insert(pos, (end, base_end + prompt + out));
+            self.points.insert(pos, (end, base_end + mine(end)));
         }
         self.committed.push((prompt, self.t, out));
         true
@@ -125,7 +145,18 @@ pub fn admit_prefix(
     ordered: &[WaitingReq],
     memory_tokens: u64,
 ) -> Vec<u64> {
-    let mut cp = Checkpoints::new(t, active, memory_tokens);
+    admit_prefix_paged(t, active, ordered, memory_tokens, 1)
+}
+
+/// [`admit_prefix`] with paged memory (blocks of `block_tokens`), exact for block rounding.
+pub fn admit_prefix_paged(
+    t: u64,
+    active: &[ActiveReq],
+    ordered: &[WaitingReq],
+    memory_tokens: u64,
+    block_tokens: u64,
+) -> Vec<u64> {
+    let mut cp = Checkpoints::paged(t, active, memory_tokens, block_tokens);
     let mut admitted = Vec::new();
     for w in ordered {
         if !cp.try_add(w.prompt_tokens, w.predicted_output.max(1)) {
@@ -168,8 +199,9 @@ mod tests {
     /// Naive check: every round, not just checkpoints.
     fn naive_ok(t: u64, committed: &[(u64, u64, u64)], m: u64) -> bool {
         let end = committed.iter().map(|&(_, p, o)| p + o).max().unwrap_or(t);
-        (t + 1..=end)
-            .all(|tp| committed.iter().map(|&(s, p, o)| held(s, p, o, tp)).sum::<u64>() <= m)
+        (t + 1..=end).all(|tp| {
+            committed.iter().map(|&(s, p, o)| held_paged(s, p, o, tp, 1)).sum::<u64>() <= m
+        })
     }
 
     #[test]
@@ -185,6 +217,38 @@ mod tests {
                     let mut all: Vec<_> = cp.committed.clone();
                     all.push((s, 5, o));
                     assert_eq!(cp.try_add(s, o), naive_ok(5, &all, m), "m={m} s={s} o={o}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn paged_checkpoints_match_naive() {
+        let active = [
+            ActiveReq { prompt_tokens: 5, start_round: 3, predicted_output: 4 },
+            ActiveReq { prompt_tokens: 2, start_round: 4, predicted_output: 9 },
+        ];
+        for b in [1, 2, 4, 16] {
+            for m in (8..48).step_by(3) {
+                for s in 1..7 {
+                    for o in 1..10 {
+                        let mut cp = Checkpoints::paged(5, &active, m, b);
+                        let naive = |set: &[(u64, u64, u64)]| {
+                            let end = set.iter().map(|&(_, p, o)| p + o).max().unwrap_or(5);
+                            (6..=end).all(|tp| {
+                                let h = |&(s, p, o): &(u64, u64, u64)| held_paged(s, p, o, tp, b);
+                                set.iter().map(h).sum::<u64>() <= m
+                            })
+                        };
+                        // The check judges a candidate against a feasible committed set.
+                        if !naive(&cp.committed) {
+                            continue;
+                        }
+                        let mut all: Vec<_> = cp.committed.clone();
+                        all.push((s, 5, o));
+                        let naive = naive(&all);
+                        assert_eq!(cp.try_add(s, o), naive, "b={b} m={m} s={s} o={o}");
+                    }
                 }
             }
         }

@@ -4,7 +4,8 @@
 //! Every iteration: keep every running request (no preemption), sort the waiting requests by
 //! predicted output length (ties: arrival, then id), and admit the maximal prefix that passes the
 //! future-memory check at the predicted completion points, stopping at the first failure. The
-//! check is [`crate::opt::mcsf_core`], `O(M)` per candidate. Admitted requests are prefilled
+//! check is [`crate::opt::mcsf_core`], `O(M)` per candidate, exact for paged memory (each
+//! request's footprint rounded up to blocks). Admitted requests are prefilled
 //! whole in this iteration, which also produces their first token, so with
 //! `FirstToken::WithPrefill` and unit rounds the engine runs exactly the paper's round model: a
 //! request started in iteration `p` holds `s + j` tokens after iteration `p + j`.
@@ -20,11 +21,20 @@
 //!   then overflow memory, the most recently admitted requests are evicted (recompute, as the
 //!   baselines do) until it fits; with over-estimating predictions this never happens
 //!   (property-tested).
-//! - **Liveness.** An idle server whose head candidate fails only the conservative check (paged
-//!   memory, unknown lengths) starts it anyway when its prompt fits.
+//! - **Liveness.** An idle server whose head candidate fails only the conservative check
+//!   (unknown lengths charged the worst case) starts it anyway when its prompt fits.
 //! - **Repeat.** With an empty waiting queue the decode batch repeats until the next event.
+//!
+//! Deliberate deviation, off in the paper's algorithm ([`Mcsf::default`]) and on in the catalog
+//! (`kvsched schedulers`, [`super::by_name`]): **patience** ([`Mcsf::patience_ns`]). Shortest
+//! first starves long requests while short ones keep arriving, and "stop at the first failure"
+//! can hold back a request that fits while a shorter one does not; the conformance battery
+//! flags both (`starvation`; test `paper_mcsf_starves_and_the_catalog_one_does_not`). With
+//! patience, a waiting request older than `patience_ns` goes ahead of every non-aged one
+//! (aged ones in arrival order), still through the same memory check. The catalog default is
+//! [`DEFAULT_PATIENCE_NS`].
 
-use crate::opt::mcsf_core::{admit_prefix, ActiveReq, WaitingReq};
+use crate::opt::mcsf_core::{admit_prefix_paged, ActiveReq, WaitingReq};
 use crate::sched::util::{decode_all, decode_steps_within_memory, decode_steps_within_room};
 use crate::sched::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, RequestView};
@@ -38,6 +48,11 @@ pub enum Order {
     Fcfs,
 }
 
+/// The catalog's patience: half a second, half of the conformance battery's default
+/// starvation bound (`kvsched conform --starvation-bound-ns`), so that an aged request is
+/// served (memory permitting) before the battery would call it starved.
+pub const DEFAULT_PATIENCE_NS: u64 = 500_000_000;
+
 /// MC-SF or MC-Benchmark.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mcsf {
@@ -45,23 +60,31 @@ pub struct Mcsf {
     pub order: Order,
     /// Fraction of capacity held back from the check (0 = none).
     pub protection: f64,
+    /// Anti-starvation aging (a deviation; `None` in the paper's algorithm): a request waiting
+    /// at least this long is considered before every younger one.
+    pub patience_ns: Option<u64>,
 }
 
 impl Default for Mcsf {
     fn default() -> Self {
-        Mcsf { order: Order::ShortestFirst, protection: 0.0 }
+        Mcsf { order: Order::ShortestFirst, protection: 0.0, patience_ns: None }
     }
 }
 
 impl Mcsf {
     /// MC-Benchmark: FCFS order with MC-SF's memory check.
     pub fn benchmark() -> Mcsf {
-        Mcsf { order: Order::Fcfs, protection: 0.0 }
+        Mcsf { order: Order::Fcfs, ..Mcsf::default() }
+    }
+
+    /// The same policy with anti-starvation aging after `ns` nanoseconds of waiting.
+    pub fn with_patience(self, ns: u64) -> Mcsf {
+        Mcsf { patience_ns: Some(ns), ..self }
     }
 
     /// The predicted output, clamped to what can fit alone in `budget`.
-    fn predicted(view: &View<'_>, budget: u64, r: &RequestView) -> u64 {
-        let worst = budget.saturating_sub(Self::charged_prompt(view, r)).max(1);
+    fn predicted(budget: u64, r: &RequestView) -> u64 {
+        let worst = budget.saturating_sub(r.prompt_tokens().get()).max(1);
         r.output_hint().tokens().map_or(worst, |t| t.get().clamp(1, worst))
     }
 
@@ -70,40 +93,41 @@ impl Mcsf {
         (view.capacity().get() as f64 * (1.0 - self.protection)).floor() as u64
     }
 
-    /// The prompt as the check charges it: with paged memory, plus one block minus a token, so
-    /// that `s' + j` bounds the block-rounded footprint of `s + j` (exact when token-granular).
-    fn charged_prompt(view: &View<'_>, r: &RequestView) -> u64 {
-        r.prompt_tokens().get() + view.memory().block_size_tokens - 1
-    }
-
     fn admissions(&self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
         let budget = self.budget(view);
         let active: Vec<ActiveReq> = view
             .running()
             .map(|r| ActiveReq {
-                prompt_tokens: Self::charged_prompt(view, r.request()),
+                prompt_tokens: r.request().prompt_tokens().get(),
                 start_round: t - r.generated().get().min(t),
-                predicted_output: Self::predicted(view, budget, r.request()),
+                predicted_output: Self::predicted(budget, r.request()),
             })
             .collect();
         let mut waiting: Vec<WaitingReq> = view
             .waiting()
             .map(|r| WaitingReq {
                 id: u64::from(r.id().0),
-                prompt_tokens: Self::charged_prompt(view, &r),
+                prompt_tokens: r.prompt_tokens().get(),
                 arrival_round: r.arrival_ns().get(),
-                predicted_output: Self::predicted(view, budget, &r),
+                predicted_output: Self::predicted(budget, &r),
             })
             .collect();
+        let now = view.now_ns().get();
+        let aged = |w: &WaitingReq| match self.patience_ns {
+            Some(p) if now.saturating_sub(w.arrival_round) >= p => 0,
+            _ => 1,
+        };
         match self.order {
-            Order::ShortestFirst => {
-                waiting.sort_by_key(|w| (w.predicted_output, w.arrival_round, w.id))
-            }
+            Order::ShortestFirst => waiting.sort_by_key(|w| match aged(w) {
+                0 => (0, 0, w.arrival_round, w.id),
+                _ => (1, w.predicted_output, w.arrival_round, w.id),
+            }),
             Order::Fcfs => waiting.sort_by_key(|w| (w.arrival_round, w.id)),
         }
-        let mut ids = admit_prefix(t, &active, &waiting, budget);
+        let block = view.memory().block_size_tokens;
+        let mut ids = admit_prefix_paged(t, &active, &waiting, budget, block);
         // Liveness: an idle server whose head candidate fails the check only because of the
-        // conservative charges (paging, worst-case lengths) starts it anyway if its prompt fits.
+        // conservative charges (worst-case lengths) starts it anyway if its prompt fits.
         if ids.is_empty() && active.is_empty() {
             if let Some(w) = waiting.first() {
                 let prompt = view.request(RequestId(w.id as u32)).expect("waiting").prompt_tokens();

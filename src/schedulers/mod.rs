@@ -41,8 +41,9 @@ pub fn catalog() -> Vec<Entry> {
             name: "mcsf",
             models: "MC-SF (arXiv 2502.07115 §4): shortest predicted output first, maximal \
                      prefix passing the future-memory check at predicted completions",
-            parameters: "protection=0 (fraction of capacity held back); reads predictions \
-                         (--prediction-noise)",
+            parameters: "protection=0 (fraction of capacity held back); patience=0.5 s \
+                         (deviation: a request waiting that long goes first; the paper's \
+                         MC-SF has none); reads predictions (--prediction-noise)",
         },
         Entry {
             name: "mc-benchmark",
@@ -135,7 +136,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
         "wait" => Some(Box::new(wait::Wait::default())),
         "nested-wait" => Some(Box::new(nested_wait::NestedWait::default())),
         "wait-cp" => Some(Box::new(wait_cp::WaitCp::default())),
-        "mcsf" => Some(Box::new(mcsf::Mcsf::default())),
+        "mcsf" => Some(Box::new(mcsf::Mcsf::default().with_patience(mcsf::DEFAULT_PATIENCE_NS))),
         "mc-benchmark" => Some(Box::new(mcsf::Mcsf::benchmark())),
         _ => None,
     }
