@@ -85,6 +85,7 @@ pub fn poisoned_plan() -> Plan {
         evict: vec![],
         batch: vec![BatchItem::Decode { id: RequestId(POISON_ID) }],
         repeat: Repeat::Once,
+        decode_all: false,
     }
 }
 

@@ -83,8 +83,8 @@ impl Mirror {
             let slot = self.slot_mut(id.0)?;
             slot.phase = SlotPhase::Waiting;
             slot.prefilled = Tokens::ZERO;
-            slot.generated = Tokens::ZERO;
-            self.core.running.retain(|r| r != id);
+            slot.generated_base = Tokens::ZERO;
+            self.core.running.retain(|_, r| r != id);
             self.core.waiting.insert(*id);
             self.core.evictions += 1;
         }
@@ -105,22 +105,22 @@ impl Mirror {
                     }
                     slot.prefilled += tokens;
                     if slot.prefilled == slot.request.prompt_tokens && with_prefill {
-                        slot.generated = Tokens(1);
+                        slot.generated_base = Tokens(1);
                     }
                 }
-                BatchItem::Decode { .. } => slot.generated += Tokens(ran),
+                BatchItem::Decode { .. } => slot.generated_base += Tokens(ran),
             }
             if admitted {
+                self.core.running.insert(admission, id);
                 self.admission += 1;
                 self.core.waiting.remove(&id);
-                self.core.running.push(id);
             }
         }
         Ok(())
     }
 
     fn overwrite(&mut self, waiting: &[Req], running: &[Res]) -> Result<(), String> {
-        for id in std::mem::take(&mut self.core.running) {
+        for (_, id) in std::mem::take(&mut self.core.running) {
             self.slot_mut(id.0)?.phase = SlotPhase::Waiting;
         }
         self.core.waiting.clear();
@@ -128,21 +128,22 @@ impl Mirror {
             let slot = self.slot_mut(q.id)?;
             slot.phase = SlotPhase::Waiting;
             slot.prefilled = Tokens::ZERO;
-            slot.generated = Tokens::ZERO;
+            slot.generated_base = Tokens::ZERO;
             self.core.waiting.insert(RequestId(q.id));
         }
         for r in running {
             let slot = self.slot_mut(r.id)?;
             slot.phase = SlotPhase::Resident { admitted_seq: r.seq };
             slot.prefilled = Tokens(r.prefilled);
-            slot.generated = Tokens(r.generated);
-            self.core.running.push(RequestId(r.id));
+            slot.generated_base = Tokens(r.generated);
+            self.core.running.insert(r.seq, RequestId(r.id));
         }
         Ok(())
     }
 
     /// Updates the state from a `decide` message.
     pub fn update(&mut self, d: &Decide) -> Result<(), String> {
+        self.core.ungroup_all();
         self.core.new_arrivals.clear();
         self.core.new_completions.clear();
         if self.core.slots.last().is_some_and(|s| s.phase == SlotPhase::Pending) {
@@ -158,7 +159,7 @@ impl Mirror {
             let slot = self.slot_mut(c.id)?;
             slot.phase = SlotPhase::Done;
             slot.request.output_tokens = Tokens(c.output);
-            self.core.running.retain(|r| r.0 != c.id);
+            self.core.running.retain(|_, r| r.0 != c.id);
             self.core.completed += 1;
             self.core.new_completions.push(Revealed {
                 id: RequestId(c.id),
@@ -181,12 +182,16 @@ impl Mirror {
         self.core.now = Nanos(d.t);
         self.core.kv_used = Tokens(d.kv_used);
         self.core.steps = d.steps;
+        self.core.regroup();
         Ok(())
     }
 
-    /// Asks `sched` for a plan and remembers it (for delta views).
+    /// Asks `sched` for a plan and remembers it (for delta views). The plan is returned
+    /// explicit ([`Plan::expanded`]), as the protocol carries it.
     pub fn decide(&mut self, sched: &mut dyn Scheduler) -> Plan {
-        let plan = sched.decide(&View { core: &self.core });
+        let view = View { core: &self.core };
+        let plan = sched.decide(&view);
+        let plan = Plan { batch: plan.expanded(&view), decode_all: false, ..plan };
         self.last = plan.clone();
         plan
     }

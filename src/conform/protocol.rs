@@ -289,7 +289,12 @@ impl PlanMsg {
             Some(0) => return Err("repeat: expected at least 1".into()),
             Some(k) => Repeat::UpTo(k),
         };
-        Ok(Plan { evict: self.evict.iter().map(|&id| RequestId(id)).collect(), batch, repeat })
+        Ok(Plan {
+            evict: self.evict.iter().map(|&id| RequestId(id)).collect(),
+            batch,
+            repeat,
+            decode_all: false,
+        })
     }
 }
 

@@ -12,8 +12,9 @@
 //! even when the policy does not). A request held back because it would overflow memory later
 //! is therefore not starved; one held back while it could have run to completion is. Waiting
 //! time accrues only to the head of the queue (the oldest waiting request, evicted ones in
-//! their place): a request behind an older one is blocked by arrival order, as under FCFS. FCFS policies never pass a request over; policies that hold work
-//! back in arrival order (WAIT's accumulation) are not flagged.
+//! their place): a request behind an older one is blocked by arrival order, as under FCFS.
+//! FCFS policies never pass a request over; policies that hold work back in arrival order
+//! (WAIT's accumulation) are not flagged.
 
 use super::verdict::Verdict;
 use super::{Candidate, ConformConfig, Finish, Runnable};
@@ -201,6 +202,9 @@ impl Scheduler for Monitor<'_> {
             }
         }
         let plan = self.inner.decide(view);
+        // The checks read the batch the plan stands for.
+        let plan_out = plan.clone();
+        let plan = Plan { batch: plan.expanded(view), decode_all: false, ..plan };
         self.note_bypasses(view, &plan);
         // An evicted request re-enters the queue where the policy puts it (vLLM: front,
         // SGLang: back); it is no longer judged on arrival order.
@@ -215,7 +219,7 @@ impl Scheduler for Monitor<'_> {
         if !ids.is_empty() {
             self.idle = Some((view.now_ns(), ids));
         }
-        plan
+        plan_out
     }
 }
 

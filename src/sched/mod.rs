@@ -45,6 +45,11 @@ pub struct Plan {
     pub evict: Vec<RequestId>,
     /// The batch of the next iteration.
     pub batch: Vec<BatchItem>,
+    /// Also decode every resident request whose prompt is complete (after the evictions),
+    /// without listing them; `batch` must then list no decode. The engine runs this in
+    /// `O(block size + log n)` per step instead of `O(batch)`. The batch it stands for is
+    /// [`Plan::expanded`]: these decodes in admission order, then `batch`.
+    pub decode_all: bool,
     /// How many identical iterations the engine may run.
     pub repeat: Repeat,
 }
@@ -53,6 +58,22 @@ impl Plan {
     /// An empty plan: run nothing, wait for the next arrival.
     pub fn idle() -> Plan {
         Plan::default()
+    }
+
+    /// The explicit batch this plan stands for in `view`, after its evictions: with
+    /// `decode_all`, a decode for every decode-ready resident not evicted (admission order),
+    /// then `batch`. `O(residents)`; for protocols, traces and checks.
+    pub fn expanded(&self, view: &View<'_>) -> Vec<BatchItem> {
+        if !self.decode_all {
+            return self.batch.clone();
+        }
+        let mut items: Vec<BatchItem> = view
+            .running()
+            .filter(|r| r.prefill_done() && !self.evict.contains(&r.id()))
+            .map(|r| BatchItem::Decode { id: r.id() })
+            .collect();
+        items.extend(self.batch.iter().copied());
+        items
     }
 }
 
@@ -91,22 +112,13 @@ pub mod util {
         if ids.is_empty() {
             return limit;
         }
-        let block = view.memory().block_size_tokens;
-        let mut free_slots: Vec<u64> = ids
-            .iter()
-            .map(|id| {
-                let h = view.resident(*id).expect("decode of a resident request").held().get();
-                (block - h % block) % block
-            })
-            .collect();
-        free_slots.sort_unstable();
-        let mut groups: Vec<(u64, u64)> = Vec::new();
-        for r in free_slots {
-            match groups.last_mut() {
-                Some((last, n)) if *last == r => *n += 1,
-                _ => groups.push((r, 1)),
-            }
+        let block = view.memory().block_size_tokens.max(1);
+        let mut counts = vec![0u64; block as usize];
+        for id in ids {
+            let h = view.resident(*id).expect("decode of a resident request").held().get();
+            counts[((block - h % block) % block) as usize] += 1;
         }
+        let groups: Vec<(u64, u64)> = (0..block).zip(counts).filter(|&(_, n)| n > 0).collect();
         let fits = |k: u64| -> bool {
             let grow: u64 =
                 groups.iter().map(|&(r, n)| n * block * k.saturating_sub(r).div_ceil(block)).sum();

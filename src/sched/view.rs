@@ -108,12 +108,29 @@ impl<'a> View<'a> {
     pub fn running(
         &self,
     ) -> impl DoubleEndedIterator<Item = ResidentView> + ExactSizeIterator + '_ {
-        self.core.running.iter().map(|id| self.resident(*id).expect("running is resident"))
+        self.core.running.values().map(|id| self.resident(*id).expect("running is resident"))
     }
     /// Number of resident requests.
     pub fn running_len(&self) -> usize {
         self.core.running.len()
     }
+    /// Number of resident requests whose prompt is complete (those a [`crate::sched::Plan`]
+    /// with `decode_all` decodes). `O(1)`.
+    pub fn decode_ready_len(&self) -> usize {
+        self.core.decode_ready() as usize
+    }
+    /// Footprint growth of `k` iterations that decode every decode-ready resident.
+    /// `O(block size)`.
+    pub fn decode_all_growth(&self, k: u64) -> Tokens {
+        self.core.group_growth(k)
+    }
+    /// The largest `k <= limit` such that `k` iterations decoding every decode-ready resident
+    /// grow the footprint by at most `room` (0 when one does not fit; `limit` when none is
+    /// decode-ready). `O(block size)`, in closed form.
+    pub fn decode_all_steps_within(&self, room: Tokens, limit: u64) -> u64 {
+        self.core.group_steps_within(room, limit)
+    }
+
     /// The resident request `id`, if it is resident.
     pub fn resident(&self, id: RequestId) -> Option<ResidentView> {
         let slot = self.core.slots.get(id.index())?;
@@ -121,7 +138,7 @@ impl<'a> View<'a> {
             SlotPhase::Resident { admitted_seq } => Some(ResidentView {
                 request: self.request_view(slot),
                 prefilled: slot.prefilled,
-                generated: slot.generated,
+                generated: self.core.generated(slot),
                 admitted_seq,
             }),
             _ => None,

@@ -101,7 +101,7 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> P
     // decision changes when the growth no longer fits (clearing).
     let repeat =
         if evict.is_empty() { mem::repeat_for(view, &batch, view.kv_free()) } else { Repeat::Once };
-    Plan { evict, batch, repeat }
+    Plan { evict, batch, repeat, decode_all: false }
 }
 
 impl Scheduler for AlphaProtect {

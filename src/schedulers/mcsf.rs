@@ -173,7 +173,7 @@ impl Scheduler for Mcsf {
             evict.push(victim);
         }
         if !evict.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once };
+            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
         }
         let admitted = self.admissions(view, view.steps_total());
         let decode_only = admitted.is_empty();
@@ -184,6 +184,6 @@ impl Scheduler for Mcsf {
         } else {
             Repeat::Once
         };
-        Plan { evict: vec![], batch, repeat }
+        Plan { evict: vec![], batch, repeat, decode_all: false }
     }
 }

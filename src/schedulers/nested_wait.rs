@@ -289,11 +289,11 @@ impl Scheduler for NestedWait {
         evict.extend(more);
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once };
+            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
         }
         for r in self.rotors.iter_mut().take(sel.joined) {
             r.advance();
         }
-        Plan { evict, batch, repeat: Repeat::Once }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
     }
 }

@@ -112,6 +112,6 @@ impl Scheduler for Orca {
         } else {
             Repeat::Once
         };
-        Plan { evict, batch, repeat }
+        Plan { evict, batch, repeat, decode_all: false }
     }
 }

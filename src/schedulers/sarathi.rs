@@ -64,6 +64,30 @@ fn reserved(view: &View<'_>, r: &ResidentView) -> Tokens {
 }
 
 impl Sarathi {
+    /// The common case in `O(admissions + block)` instead of `O(running)`: no resident is
+    /// mid-prefill, all of them fit under the batch cap, and one more token fits for all. Then
+    /// phase 1 decodes every resident without evicting (a `decode_all` plan) and phase 2 admits
+    /// as usual: the same plan the general path builds, without listing the decodes.
+    fn common_case(&self, view: &View<'_>) -> Option<Plan> {
+        let n = view.decode_ready_len();
+        if n != view.running_len() || n > self.batch_size_cap {
+            return None;
+        }
+        let free = view.kv_free();
+        let growth = view.decode_all_growth(1);
+        if growth > free {
+            return None;
+        }
+        let mut st = Step { tokens: n as u64, free: free - growth, batch: vec![], evict: vec![] };
+        self.admissions(view, n, n, &mut st);
+        let repeat = if st.batch.is_empty() && n > 0 {
+            crate::sched::Repeat::UpTo(view.decode_all_steps_within(free, u64::MAX / 4).max(1))
+        } else {
+            crate::sched::Repeat::Once
+        };
+        Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, repeat })
+    }
+
     /// Phase 1; returns the partial prefills visited and how many residents stay.
     fn decodes(
         &self,
@@ -106,7 +130,8 @@ impl Sarathi {
         (partial, alive)
     }
 
-    fn admissions(&self, view: &View<'_>, mut holding: usize, st: &mut Step) {
+    /// Phase 2, admissions; `implicit` decodes are in the batch without being listed.
+    fn admissions(&self, view: &View<'_>, mut holding: usize, implicit: usize, st: &mut Step) {
         let watermark = view.memory().watermark();
         let mut queue: Vec<(RequestId, Tokens)> = Vec::new();
         for id in st.evict.iter().rev() {
@@ -115,7 +140,7 @@ impl Sarathi {
         }
         queue.extend(view.waiting().map(|r| (r.id(), r.prompt_tokens())));
         for (id, prompt) in queue {
-            if holding >= self.batch_size_cap || st.batch.len() >= self.batch_size_cap {
+            if holding >= self.batch_size_cap || st.batch.len() + implicit >= self.batch_size_cap {
                 break;
             }
             let need = view.footprint(mem::prompt_hold(view, prompt));
@@ -144,6 +169,9 @@ impl Scheduler for Sarathi {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
+        if let Some(plan) = self.common_case(view) {
+            return plan;
+        }
         let running: Vec<ResidentView> = view.running().collect();
         let reserve = running.iter().fold(Tokens::ZERO, |acc, r| acc + reserved(view, r));
         let free = view.kv_free().saturating_sub(reserve);
@@ -160,7 +188,7 @@ impl Scheduler for Sarathi {
                 st.batch.push(BatchItem::Prefill { id: r.id(), tokens: Tokens(chunk) });
             }
         }
-        self.admissions(view, alive, &mut st);
+        self.admissions(view, alive, 0, &mut st);
         // A decode-only batch with no eviction repeats while the decodes fit in the headroom
         // left by the reservations: admission only gets harder as free memory shrinks.
         let repeat = if st.evict.is_empty() {
@@ -168,6 +196,6 @@ impl Scheduler for Sarathi {
         } else {
             crate::sched::Repeat::Once
         };
-        Plan { evict: st.evict, batch: st.batch, repeat }
+        Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false }
     }
 }

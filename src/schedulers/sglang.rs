@@ -166,7 +166,8 @@ impl Scheduler for Sglang {
         self.sync(view);
         let prefill = self.prefill_batch(view);
         if !prefill.is_empty() {
-            let plan = Plan { evict: vec![], batch: prefill, repeat: Repeat::Once };
+            let plan =
+                Plan { evict: vec![], batch: prefill, repeat: Repeat::Once, decode_all: false };
             return self.finish(view, plan, false);
         }
         let batch = crate::sched::util::decode_all(view);
@@ -184,7 +185,11 @@ impl Scheduler for Sglang {
             return self.finish(view, plan, false);
         }
         let repeat = self.stretch(view, &batch);
-        self.finish(view, Plan { evict: vec![], batch, repeat: Repeat::UpTo(repeat) }, true)
+        self.finish(
+            view,
+            Plan { evict: vec![], batch, repeat: Repeat::UpTo(repeat), decode_all: false },
+            true,
+        )
     }
 }
 
@@ -335,6 +340,6 @@ impl Sglang {
         let ratio = (generated + self.retract_decode_steps * n) as f64 / (max_new + 1) as f64;
         self.state.anchor = Some(ratio.min(1.0));
         self.state.decode_steps = 0;
-        Plan { evict, batch, repeat: Repeat::Once }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
     }
 }

@@ -19,7 +19,6 @@
 //! Deliberate deviations: a prompt longer than `max_num_batched_tokens` is admitted alone
 //! instead of being rejected; swapping to CPU is not modelled (the papers model recompute only).
 
-use crate::sched::util::{decode_all, decode_steps_within_memory};
 use crate::sched::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 
@@ -73,38 +72,41 @@ impl Scheduler for VllmV0 {
     fn decide(&mut self, view: &View<'_>) -> Plan {
         let admissions = self.admissions(view);
         if !admissions.is_empty() {
-            return Plan { evict: vec![], batch: admissions, repeat: Repeat::Once };
+            return Plan {
+                evict: vec![],
+                batch: admissions,
+                repeat: Repeat::Once,
+                decode_all: false,
+            };
         }
-        let mut batch = decode_all(view);
+        // Decode every running request (`decode_all`: the engine's O(1) path). Preempt the most
+        // recent running requests until one more token fits for the rest.
+        let block = view.memory().block_size_tokens.max(1);
         let mut evict: Vec<RequestId> = Vec::new();
-        // Preempt the most recent running requests until one more token fits for the rest.
-        while !batch.is_empty() && grow_one(view, &batch, &evict) > view.capacity() {
-            let victim = view.running().rev().find(|r| !evict.contains(&r.id())).expect("running");
+        let mut freed = Tokens::ZERO;
+        let mut growth = view.decode_all_growth(1);
+        let mut decoding = view.decode_ready_len();
+        let mut victims = view.running().rev();
+        while decoding > 0 && view.kv_used() - freed + growth > view.capacity() {
+            let victim = victims.next().expect("a running request");
+            let held = victim.held();
+            if victim.prefill_done() {
+                decoding -= 1;
+                if held.get().is_multiple_of(block) {
+                    growth -= Tokens(block);
+                }
+            }
+            freed += view.footprint(held);
             evict.push(victim.id());
-            batch.retain(|i| i.id() != victim.id());
         }
-        if batch.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once };
+        if decoding == 0 {
+            return Plan { evict, batch: vec![], decode_all: false, repeat: Repeat::Once };
         }
         let repeat = if evict.is_empty() {
-            let ids: Vec<RequestId> = batch.iter().map(BatchItem::id).collect();
-            Repeat::UpTo(decode_steps_within_memory(view, &ids, u64::MAX).max(1))
+            Repeat::UpTo(view.decode_all_steps_within(view.kv_free(), u64::MAX).max(1))
         } else {
             Repeat::Once
         };
-        Plan { evict, batch, repeat }
+        Plan { evict, batch: vec![], decode_all: true, repeat }
     }
-}
-
-/// Footprint after evicting `evict` and decoding `batch` once.
-fn grow_one(view: &View<'_>, batch: &[BatchItem], evict: &[RequestId]) -> Tokens {
-    let mut used = view.kv_used();
-    for id in evict {
-        used -= view.footprint(view.resident(*id).expect("resident").held());
-    }
-    for item in batch {
-        let held = view.resident(item.id()).expect("resident").held();
-        used = used - view.footprint(held) + view.footprint(held + Tokens(1));
-    }
-    used
 }

@@ -151,6 +151,6 @@ impl Scheduler for VllmV1 {
         } else {
             crate::sched::Repeat::Once
         };
-        Plan { evict: st.evict, batch: st.batch, repeat }
+        Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false }
     }
 }

@@ -103,6 +103,11 @@ pub(crate) fn admit_growth(view: &View<'_>, prompt: Tokens) -> Tokens {
     view.footprint(mem::prompt_hold(view, prompt))
 }
 
+/// What [`fit_or_evict`] keeps: admissions, other items (each with its growth), evictions,
+/// and whether anything was trimmed or evicted.
+pub(crate) type FitOrEvict =
+    (Vec<(BatchItem, Tokens)>, Vec<(BatchItem, Tokens)>, Vec<RequestId>, bool);
+
 /// Trims `admit` then `rest` from the end until their growth fits in `free`; if nothing is left
 /// while residents exist (memory full of paused requests: a deadlock without eviction), evicts
 /// residents most recent first (never one in `skip`) until some item fits. Returns the kept
@@ -113,7 +118,7 @@ pub(crate) fn fit_or_evict(
     mut rest: Vec<(BatchItem, Tokens)>,
     mut free: Tokens,
     skip: &[RequestId],
-) -> (Vec<(BatchItem, Tokens)>, Vec<(BatchItem, Tokens)>, Vec<RequestId>, bool) {
+) -> FitOrEvict {
     let mut stack: Vec<ResidentView> = view.running().filter(|r| !skip.contains(&r.id())).collect();
     let mut evict = Vec::new();
     let total = |a: &[(BatchItem, Tokens)]| a.iter().map(|x| x.1).sum::<Tokens>();
@@ -246,6 +251,7 @@ impl Wait {
     }
 
     /// The batch of eligible type `key`: admissions and one item per selected resident.
+    #[allow(clippy::too_many_arguments, reason = "one call site; the accumulators are its own")]
     fn type_batch(
         &self,
         key: TypeKey,
@@ -332,11 +338,11 @@ impl Scheduler for Wait {
         }
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once };
+            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
         }
         for key in eligible {
             self.rotors.get_mut(&key).expect("rotor").advance();
         }
-        Plan { evict, batch, repeat: Repeat::Once }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
     }
 }

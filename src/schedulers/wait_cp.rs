@@ -121,11 +121,11 @@ impl WaitCp {
 
     /// `(B_k, S_k)` per segment.
     fn budgets_and_stages(&self, view: &View<'_>) -> Vec<(u64, u64)> {
-        let mean_prompt = if self.prompts.0 == 0 { 1 } else { self.prompts.1 / self.prompts.0 };
+        let mean_prompt = self.prompts.1.checked_div(self.prompts.0).unwrap_or(1);
         let k_pre = mean_prompt.div_ceil(self.chunk_size).max(1);
         if self.budgets.is_empty() {
             let (c, s) = self.revealed;
-            let decodes = if c == 0 { 1 } else { (s / c + 1).saturating_sub(1) };
+            let decodes = s.checked_div(c).unwrap_or(1);
             let decodes = decodes.saturating_sub(tokens_after_prefill(view)).max(1);
             return vec![(self.tl, k_pre + decodes)];
         }
@@ -304,6 +304,6 @@ impl Scheduler for WaitCp {
             b = self.build(view, &segs).0;
         }
         // The gate and the rotation change after every batch: never repeat.
-        Plan { evict: b.evict, batch: b.batch, repeat: Repeat::Once }
+        Plan { evict: b.evict, batch: b.batch, repeat: Repeat::Once, decode_all: false }
     }
 }

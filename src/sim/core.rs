@@ -1,16 +1,27 @@
 //! The engine's own state and its validation of decisions.
 //!
 //! This is an independent implementation of the spec's rules (`kvsched_spec::model`), written
-//! for speed: per-request slots indexed by id, the running list in admission order, O(1)
+//! for speed: per-request slots indexed by id, the running set in admission order, O(1)
 //! duplicate detection, and fast-forward over identical decode-only iterations. It reports the
 //! spec's own [`Violation`] values. In check mode the engine also replays every action through
 //! `kvsched_spec::apply` and compares the two (pair assertions, see `super::mirror`).
+//!
+//! **The decode group.** Resident requests whose prompt is complete form the decode group. A
+//! plan with `decode_all` decodes all of them without listing them, and the engine advances
+//! them lazily: a group clock counts such iterations, each member's output is its count at
+//! joining plus the clock's progress since, and the group keeps its size, its held-token sum, a
+//! histogram of held tokens modulo the block size (for the footprint growth of `k` iterations,
+//! `O(block)`) and a min-heap of completion clocks. Such a step costs `O(block + log n)` plus
+//! its completions, not `O(batch)`. Invariants (checked by the pair assertions against the
+//! spec, which sees every expanded batch): `kv_used` is the sum of the residents' footprints;
+//! a member's output is `generated_base + clock - clock_base`.
 
 use kvsched_spec::{
     BatchItem, BatchShape, CompiledStepTime, EvictionRule, FirstToken, ModelConfig, Nanos, Request,
     RequestId, Revealed, Tokens, Violation,
 };
-use std::collections::BTreeSet;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// Where a request is, in the engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,8 +48,14 @@ pub struct Slot {
     pub phase: SlotPhase,
     /// Prompt tokens prefilled.
     pub prefilled: Tokens,
-    /// Output tokens generated.
-    pub generated: Tokens,
+    /// Output tokens generated, as of group clock `clock_base` for a decode-group member
+    /// (read it through [`Core::generated`]; write it only outside the group, see
+    /// [`Core::ungroup_all`]).
+    pub(crate) generated_base: Tokens,
+    /// The group clock when `generated_base` was last set (members only).
+    clock_base: u64,
+    /// Whether the request is in the decode group.
+    in_group: bool,
     /// First output token time (first ever, kept across evictions).
     pub first_token_ns: Option<Nanos>,
     /// Completion time.
@@ -80,8 +97,10 @@ pub struct Core {
     pub slots: Vec<Slot>,
     /// Arrived requests holding no KV, by id (= arrival order).
     pub waiting: BTreeSet<RequestId>,
-    /// Resident requests in admission order.
-    pub running: Vec<RequestId>,
+    /// Resident requests by admission sequence number (admission order).
+    pub running: BTreeMap<u64, RequestId>,
+    /// The decode group: resident requests whose prompt is complete.
+    group: DecodeGroup,
     /// Footprint of residents.
     pub kv_used: Tokens,
     /// Index of the next undelivered arrival.
@@ -105,13 +124,16 @@ impl Core {
     /// A fresh engine state for these requests (sorted by arrival, ids dense).
     pub fn new(config: ModelConfig, step_time: CompiledStepTime, requests: &[Request]) -> Core {
         let capacity = config.memory.capacity();
+        let group = DecodeGroup::new(config.memory.block_size_tokens);
         let slots = requests
             .iter()
             .map(|r| Slot {
                 request: r.clone(),
                 phase: SlotPhase::Pending,
                 prefilled: Tokens::ZERO,
-                generated: Tokens::ZERO,
+                generated_base: Tokens::ZERO,
+                clock_base: 0,
+                in_group: false,
                 first_token_ns: None,
                 finish_ns: None,
                 evictions: 0,
@@ -125,7 +147,8 @@ impl Core {
             now: Nanos::ZERO,
             slots,
             waiting: BTreeSet::new(),
-            running: Vec::new(),
+            running: BTreeMap::new(),
+            group,
             kv_used: Tokens::ZERO,
             next_arrival: 0,
             new_completions: Vec::new(),
@@ -172,47 +195,148 @@ impl Core {
         self.slots.get(id.index()).ok_or(Violation::UnknownRequest { id })
     }
 
+    /// Output tokens `slot` has generated so far.
+    #[inline]
+    pub fn generated(&self, slot: &Slot) -> Tokens {
+        if slot.in_group {
+            slot.generated_base + Tokens(self.group.clock - slot.clock_base)
+        } else {
+            slot.generated_base
+        }
+    }
+
+    /// KV tokens `slot` holds.
+    #[inline]
+    pub fn held(&self, slot: &Slot) -> Tokens {
+        slot.prefilled + self.generated(slot)
+    }
+
+    /// Members of the decode group (resident requests whose prompt is complete).
+    pub fn decode_ready(&self) -> u64 {
+        self.group.n
+    }
+
+    /// Whether `id` is in the decode group.
+    pub fn in_group(&self, id: RequestId) -> bool {
+        self.slots.get(id.index()).is_some_and(|s| s.in_group)
+    }
+
+    /// Footprint growth of `k` iterations that decode every member of the group.
+    pub fn group_growth(&self, k: u64) -> Tokens {
+        Tokens(self.group.growth(k))
+    }
+
+    /// The largest `k <= limit` such that `k` whole-group iterations grow the footprint by at
+    /// most `room` (0 when one does not fit; `limit` for an empty group).
+    pub fn group_steps_within(&self, room: Tokens, limit: u64) -> u64 {
+        self.group.steps_within(room.get(), limit)
+    }
+
+    /// The decode items of every group member, in admission order (for traces and checks).
+    pub fn group_items(&self) -> Vec<BatchItem> {
+        self.running
+            .values()
+            .filter(|id| self.slots[id.index()].in_group)
+            .map(|&id| BatchItem::Decode { id })
+            .collect()
+    }
+
+    /// Dissolves the decode group (every member's output materialized), so that the slots can
+    /// be edited directly; [`Core::regroup`] rebuilds it. For state mirrors (`kvsched serve`).
+    pub fn ungroup_all(&mut self) {
+        let members: Vec<RequestId> =
+            self.running.values().copied().filter(|id| self.slots[id.index()].in_group).collect();
+        for id in members {
+            self.leave_group(id);
+        }
+        self.group = DecodeGroup::new(self.config.memory.block_size_tokens);
+    }
+
+    /// Puts every resident request whose prompt is complete into the decode group.
+    pub fn regroup(&mut self) {
+        let ready: Vec<RequestId> = self
+            .running
+            .values()
+            .copied()
+            .filter(|id| {
+                let s = &self.slots[id.index()];
+                !s.in_group && s.prefilled == s.request.prompt_tokens
+            })
+            .collect();
+        for id in ready {
+            self.join_group(id);
+        }
+    }
+
+    fn join_group(&mut self, id: RequestId) {
+        let held = self.held(&self.slots[id.index()]);
+        let slot = &mut self.slots[id.index()];
+        debug_assert!(!slot.in_group);
+        slot.in_group = true;
+        slot.clock_base = self.group.clock;
+        let out_left = (slot.request.output_tokens - slot.generated_base).get();
+        let fresh = slot.generated_base == Tokens::ZERO;
+        self.group.add(held.get(), 1);
+        if self.group.heap_valid {
+            self.group.heap.push(Reverse((self.group.clock + out_left, id)));
+        }
+        if fresh {
+            self.group.fresh.push(id);
+        }
+    }
+
+    fn leave_group(&mut self, id: RequestId) {
+        let generated = self.generated(&self.slots[id.index()]);
+        let slot = &mut self.slots[id.index()];
+        debug_assert!(slot.in_group);
+        let held = slot.prefilled + generated;
+        slot.generated_base = generated;
+        slot.in_group = false;
+        self.group.remove(held.get());
+    }
+
     /// Evicts a resident request (validated).
     pub fn evict(&mut self, id: RequestId) -> Result<(), Violation> {
         let slot = self.slot(id)?;
-        if !matches!(slot.phase, SlotPhase::Resident { .. }) {
+        let SlotPhase::Resident { admitted_seq } = slot.phase else {
             // As in the spec: any non-resident request, pending ones included.
             return Err(Violation::NotResident { id });
-        }
-        let latest = *self.running.last().expect("a resident request is running");
+        };
+        let latest = *self.running.values().next_back().expect("a resident request is running");
         if self.config.eviction == EvictionRule::Lifo && latest != id {
             return Err(Violation::EvictionOrder { id, expected: latest });
         }
-        let held = slot.prefilled + slot.generated;
-        self.kv_used -= self.config.memory.footprint(held);
-        if latest == id {
-            self.running.pop();
-        } else {
-            self.running.retain(|&r| r != id);
+        if slot.in_group {
+            self.leave_group(id);
         }
+        let slot = &self.slots[id.index()];
+        let held = slot.prefilled + slot.generated_base;
+        self.kv_used -= self.config.memory.footprint(held);
+        self.running.remove(&admitted_seq);
         let slot = &mut self.slots[id.index()];
         slot.phase = SlotPhase::Waiting;
         slot.prefilled = Tokens::ZERO;
-        slot.generated = Tokens::ZERO;
+        slot.generated_base = Tokens::ZERO;
         slot.evictions += 1;
         self.waiting.insert(id);
         self.evictions += 1;
         Ok(())
     }
 
-    /// Validates one item; returns (held before, held after, whether it is a decode).
+    /// Validates one item; returns (held before, held after).
     fn check_item(
         &self,
         item: &BatchItem,
+        decode_all: bool,
         shape: &mut BatchShape,
     ) -> Result<(Tokens, Tokens), Violation> {
         let id = item.id();
         let slot = self.slot(id)?;
-        if slot.mark == self.steps {
+        if slot.mark == self.steps || (decode_all && slot.in_group) {
             return Err(Violation::DuplicateInBatch { id });
         }
         let prompt = slot.request.prompt_tokens;
-        let held = slot.prefilled + slot.generated;
+        let held = self.held(slot);
         match (*item, slot.phase) {
             (_, SlotPhase::Pending) => Err(Violation::NotArrived { id }),
             (
@@ -244,22 +368,29 @@ impl Core {
         }
     }
 
-    /// Validates `items` and returns the shape of their first iteration and the footprint
-    /// after `repeat` iterations. Marks the items (duplicate detection).
+    /// Validates `items` (plus the whole decode group when `decode_all`) and returns the shape
+    /// of their first iteration and the footprint after `repeat` iterations. `repeat > 1` only
+    /// for decode-only batches.
     fn validate(
         &mut self,
         items: &[BatchItem],
+        decode_all: bool,
         repeat: u64,
     ) -> Result<(BatchShape, Tokens), Violation> {
-        if items.is_empty() {
+        if items.is_empty() && (!decode_all || self.group.n == 0) {
             return Err(Violation::EmptyBatch);
         }
         let mem = &self.config.memory;
         let mut shape = BatchShape::default();
         let mut used = self.kv_used;
+        if decode_all {
+            shape.decode_requests += self.group.n;
+            shape.attended_kv_tokens += self.group.held_sum + self.group.n;
+            used += Tokens(self.group.growth(repeat));
+        }
         let mut result = Ok(());
         for item in items {
-            match self.check_item(item, &mut shape) {
+            match self.check_item(item, decode_all, &mut shape) {
                 Ok((before, after)) => {
                     // For repeated (decode-only) batches, the last iteration is the peak.
                     let after = after + Tokens(repeat - 1);
@@ -285,13 +416,54 @@ impl Core {
         Ok((shape, used))
     }
 
+    /// Iterations until the first group member completes (`u64::MAX` for an empty group).
+    fn group_steps_to_completion(&mut self) -> u64 {
+        if !self.group.heap_valid {
+            let clock = self.group.clock;
+            let entries: Vec<Reverse<(u64, RequestId)>> = self
+                .running
+                .values()
+                .filter(|id| self.slots[id.index()].in_group)
+                .map(|&id| {
+                    let s = &self.slots[id.index()];
+                    let left = (s.request.output_tokens - self.generated(s)).get();
+                    Reverse((clock + left, id))
+                })
+                .collect();
+            self.group.heap = BinaryHeap::from(entries);
+            self.group.heap_valid = true;
+        }
+        while let Some(&Reverse((at, id))) = self.group.heap.peek() {
+            if self.completion_clock(id) == Some(at) {
+                return at - self.group.clock;
+            }
+            self.group.heap.pop();
+        }
+        u64::MAX
+    }
+
+    /// The group clock at which member `id` completes (`None` if it is not a member).
+    fn completion_clock(&self, id: RequestId) -> Option<u64> {
+        let s = &self.slots[id.index()];
+        s.in_group.then(|| s.clock_base + (s.request.output_tokens - s.generated_base).get())
+    }
+
     /// How many iterations of a decode-only batch to run: at most `limit`, stopping at the
     /// first completion and at the first iteration that ends at or after the next arrival.
-    fn stretch_len(&self, items: &[BatchItem], shape: &BatchShape, limit: u64) -> u64 {
+    fn stretch_len(
+        &mut self,
+        items: &[BatchItem],
+        decode_all: bool,
+        shape: &BatchShape,
+        limit: u64,
+    ) -> u64 {
         let mut k = limit;
         for item in items {
             let s = &self.slots[item.id().index()];
-            k = k.min((s.request.output_tokens - s.generated).get());
+            k = k.min((s.request.output_tokens - self.generated(s)).get());
+        }
+        if decode_all {
+            k = k.min(self.group_steps_to_completion());
         }
         if let Some(arrival) = self.next_arrival_ns() {
             let ends_by = |j: u64| {
@@ -318,14 +490,24 @@ impl Core {
         k.max(1)
     }
 
-    /// Runs `items`, repeated up to `limit` times when every item is a decode.
-    pub fn step(&mut self, items: &[BatchItem], limit: u64) -> Result<StepDone, Violation> {
+    /// Runs `items` (plus every decode-group member when `decode_all`), repeated up to `limit`
+    /// times when the batch is decode-only.
+    pub fn step(
+        &mut self,
+        items: &[BatchItem],
+        decode_all: bool,
+        limit: u64,
+    ) -> Result<StepDone, Violation> {
         let decode_only = items.iter().all(|i| matches!(i, BatchItem::Decode { .. }));
-        let (shape, kv_after_one) = self.validate(items, 1)?;
-        let repeat =
-            if decode_only && limit > 1 { self.stretch_len(items, &shape, limit) } else { 1 };
+        let (shape, kv_after_one) = self.validate(items, decode_all, 1)?;
+        let repeat = if decode_only && limit > 1 {
+            self.stretch_len(items, decode_all, &shape, limit)
+        } else {
+            1
+        };
         // A stretch is validated again at its last (peak) iteration; one iteration already was.
-        let kv_peak = if repeat > 1 { self.validate(items, repeat)?.1 } else { kv_after_one };
+        let kv_peak =
+            if repeat > 1 { self.validate(items, decode_all, repeat)?.1 } else { kv_after_one };
         let duration_ns = if repeat > 1 {
             self.step_time.decode_stretch_ns(
                 shape.decode_requests,
@@ -341,14 +523,70 @@ impl Core {
         self.steps += repeat;
         self.kv_used = kv_peak;
         let mut completed = Vec::new();
+        if decode_all {
+            self.advance_group(repeat, first_end_ns, &mut completed);
+        } else if self.group.fresh.len() > 2 * self.group.n as usize + 16 {
+            // Policies that list their decodes: forget members that already have a token.
+            let slots = &self.slots;
+            self.group.fresh.retain(|id| {
+                slots[id.index()].in_group && slots[id.index()].first_token_ns.is_none()
+            });
+        }
         for item in items {
             self.advance(item, repeat, first_end_ns, &mut completed);
         }
-        if !completed.is_empty() {
-            let slots = &self.slots;
-            self.running.retain(|id| slots[id.index()].phase != SlotPhase::Done);
-        }
         Ok(StepDone { start_ns, duration_ns, repeat, kv_peak, completed, shape })
+    }
+
+    /// Advances every group member by `repeat` tokens and completes those that finish.
+    fn advance_group(&mut self, repeat: u64, first_end_ns: Nanos, completed: &mut Vec<RequestId>) {
+        let done_at = self.group.clock + repeat;
+        // Make sure the heap is valid before the clock moves (it is after `stretch_len`).
+        self.group_steps_to_completion();
+        self.group.tick(repeat);
+        for id in std::mem::take(&mut self.group.fresh) {
+            let s = &mut self.slots[id.index()];
+            if s.in_group && s.first_token_ns.is_none() {
+                s.first_token_ns = Some(first_end_ns);
+            }
+        }
+        let mut finished: Vec<(u64, RequestId)> = Vec::new();
+        while let Some(&Reverse((at, id))) = self.group.heap.peek() {
+            if at > done_at {
+                break;
+            }
+            self.group.heap.pop();
+            if self.completion_clock(id) == Some(at) {
+                debug_assert_eq!(at, done_at, "a stretch runs past a completion");
+                let SlotPhase::Resident { admitted_seq } = self.slots[id.index()].phase else {
+                    unreachable!("group members are resident")
+                };
+                finished.push((admitted_seq, id));
+            }
+        }
+        // Completions in admission order, as an explicit batch lists them.
+        finished.sort_unstable();
+        for (seq, id) in finished {
+            self.leave_group(id);
+            self.complete(id, seq, completed);
+        }
+    }
+
+    fn complete(&mut self, id: RequestId, admitted_seq: u64, completed: &mut Vec<RequestId>) {
+        let now = self.now;
+        let slot = &mut self.slots[id.index()];
+        slot.phase = SlotPhase::Done;
+        slot.finish_ns = Some(now);
+        let held = slot.prefilled + slot.generated_base;
+        self.kv_used -= self.config.memory.footprint(held);
+        self.running.remove(&admitted_seq);
+        self.completed += 1;
+        completed.push(id);
+        self.new_completions.push(Revealed {
+            id,
+            output_tokens: slot.request.output_tokens,
+            finish_ns: now,
+        });
     }
 
     fn advance(
@@ -358,44 +596,208 @@ impl Core {
         first_end_ns: Nanos,
         completed: &mut Vec<RequestId>,
     ) {
-        let now = self.now;
         let first_token = self.config.first_token;
         let id = item.id();
-        let slot = &mut self.slots[id.index()];
+        let in_group = self.slots[id.index()].in_group;
         match *item {
             BatchItem::Prefill { tokens, .. } => {
+                let slot = &mut self.slots[id.index()];
                 if slot.phase == SlotPhase::Waiting {
-                    slot.phase = SlotPhase::Resident { admitted_seq: self.admission_counter };
+                    let seq = self.admission_counter;
+                    slot.phase = SlotPhase::Resident { admitted_seq: seq };
                     self.admission_counter += 1;
                     self.admissions += 1;
                     self.waiting.remove(&id);
-                    self.running.push(id);
+                    self.running.insert(seq, id);
                 }
                 slot.prefilled += tokens;
                 if slot.prefilled == slot.request.prompt_tokens
                     && first_token == FirstToken::WithPrefill
                 {
-                    slot.generated = Tokens(1);
+                    slot.generated_base = Tokens(1);
                 }
             }
-            BatchItem::Decode { .. } => slot.generated += Tokens(repeat),
+            BatchItem::Decode { .. } => {
+                // An explicit decode of a member moves it relative to the group clock.
+                if in_group {
+                    let held = self.held(&self.slots[id.index()]).get();
+                    self.group.shift(held, repeat);
+                }
+                self.slots[id.index()].generated_base += Tokens(repeat);
+            }
         }
-        if slot.generated > Tokens::ZERO && slot.first_token_ns.is_none() {
+        let slot = &mut self.slots[id.index()];
+        let generated = if in_group {
+            slot.generated_base + Tokens(self.group.clock - slot.clock_base)
+        } else {
+            slot.generated_base
+        };
+        if generated > Tokens::ZERO && slot.first_token_ns.is_none() {
             // A request with no token before this batch gets its first in the first iteration.
             slot.first_token_ns = Some(first_end_ns);
         }
-        if slot.generated == slot.request.output_tokens {
-            slot.phase = SlotPhase::Done;
-            slot.finish_ns = Some(now);
-            let held = slot.prefilled + slot.generated;
-            self.kv_used -= self.config.memory.footprint(held);
-            self.completed += 1;
-            completed.push(id);
-            self.new_completions.push(Revealed {
-                id,
-                output_tokens: slot.request.output_tokens,
-                finish_ns: now,
-            });
+        let prompt_done = slot.prefilled == slot.request.prompt_tokens;
+        let SlotPhase::Resident { admitted_seq } = slot.phase else {
+            unreachable!("an advanced request is resident")
+        };
+        if generated == slot.request.output_tokens {
+            if in_group {
+                self.leave_group(id);
+            }
+            self.complete(id, admitted_seq, completed);
+        } else if prompt_done && !in_group {
+            self.join_group(id);
+        }
+    }
+}
+
+/// The decode group's aggregates (see the module doc).
+#[derive(Clone, Debug)]
+struct DecodeGroup {
+    /// Block size in tokens.
+    block: u64,
+    /// Iterations that decoded the whole group.
+    clock: u64,
+    /// Members.
+    n: u64,
+    /// Sum of the members' held tokens.
+    held_sum: u64,
+    /// Members by `(held - clock) mod block`.
+    hist: Vec<u64>,
+    /// `(clock at completion, id)`; entries of former members or moved members are stale and
+    /// skipped (see `Core::completion_clock`).
+    heap: BinaryHeap<Reverse<(u64, RequestId)>>,
+    /// Whether every member has an up-to-date heap entry.
+    heap_valid: bool,
+    /// Members that had no output token when they joined.
+    fresh: Vec<RequestId>,
+}
+
+impl DecodeGroup {
+    fn new(block: u64) -> DecodeGroup {
+        let block = block.max(1);
+        DecodeGroup {
+            block,
+            clock: 0,
+            n: 0,
+            held_sum: 0,
+            hist: vec![0; block as usize],
+            heap: BinaryHeap::new(),
+            heap_valid: true,
+            fresh: Vec::new(),
+        }
+    }
+
+    fn bucket(&self, held: u64) -> usize {
+        ((held % self.block + self.block - self.clock % self.block) % self.block) as usize
+    }
+
+    fn add(&mut self, held: u64, count: u64) {
+        self.n += count;
+        self.held_sum += held * count;
+        let b = self.bucket(held);
+        self.hist[b] += count;
+    }
+
+    fn remove(&mut self, held: u64) {
+        self.n -= 1;
+        self.held_sum -= held;
+        let b = self.bucket(held);
+        self.hist[b] -= 1;
+    }
+
+    /// A member holding `held` advanced `by` tokens on its own.
+    fn shift(&mut self, held: u64, by: u64) {
+        self.remove(held);
+        self.add(held + by, 1);
+        self.heap_valid = false;
+    }
+
+    fn tick(&mut self, k: u64) {
+        self.clock += k;
+        self.held_sum += self.n * k;
+    }
+
+    /// Members by free tokens in their last block: `by_free[f]` members have `f` free.
+    fn by_free(&self) -> Vec<u64> {
+        let b = self.block;
+        let mut out = vec![0; b as usize];
+        let shift = self.clock % b;
+        for (c, &count) in self.hist.iter().enumerate() {
+            let residue = (c as u64 + shift) % b;
+            out[((b - residue) % b) as usize] += count;
+        }
+        out
+    }
+
+    /// Footprint growth of `k` whole-group iterations. A member with `f < B` free tokens in its
+    /// last block grows by `B ceil((k - f)^+ / B)`; with `k = qB + r` that is `B (q + [f < r])`,
+    /// so the group grows by `B (n q + #{f < r})`.
+    fn growth(&self, k: u64) -> u64 {
+        let b = self.block;
+        let (q, r) = (k / b, k % b);
+        let shift = self.clock % b;
+        let below: u64 = (0..b)
+            .zip(&self.hist)
+            .filter(|&(c, _)| (b - (c + shift) % b) % b < r)
+            .map(|(_, &count)| count)
+            .sum();
+        b * (self.n * q + below)
+    }
+
+    /// The largest `k <= limit` whose [`DecodeGroup::growth`] is at most `room` (0 when even
+    /// one iteration does not fit; `limit` for an empty group). `O(B)`, from the closed form.
+    fn steps_within(&self, room: u64, limit: u64) -> u64 {
+        if self.n == 0 || limit == 0 {
+            return limit;
+        }
+        let b = self.block;
+        // The largest q with B n q <= room, then the largest r with B (n q + #{f < r}) <= room.
+        let q = room / (b * self.n);
+        let left = room / b - self.n * q;
+        let by_free = self.by_free();
+        let (mut r, mut below) = (0u64, 0u64);
+        while r + 1 < b && below + by_free[r as usize] <= left {
+            below += by_free[r as usize];
+            r += 1;
+        }
+        (q.saturating_mul(b).saturating_add(r)).min(limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DecodeGroup;
+
+    /// The closed forms against the per-member definition, over many groups and clocks.
+    #[test]
+    fn group_growth_and_steps_match_the_definition() {
+        for b in [1u64, 2, 3, 16] {
+            for clock in [0u64, 1, 5, 17] {
+                for seed in 0..30u64 {
+                    let mut g = DecodeGroup::new(b);
+                    g.clock = clock;
+                    let helds: Vec<u64> =
+                        (0..seed % 7).map(|i| 1 + (seed * 7 + i * 13) % 50).collect();
+                    for &h in &helds {
+                        g.add(h, 1);
+                    }
+                    let naive = |k: u64| -> u64 {
+                        helds.iter().map(|&h| (h + k).div_ceil(b) * b - h.div_ceil(b) * b).sum()
+                    };
+                    for k in 0..60 {
+                        assert_eq!(g.growth(k), naive(k), "b={b} clock={clock} {helds:?} k={k}");
+                    }
+                    for room in 0..200 {
+                        let want = if helds.is_empty() {
+                            40
+                        } else {
+                            (0..=40).rev().find(|&k| naive(k) <= room).unwrap_or(0)
+                        };
+                        assert_eq!(g.steps_within(room, 40), want, "b={b} {helds:?} room={room}");
+                    }
+                }
+            }
         }
     }
 }

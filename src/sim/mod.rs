@@ -211,7 +211,14 @@ impl Run<'_> {
                 t.evict(self.core.now, id);
             }
         }
-        if plan.batch.is_empty() {
+        // The explicit batch, for the spec mirror and the trace (they see every item).
+        let expanded = (self.mirror.is_some() || self.trace.is_some()).then(|| {
+            let mut items = if plan.decode_all { self.core.group_items() } else { vec![] };
+            items.extend(plan.batch.iter().copied());
+            items
+        });
+        let nothing_to_decode = !plan.decode_all || self.core.decode_ready() == 0;
+        if plan.batch.is_empty() && nothing_to_decode {
             return self.idle();
         }
         let limit = match (plan.repeat, stepping) {
@@ -224,13 +231,15 @@ impl Run<'_> {
             return Err(SimErrorKind::RepeatWithPrefill);
         }
         let before_kv = self.core.kv_used;
-        let done = self.core.step(&plan.batch, limit).map_err(|v| self.violation(v))?;
+        let done =
+            self.core.step(&plan.batch, plan.decode_all, limit).map_err(|v| self.violation(v))?;
         self.kv_token_ns += kv_area(before_kv, done.kv_peak, done.duration_ns);
+        let items = expanded.as_deref().unwrap_or(&plan.batch);
         if let Some(m) = self.mirror.as_mut() {
-            m.step(&plan.batch, &done, &self.core)?;
+            m.step(items, &done, &self.core)?;
         }
         if let Some(t) = self.trace.as_mut() {
-            t.step(&done, &plan.batch);
+            t.step(&done, items);
         }
         Ok(())
     }

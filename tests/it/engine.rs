@@ -116,7 +116,7 @@ fn violation(kind: SimErrorKind) -> Violation {
 #[test]
 fn invalid_plans_are_rejected_with_the_spec_violation() {
     let pf = |id, t| BatchItem::Prefill { id: RequestId(id), tokens: Tokens(t) };
-    let plan = |batch| Plan { evict: vec![], batch, repeat: Repeat::Once };
+    let plan = |batch| Plan { evict: vec![], batch, repeat: Repeat::Once, decode_all: false };
     assert_eq!(
         violation(rejected(plan(vec![pf(0, 4), pf(1, 4)]), 9)),
         Violation::MemoryExceeded { used: Tokens(10), capacity: Tokens(9) }
@@ -136,7 +136,8 @@ fn invalid_plans_are_rejected_with_the_spec_violation() {
     assert_eq!(violation(rejected(evict, 100)), Violation::NotResident { id: RequestId(1) });
     let unknown = plan(vec![pf(7, 1)]);
     assert_eq!(violation(rejected(unknown, 100)), Violation::UnknownRequest { id: RequestId(7) });
-    let repeat = Plan { evict: vec![], batch: vec![pf(0, 4)], repeat: Repeat::UpTo(3) };
+    let repeat =
+        Plan { evict: vec![], batch: vec![pf(0, 4)], repeat: Repeat::UpTo(3), decode_all: false };
     assert_eq!(rejected(repeat, 100), SimErrorKind::RepeatWithPrefill);
 }
 

@@ -70,7 +70,7 @@ pub fn footprint_monotone_idempotent(a: u64, b: u64, bs: u8) -> bool {
         && f(f(lo)) == f(lo)
         && f(lo) >= lo
         && MemoryConfig::tokens(1 << 50).footprint(lo) == lo
-        && mem.capacity().get() % mem.block_size_tokens == 0
+        && mem.capacity().get().is_multiple_of(mem.block_size_tokens)
 }
 
 #[cfg(test)]

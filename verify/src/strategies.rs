@@ -179,7 +179,7 @@ pub fn choose_action(instance: &Instance, state: &State, choice: &ActionChoice) 
         }
     }
     let residents: Vec<RequestId> = state.resident_by_admission.values().copied().collect();
-    if choice.pick % 10 == 0 && !residents.is_empty() {
+    if choice.pick.is_multiple_of(10) && !residents.is_empty() {
         return Action::Evict(eviction_target(instance, &residents, choice.size));
     }
     if choice.pick % 10 == 1 {
