@@ -3,6 +3,7 @@
 //! families, v1/v2 claims). `KVSCHED_SLOW=1` runs the paper-scale trial counts.
 
 use crate::common::{seed, slow};
+use kvsched::opt::bnb::{solve_bnb, BnbOptions};
 use kvsched::opt::brute::brute_force;
 use kvsched::opt::families::{
     hetero_sqrt_m, identical_prompts, loglog_slope, sqrt_n_adversary, stochastic, synthetic,
@@ -137,6 +138,7 @@ fn m_v1_semi_online_exact_matches_ip_and_brute_force() {
         let opt = ip(inst, None);
         let (_, bf) = brute_force(inst).expect("brute force");
         assert_eq!(opt.total_latency, bf, "IP vs brute force on {inst:?}");
+        assert_eq!(bnb(inst).total_latency, bf, "branch-and-bound vs brute force on {inst:?}");
         assert_eq!(spec_total_latency(inst, &opt.starts), opt.total_latency);
         if let Some((starts, v)) = exact_all_at_zero(inst) {
             assert_eq!(check_schedule(inst, &starts), Ok(v));
@@ -159,6 +161,71 @@ fn m_v1_semi_online_exact_matches_ip_and_brute_force() {
          algorithm found for the general all-at-0 case)",
         checked.1, checked.0
     );
+}
+
+/// The branch-and-bound with no limits: proven, feasible, its value equal to its schedule's.
+fn bnb(inst: &RoundInstance) -> kvsched::opt::bnb::BnbSolution {
+    let sol = solve_bnb(inst, &BnbOptions::default()).expect("branch-and-bound runs");
+    assert!(sol.proven_optimal, "branch-and-bound not proven on {inst:?}");
+    assert_eq!(check_schedule(inst, &sol.starts), Ok(sol.total_latency));
+    assert!(sol.root_bound <= sol.total_latency);
+    sol
+}
+
+/// A small instance of the paper's synthetic distribution (`M ~ U[30,50]`, `s ~ U[1,5]`,
+/// `o ~ U[1, M − s]`) with `n` requests; `online`: arrivals spread over the first rounds.
+fn small_synthetic(rng: &mut kvsched::prng::Prng, n: usize, online: bool) -> RoundInstance {
+    let m = rng.random_range(30..=50u64);
+    let requests = (0..n)
+        .map(|_| {
+            let s = rng.random_range(1..=5u64);
+            let o = rng.random_range(1..=m - s);
+            let a = if online { rng.random_range(0..=2 * n as u64) } else { 0 };
+            req(a, s, o)
+        })
+        .collect();
+    RoundInstance::new(m, requests)
+}
+
+/// The exact branch-and-bound (`opt::bnb`) equals brute force, the IP and the exact DP on
+/// random tiny instances (with and without arrivals, duplicates included) and on small
+/// instances of the paper's synthetic distribution; a node-limited run never claims optimality
+/// and brackets the optimum.
+#[test]
+fn bnb_matches_ip_brute_force_and_dp() {
+    let s0 = seed(13);
+    let mut rng = stream(s0, Stream::Instances);
+    let replay = crate::common::replay(s0, "bnb_matches_ip_brute_force_and_dp");
+    for i in 0..120 {
+        let inst = tiny(&mut rng, i % 2 == 0);
+        if !inst.validate().is_empty() {
+            continue;
+        }
+        let (_, bf) = brute_force(&inst).expect("brute force");
+        let b = bnb(&inst);
+        assert_eq!(b.total_latency, bf, "bnb vs brute force on {inst:?}; {replay}");
+        assert_eq!(spec_total_latency(&inst, &b.starts), bf);
+        if i % 4 == 0 {
+            assert_eq!(ip(&inst, None).total_latency, bf, "IP vs brute force; {replay}");
+        }
+    }
+    for i in 0..12 {
+        let inst = small_synthetic(&mut rng, 3 + i % 4, i % 3 == 2);
+        let b = bnb(&inst);
+        let (_, mc) = run(&inst, &mut Mcsf);
+        assert!(b.total_latency <= mc, "{replay}");
+        if let Some((_, v)) = exact_all_at_zero(&inst) {
+            assert_eq!(b.total_latency, v, "bnb vs exact DP on {inst:?}; {replay}");
+        }
+        if inst.len() <= 4 {
+            let (_, bf) = brute_force(&inst).expect("brute force");
+            assert_eq!(b.total_latency, bf, "bnb vs brute force on {inst:?}; {replay}");
+        }
+        let cut = solve_bnb(&inst, &BnbOptions { node_limit: Some(2), ..Default::default() })
+            .expect("runs");
+        assert!(!cut.proven_optimal || cut.total_latency == b.total_latency, "{replay}");
+        assert!(cut.lower_bound <= b.total_latency && b.total_latency <= cut.total_latency);
+    }
 }
 
 /// Lemma 4.7, the all-at-0 volume bound and the LP never exceed OPT (small identical-prompt
