@@ -75,6 +75,15 @@ struct Req {
 
 type Key = (u64, Vec<(u8, u32)>, u64);
 
+/// A decision round of the search: what [`Search::branch`] needs to build the children.
+struct Node<'a> {
+    t: u64,
+    running: &'a [(usize, u64)],
+    waiting: &'a [usize],
+    g: u64,
+    unstarted: u64,
+}
+
 struct Search {
     m: u64,
     reqs: Vec<Req>,
@@ -304,46 +313,26 @@ impl Search {
                 prof[(tau - t) as usize] += r.s + tau - k;
             }
         }
-        let mut subsets = Vec::new();
-        self.subsets(&waiting, 0, &mut prof, 0, &mut subsets);
-        for sub in subsets {
-            if sub == 0 && running.is_empty() && t >= self.max_a {
-                continue; // an idle round with every request arrived is never optimal
-            }
-            let n_sub = sub.count_ones() as u64;
-            let mut run: Vec<(usize, u64)> =
-                running.iter().copied().filter(|&(i, k)| k + self.reqs[i].o > t + 1).collect();
-            for i in bits(sub) {
-                self.starts[i] = t;
-                if self.reqs[i].o > 1 {
-                    run.push((i, t));
-                }
-            }
-            self.go(t + 1, unstarted & !sub, run, g + waiting.len() as u64 - n_sub);
-            if self.stopped {
-                return;
-            }
-        }
+        let ctx = Node { t, running: &running, waiting: &waiting, g, unstarted };
+        self.branch(&ctx, 0, &mut prof, 0);
     }
 
-    /// Every subset of `w[pos..]` that fits on top of `prof` (holdings at rounds `t + j`), as
-    /// masks with `chosen` added; include-first, so larger shortest-first subsets come first.
-    /// Identical requests (adjacent in `w`) are only taken as a prefix of their group.
-    fn subsets(
-        &self,
-        w: &[usize],
-        pos: usize,
-        prof: &mut Vec<u64>,
-        chosen: u64,
-        out: &mut Vec<u64>,
-    ) {
+    /// Enumerates (depth-first, include-first, so larger shortest-first subsets come first)
+    /// every subset of `waiting[pos..]` that fits on top of `prof` (holdings at rounds `t + j`)
+    /// and searches each child. Identical requests (adjacent in `waiting`) are only taken as a
+    /// prefix of their group.
+    fn branch(&mut self, n: &Node, pos: usize, prof: &mut Vec<u64>, chosen: u64) {
+        if self.out_of_budget() {
+            return;
+        }
+        let w = n.waiting;
         if pos == w.len() {
-            out.push(chosen);
+            self.child(n, chosen);
             return;
         }
         let r = self.reqs[w[pos]];
-        let fits =
-            (1..=r.o).all(|j| prof.get(j as usize).copied().unwrap_or(0) + r.s + j <= self.m);
+        let m = self.m;
+        let fits = (1..=r.o).all(|j| prof.get(j as usize).copied().unwrap_or(0) + r.s + j <= m);
         if fits {
             if prof.len() <= r.o as usize {
                 prof.resize(r.o as usize + 1, 0);
@@ -351,7 +340,7 @@ impl Search {
             for j in 1..=r.o {
                 prof[j as usize] += r.s + j;
             }
-            self.subsets(w, pos + 1, prof, chosen | 1 << w[pos], out);
+            self.branch(n, pos + 1, prof, chosen | 1 << w[pos]);
             for j in 1..=r.o {
                 prof[j as usize] -= r.s + j;
             }
@@ -361,7 +350,25 @@ impl Search {
         while next < w.len() && self.same(w[next], w[pos]) {
             next += 1;
         }
-        self.subsets(w, next, prof, chosen, out);
+        self.branch(n, next, prof, chosen);
+    }
+
+    /// Starts `sub` at `n.t` and searches from round `t + 1`.
+    fn child(&mut self, n: &Node, sub: u64) {
+        let t = n.t;
+        if sub == 0 && n.running.is_empty() && t >= self.max_a {
+            return; // an idle round with every request arrived is never optimal
+        }
+        let mut run: Vec<(usize, u64)> =
+            n.running.iter().copied().filter(|&(i, k)| k + self.reqs[i].o > t + 1).collect();
+        for i in bits(sub) {
+            self.starts[i] = t;
+            if self.reqs[i].o > 1 {
+                run.push((i, t));
+            }
+        }
+        let waited = n.waiting.len() as u64 - u64::from(sub.count_ones());
+        self.go(t + 1, n.unstarted & !sub, run, n.g + waited);
     }
 
     fn same(&self, i: usize, j: usize) -> bool {
