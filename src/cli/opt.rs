@@ -1,9 +1,11 @@
-//! `kvsched opt INSTANCE [--json] [--lp] [--time-limit-s N]`: the hindsight optimum of a
-//! round-model instance (MC-SF paper's IP, solved with HiGHS), its schedule, solve time and
-//! lower bounds. Instance format: `spec/ROUNDS.md` (TOML, or JSON when the file ends in
-//! `.json`). Exit 0 when a schedule was found (proven optimal or not; the output says which),
-//! 2 on bad input.
+//! `kvsched opt INSTANCE [--json] [--lp] [--time-limit-s N] [--method bnb|ip]`: the hindsight
+//! optimum of a round-model instance (MC-SF paper's IP (1)–(4)), its schedule, solve time and
+//! lower bounds. `--method bnb` (default up to 64 requests): the exact branch-and-bound
+//! of `opt::bnb`; `--method ip`: the time-indexed IP solved with HiGHS. Instance format:
+//! `spec/ROUNDS.md` (TOML, or JSON when the file ends in `.json`). Exit 0 when a schedule was
+//! found (proven optimal or not; the output says which), 2 on bad input.
 
+use crate::opt::bnb::{solve_bnb, BnbOptions, MAX_REQUESTS};
 use crate::opt::ip::{solve_ip, IpOptions, IpSolution};
 use crate::opt::lp::solve_lp;
 use crate::opt::round_sim::{simulate, Mcsf};
@@ -27,6 +29,10 @@ pub struct Args {
     /// Wall-clock limit for the IP solve (seconds); the best schedule found is printed.
     #[arg(long)]
     pub time_limit_s: Option<f64>,
+    /// Exact method: `bnb` (branch-and-bound) or `ip` (HiGHS); default `bnb` when the instance
+    /// has at most 64 requests, else `ip`.
+    #[arg(long, value_parser = ["bnb", "ip"])]
+    pub method: Option<String>,
 }
 
 /// Reads and validates an instance; errors name the file and the line or field.
@@ -56,8 +62,29 @@ pub fn run(args: &Args) -> ExitCode {
     };
     let mcsf = simulate(&inst, &mut Mcsf).ok();
     let mcsf_total = mcsf.as_ref().and_then(|s| check_schedule(&inst, s).ok());
-    let opts = IpOptions { time_limit_s: args.time_limit_s, warm_start: mcsf, background: vec![] };
-    let sol = match solve_ip(&inst, &opts) {
+    let bnb = match args.method.as_deref() {
+        Some(m) => m == "bnb",
+        None => inst.len() <= MAX_REQUESTS,
+    };
+    let sol = if bnb {
+        let opts =
+            BnbOptions { time_limit_s: args.time_limit_s, node_limit: None, warm_start: mcsf };
+        solve_bnb(&inst, &opts).map(|b| IpSolution {
+            starts: b.starts,
+            total_latency: b.total_latency,
+            proven_optimal: b.proven_optimal,
+            lower_bound: b.lower_bound as f64,
+            solve_time_s: b.solve_time_s,
+            num_vars: 0,
+            num_rows: 0,
+        })
+    } else {
+        let opts =
+            IpOptions { time_limit_s: args.time_limit_s, warm_start: mcsf, background: vec![] };
+        solve_ip(&inst, &opts)
+    };
+    let method = if bnb { "bnb" } else { "ip" };
+    let sol = match sol {
         Ok(s) => s,
         Err(e) => return super::input_error(format!("{}: {e}", args.instance.display())),
     };
@@ -74,9 +101,9 @@ pub fn run(args: &Args) -> ExitCode {
         mcsf: mcsf_total,
     };
     if args.json {
-        print_json(&inst, &sol, &bounds);
+        print_json(&inst, &sol, &bounds, method);
     } else {
-        print_text(&args.instance, &inst, &sol, &bounds);
+        print_text(&args.instance, &inst, &sol, &bounds, method);
     }
     ExitCode::SUCCESS
 }
@@ -89,7 +116,7 @@ struct Bounds {
     mcsf: Option<u64>,
 }
 
-fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
+fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) {
     let schedule: Vec<serde_json::Value> = inst
         .requests
         .iter()
@@ -104,6 +131,7 @@ fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
         })
         .collect();
     let v = serde_json::json!({
+        "method": method,
         "total_latency": sol.total_latency,
         "proven_optimal": sol.proven_optimal,
         "lower_bound": sol.lower_bound,
@@ -122,15 +150,20 @@ fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
     println!("{v}");
 }
 
-fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds) {
+fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) {
     println!("instance: {} (n = {}, M = {})", path.display(), inst.len(), inst.memory_tokens);
     let status = if sol.proven_optimal { "proven optimal" } else { "NOT proven optimal" };
     println!("optimal total latency: {} ({status})", sol.total_latency);
-    println!("lower bound (IP): {:.3}", sol.lower_bound);
-    println!(
-        "solve time: {:.3} s ({} binaries, {} memory rows)",
-        sol.solve_time_s, sol.num_vars, sol.num_rows
-    );
+    println!("method: {method}");
+    println!("lower bound ({method}): {:.3}", sol.lower_bound);
+    if method == "ip" {
+        println!(
+            "solve time: {:.3} s ({} binaries, {} memory rows)",
+            sol.solve_time_s, sol.num_vars, sol.num_rows
+        );
+    } else {
+        println!("solve time: {:.3} s", sol.solve_time_s);
+    }
     if let Some(m) = b.mcsf {
         println!("MC-SF total latency: {m} (ratio {:.4})", m as f64 / sol.total_latency as f64);
     }

@@ -18,9 +18,15 @@ fn req(a: u64, s: u64, o: u64) -> RoundRequest {
 /// (arrival model 1); `true`: Poisson arrivals of a rate `λ ~ U[0.5, 1.5]` per round, arrival
 /// round = floor of the continuous arrival time (arrival model 2).
 pub fn synthetic(seed: u64, online: bool) -> RoundInstance {
+    synthetic_sized(seed, online, 40, 60)
+}
+
+/// [`synthetic`] with `n ~ U[n_lo, n_hi]` instead of `U[40, 60]` (same draws otherwise; with
+/// `(40, 60)` it is [`synthetic`]). Small `n` is where the exact optimum can be proven.
+pub fn synthetic_sized(seed: u64, online: bool, n_lo: usize, n_hi: usize) -> RoundInstance {
     let mut rng = stream(seed, Stream::Instances);
     let m: u64 = rng.random_range(30..=50);
-    let n: usize = rng.random_range(40..=60);
+    let n: usize = rng.random_range(n_lo..=n_hi);
     let rate: f64 = rng.random_range(0.5..=1.5);
     let exp = Exp::new(rate).expect("positive rate");
     let mut clock = 0.0f64;

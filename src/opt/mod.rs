@@ -3,6 +3,7 @@
 //! replay through the spec) is `kvsched_spec::rounds`; derivations are in `spec/MCSF_NOTES.md`.
 //!
 //! - [`ip`]: the paper's IP (1)–(4), solved exactly with HiGHS; [`lp`]: its LP relaxation.
+//! - [`bnb`]: an exact branch-and-bound (proven optimum or a bracket), independent of HiGHS.
 //! - [`brute`]: exhaustive enumeration for tiny instances.
 //! - [`semi_online`]: exact algorithms when every request is present at round 0.
 //! - [`mcsf_core`]: MC-SF's per-round admission (`mcsf_admit`), pure, `O(M)` per candidate.
@@ -11,6 +12,7 @@
 //!   families).
 //! - [`regret`]: the stochastic-arrival regret experiment (re-solving policy vs MC-SF, FCFS).
 
+pub mod bnb;
 pub mod brute;
 pub mod families;
 pub mod ip;
