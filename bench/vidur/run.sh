@@ -3,9 +3,16 @@
 # trace-driven vLLM workload through Vidur and through `kvsched simulate`, with wall times and
 # the metrics of both. Not part of CI or the test suite. See bench/vidur/README.md.
 #
-# Usage: bench/vidur/run.sh [--quick]
-#   --quick   Vidur's random-forest grid search cut to one point (10 trees, depth 8, 2 folds),
-#             to check the pipeline in about a minute; the default is Vidur's own grid.
+# Usage: bench/vidur/run.sh [--quick | --full-grid] [--md]
+#   (default)   Vidur's random-forest grid search cut to one of its 27 points: 250 trees,
+#               max depth 16, min samples split 5 (the point it picked for the first model),
+#               with its 10-fold cross-validation kept. A few minutes.
+#   --quick     10 trees, depth 8, 2 folds: checks the pipeline in about a minute.
+#   --full-grid Vidur's own grid (27 points x 10 folds, 250/500/750 trees): hours on 2 cores.
+#   --same-step-time  diagnostic: Vidur's scheduler and event loop, but every batch timed by
+#               kvsched's calibrated law (vidur_run.py --step-time), so that what differs is
+#               the simulators' semantics, not their predictors.
+#   --md        print the table as Markdown.
 # Environment:
 #   VIDUR_VENV    venv to create or reuse      (default /tmp/vidur-venv)
 #   VIDUR_DATA    Vidur A100 profiles          (default ../shared/data/vidur-a100 beside the repo)
@@ -23,8 +30,17 @@ WORK="${WORK:-/tmp/kvsched-vidur}"
 RATE="${RATE:-8}"
 REQUESTS="${REQUESTS:-4096}"
 NUM_BLOCKS="${NUM_BLOCKS:-27698}"
-QUICK=0
-[[ "${1:-}" == "--quick" ]] && QUICK=1
+GRID_MODE=one
+STEP_TIME=()
+for a in "$@"; do
+  case "$a" in
+    --quick) GRID_MODE=quick ;;
+    --full-grid) GRID_MODE=full ;;
+    --md) ;;
+    --same-step-time) STEP_TIME=(--step-time "$ROOT/spec/calibration/a100x2-codellama34b-tp2.toml") ;;
+    *) echo "unknown argument $a" >&2; exit 2 ;;
+  esac
+done
 
 # 1. Vidur in a venv (0.0.26 is the version this was written against).
 if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import vidur' 2>/dev/null; then
@@ -50,15 +66,15 @@ ln -s "$DATA/h8192-q64-kv8-tp2-attention.csv" "$WORK/profiles/attention.csv"
 python3 "$HERE/gen_trace.py" --requests "$REQUESTS" --rate "$RATE" --out "$WORK/trace.csv"
 
 # 4. Vidur, cold (fresh predictor cache: its wall time includes training).
-GRID=()
-if (( QUICK )); then
-  GRID=(--random_forrest_execution_time_predictor_config_num_estimators 10
-        --random_forrest_execution_time_predictor_config_max_depth 8
-        --random_forrest_execution_time_predictor_config_min_samples_split 2
-        --random_forrest_execution_time_predictor_config_k_fold_cv_splits 2)
-fi
+RF=--random_forrest_execution_time_predictor_config
+case "$GRID_MODE" in
+  quick) GRID=("${RF}_num_estimators" 10 "${RF}_max_depth" 8 "${RF}_min_samples_split" 2
+               "${RF}_k_fold_cv_splits" 2) ;;
+  one) GRID=("${RF}_num_estimators" 250 "${RF}_max_depth" 16 "${RF}_min_samples_split" 5) ;;
+  full) GRID=() ;;
+esac
 ( cd "$WORK/vidur" && HF_HUB_OFFLINE=1 WANDB_MODE=disabled "$VENV/bin/python" "$HERE/vidur_run.py" \
-    "$WORK/profiles" -- \
+    "$WORK/profiles" "${STEP_TIME[@]}" -- \
     --seed 42 \
     --replica_config_model_name codellama/CodeLlama-34b-Instruct-hf \
     --replica_config_device a100 --replica_config_network_device a100_pairwise_nvlink \
@@ -76,9 +92,9 @@ fi
     --trace_request_generator_config_time_scale_factor 1 \
     --trace_request_generator_config_max_tokens 4096 \
     --execution_time_predictor_config_type random_forrest \
-    --random_forrest_execution_time_predictor_config_prediction_max_tokens_per_request 4096 \
-    --random_forrest_execution_time_predictor_config_nccl_cpu_launch_overhead_ms 0 \
-    --random_forrest_execution_time_predictor_config_cache_dir "$WORK/vidur/cache" \
+    "${RF}_prediction_max_tokens_per_request" 4096 \
+    "${RF}_nccl_cpu_launch_overhead_ms" 0 \
+    "${RF}_cache_dir" "$WORK/vidur/cache" \
     "${GRID[@]}" \
     --metrics_config_output_dir "$WORK/vidur/out" \
     --no-metrics_config_store_plots --no-metrics_config_enable_chrome_trace \
@@ -90,7 +106,10 @@ VOUT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["output_
 #    the same two profile files (spec/calibration/a100x2-codellama34b-tp2.toml).
 cargo build --release -q --manifest-path "$ROOT/Cargo.toml" -p kvsched
 KS="$ROOT/target/release/kvsched"
-KSARGS=(simulate "$HERE/workload.toml" --scheduler vllm-v0 --trace-csv "$WORK/trace.csv"
+# workload.toml with the capacity of NUM_BLOCKS (the same file when NUM_BLOCKS is the default).
+sed "s/^kv_capacity_tokens = .*/kv_capacity_tokens = $(( NUM_BLOCKS * 16 ))/" \
+  "$HERE/workload.toml" > "$WORK/workload.toml"
+KSARGS=(simulate "$WORK/workload.toml" --scheduler vllm-v0 --trace-csv "$WORK/trace.csv"
         --calibration "$ROOT/spec/calibration/a100x2-codellama34b-tp2.toml" --window 1.0)
 "$KS" "${KSARGS[@]}" --json > "$WORK/kvsched.json"   # warm-up: page cache, not timed
 T0=$(date +%s.%N)
@@ -99,8 +118,8 @@ T1=$(date +%s.%N)
 KWALL=$(python3 -c "print($T1 - $T0)")
 
 # 6. Side by side.
-echo "Vidur $VIDUR_VERSION (random-forest grid: $([[ $QUICK == 1 ]] && echo quick || echo default));" \
-  "$("$KS" --version)"
+echo "Vidur $VIDUR_VERSION (random-forest grid: $GRID_MODE$([[ ${#STEP_TIME[@]} -gt 0 ]] \
+  && echo "; step times: kvsched's law")); $("$KS" --version)"
 echo "trace: $REQUESTS requests, Poisson $RATE req/s, $WORK/trace.csv"
 python3 "$HERE/compare.py" "$WORK/trace.csv" "$VOUT" "$WORK/vidur_times.json" \
   "$WORK/kvsched.json" "$KWALL" "$@"
