@@ -11,7 +11,8 @@ Vidur's per-request metrics (request_metrics.csv) are reduced with kvsched's own
   throughput = output tokens of completed requests / time of the last completion
 Percentiles are nearest-rank, as in kvsched. Standard library only.
 
-Usage: compare.py TRACE.csv VIDUR_OUTPUT_DIR VIDUR_TIMES.json KVSCHED.json KVSCHED_WALL_S [--md]
+Usage: compare.py TRACE.csv VIDUR_OUTPUT_DIR VIDUR_TIMES.json KVSCHED.json KVSCHED_WALL_S
+                  [--warm VIDUR_TIMES_WARM.json] [--md]
 """
 import csv
 import json
@@ -32,6 +33,9 @@ def dist(values):
 def main():
     trace, vdir, vtimes, kjson, kwall = sys.argv[1:6]
     md = "--md" in sys.argv
+    warm = None
+    if "--warm" in sys.argv:
+        warm = json.load(open(sys.argv[sys.argv.index("--warm") + 1]))
     rows = list(csv.DictReader(open(trace)))
     arrival = [float(r["arrived_at"]) for r in rows]
     output = [int(r["num_decode_tokens"]) for r in rows]
@@ -80,9 +84,13 @@ def main():
     lines.append(("| " if md else "") + sep.join(head) + (" |" if md else ""))
     if md:
         lines.append("| --- | ---: | ---: | ---: |")
-    row("wall time total (s)", vt["total_s"], float(kwall), "{:.2f}")
-    row("  predictor train (s)", vt["predictor_s"], 0.0, "{:.2f}")
-    row("  simulation (s)", vt["simulate_s"], float(kwall), "{:.2f}")
+    row("wall time, cold (s)", vt["total_s"], float(kwall), "{:.2f}")
+    row("  predictor training (s)", vt["predictor_s"], 0.0, "{:.2f}")
+    row("  event loop (s)", vt["simulate_s"], float(kwall), "{:.2f}")
+    if warm:
+        row("wall time, warm (s)", warm["total_s"], float(kwall), "{:.2f}")
+        row("  predictor from cache (s)", warm["predictor_s"], 0.0, "{:.2f}")
+        row("  event loop (s)", warm["simulate_s"], float(kwall), "{:.2f}")
     for key, label in [("latency_s", "latency"), ("ttft_s", "TTFT"), ("tbt_s", "TBT")]:
         for q in ["mean", "p50", "p90", "p99"]:
             row(f"{label} {q} (s)", v[key][q], kv[key][q])
@@ -93,7 +101,8 @@ def main():
     row("completed", v["completed"], kv["completed"], "{:.0f}")
     row("restarts / evictions", v["restarts"], kv["restarts"], "{:.0f}")
     print("\n".join(lines))
-    json.dump({"vidur": v, "vidur_times": vt, "kvsched": kv, "kvsched_wall_s": float(kwall)},
+    json.dump({"vidur": v, "vidur_times": vt, "vidur_times_warm": warm, "kvsched": kv,
+               "kvsched_wall_s": float(kwall)},
               open(f"{vdir}/side_by_side.json", "w"), indent=2)
 
 

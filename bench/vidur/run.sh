@@ -20,6 +20,8 @@
 #   RATE          Poisson arrival rate, req/s  (default 8)
 #   REQUESTS      requests in the trace        (default 4096)
 #   NUM_BLOCKS    KV blocks of 16 tokens       (default 27698 = 443,168 tokens, as workload.toml)
+#   VIDUR_EXTRA   more Vidur arguments, e.g.
+#                 "--random_forrest_execution_time_predictor_config_use_native_execution_time_predictor"
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -73,7 +75,7 @@ case "$GRID_MODE" in
   one) GRID=("${RF}_num_estimators" 250 "${RF}_max_depth" 16 "${RF}_min_samples_split" 5) ;;
   full) GRID=() ;;
 esac
-( cd "$WORK/vidur" && HF_HUB_OFFLINE=1 WANDB_MODE=disabled "$VENV/bin/python" "$HERE/vidur_run.py" \
+VIDUR_ARGV=(
     "$WORK/profiles" "${STEP_TIME[@]}" -- \
     --seed 42 \
     --replica_config_model_name codellama/CodeLlama-34b-Instruct-hf \
@@ -95,12 +97,18 @@ esac
     "${RF}_prediction_max_tokens_per_request" 4096 \
     "${RF}_nccl_cpu_launch_overhead_ms" 0 \
     "${RF}_cache_dir" "$WORK/vidur/cache" \
-    "${GRID[@]}" \
+    "${GRID[@]}" ${VIDUR_EXTRA:-} \
     --metrics_config_output_dir "$WORK/vidur/out" \
-    --no-metrics_config_store_plots --no-metrics_config_enable_chrome_trace \
-  ) > "$WORK/vidur.log" 2>&1 || { tail -30 "$WORK/vidur.log"; exit 1; }
+    --no-metrics_config_store_plots --no-metrics_config_enable_chrome_trace
+)
+( cd "$WORK/vidur" && HF_HUB_OFFLINE=1 WANDB_MODE=disabled "$VENV/bin/python" "$HERE/vidur_run.py" \
+    "${VIDUR_ARGV[@]}" ) > "$WORK/vidur.log" 2>&1 || { tail -30 "$WORK/vidur.log"; exit 1; }
 grep '^VIDUR_TIMES ' "$WORK/vidur.log" | sed 's/^VIDUR_TIMES //' > "$WORK/vidur_times.json"
 VOUT="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["output_dir"])' "$WORK/vidur_times.json")"
+# Warm: the same run again; Vidur finds its trained models and prediction tables in cache_dir.
+( cd "$WORK/vidur" && HF_HUB_OFFLINE=1 WANDB_MODE=disabled "$VENV/bin/python" "$HERE/vidur_run.py" \
+    "${VIDUR_ARGV[@]}" ) > "$WORK/vidur-warm.log" 2>&1 || { tail -30 "$WORK/vidur-warm.log"; exit 1; }
+grep '^VIDUR_TIMES ' "$WORK/vidur-warm.log" | sed 's/^VIDUR_TIMES //' > "$WORK/vidur_times_warm.json"
 
 # 5. kvsched on the same trace, same capacity, block size and watermark; step time fitted to
 #    the same two profile files (spec/calibration/a100x2-codellama34b-tp2.toml).
@@ -122,5 +130,14 @@ echo "Vidur $VIDUR_VERSION (random-forest grid: $GRID_MODE$([[ ${#STEP_TIME[@]} 
   && echo "; step times: kvsched's law")); $("$KS" --version)"
 echo "trace: $REQUESTS requests, Poisson $RATE req/s, $WORK/trace.csv"
 python3 "$HERE/compare.py" "$WORK/trace.csv" "$VOUT" "$WORK/vidur_times.json" \
-  "$WORK/kvsched.json" "$KWALL" "$@"
+  "$WORK/kvsched.json" "$KWALL" --warm "$WORK/vidur_times_warm.json" "$@"
 echo "(Vidur output: $VOUT; side_by_side.json there)"
+
+# 7. The step-time predictors on the iterations kvsched ran (runs without evictions only).
+if [[ ${#STEP_TIME[@]} -eq 0 ]] && python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["evictions"] > 0)' "$WORK/kvsched.json"; then
+  "$KS" "${KSARGS[@]}" --trace "$WORK/kvsched-trace.jsonl" > /dev/null
+  PRED="$(dirname "$(ls "$WORK"/vidur/cache/predictions/*/attn_decode.csv.xz | head -1)")"
+  echo
+  python3 "$HERE/step_times.py" "$WORK/kvsched-trace.jsonl" \
+    "$ROOT/spec/calibration/a100x2-codellama34b-tp2.toml" "$WORK/profiles" "$PRED"
+fi
