@@ -76,11 +76,11 @@ def main():
     sep = " | " if md else "  "
 
     def row(name, a, b, fmt="{:.4f}"):
-        d = (b - a) / a * 100 if a else float("nan")
-        cells = [f"{name:<24}", f"{fmt.format(a):>12}", f"{fmt.format(b):>12}", f"{d:>+8.1f}%"]
+        d = f"{(b - a) / a * 100:>+8.1f}%" if a else ("     same" if a == b else "      n/a")
+        cells = [f"{name:<26}", f"{fmt.format(a):>12}", f"{fmt.format(b):>12}", d]
         lines.append(("| " if md else "") + sep.join(cells) + (" |" if md else ""))
 
-    head = [f"{'metric':<24}", f"{'Vidur':>12}", f"{'kvsched':>12}", f"{'diff':>9}"]
+    head = [f"{'metric':<26}", f"{'Vidur':>12}", f"{'kvsched':>12}", f"{'diff':>9}"]
     lines.append(("| " if md else "") + sep.join(head) + (" |" if md else ""))
     if md:
         lines.append("| --- | ---: | ---: | ---: |")
