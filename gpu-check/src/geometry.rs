@@ -36,11 +36,12 @@ pub struct Geometry {
 }
 
 /// The names [`Geometry::preset`] accepts.
-pub const PRESETS: [&str; 3] = ["llama-2-7b", "llama-3-8b", "llama-2-70b"];
+pub const PRESETS: [&str; 4] = ["llama-2-7b", "llama-3-8b", "llama-2-70b", "codellama-34b"];
 
 impl Geometry {
-    /// A preset by name (`llama-2-7b`, `llama-3-8b`, `llama-2-70b`) at tensor-parallel degree
-    /// `tp`, fp16. Fails when the name is unknown or `tp` does not divide the heads.
+    /// A preset by name (`llama-2-7b`, `llama-3-8b`, `llama-2-70b`, `codellama-34b`) at
+    /// tensor-parallel degree `tp`, fp16. Fails when the name is unknown or `tp` does not divide
+    /// the heads.
     pub fn preset(name: &str, tp: u64) -> Result<Geometry, String> {
         let g = |name: &str, layers, hidden, heads, kv_heads, intermediate, vocab| Geometry {
             name: name.to_string(),
@@ -58,6 +59,7 @@ impl Geometry {
             "llama-2-7b" => g("Llama-2-7B", 32, 4096, 32, 32, 11008, 32000),
             "llama-3-8b" => g("Llama-3-8B", 32, 4096, 32, 8, 14336, 128256),
             "llama-2-70b" => g("Llama-2-70B", 80, 8192, 64, 8, 28672, 32000),
+            "codellama-34b" => g("CodeLlama-34B", 48, 8192, 64, 8, 22016, 32000),
             _ => return Err(format!("unknown preset {name:?}; expected one of {PRESETS:?}")),
         };
         geo.check()?;
@@ -166,6 +168,7 @@ mod tests {
         assert_eq!(Geometry::preset("llama-2-7b", 1).unwrap().params(), 6_738_415_616);
         assert_eq!(Geometry::preset("llama-3-8b", 1).unwrap().params(), 8_030_261_248);
         assert_eq!(Geometry::preset("llama-2-70b", 1).unwrap().params(), 68_976_648_192);
+        assert_eq!(Geometry::preset("codellama-34b", 1).unwrap().params(), 33_743_970_304);
     }
 
     #[test]
