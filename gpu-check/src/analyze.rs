@@ -2,7 +2,15 @@
 //! a GPU run's table), the affine and rich fits, fit quality by region, and the calibration file.
 //!
 //! Composition for a target model (the Vidur route), per iteration, in seconds:
-//! - token-wise: `layers * mlp(tokens) + emb(tokens)` from the MLP profile at the target's TP;
+//! - token-wise: `layers * mlp(tokens) + emb(tokens)` from the MLP profile at the target's TP,
+//!   where the ops on the MLP's intermediate width (`mlp_up_proj`, `mlp_act`, `mlp_down_proj`)
+//!   are scaled by `r_mlp = target intermediate / profiled n_expanded_embd` (1 when the profile
+//!   is of the target). Their work (FLOPs, and the weight bytes read at small batches) is linear
+//!   in that width at a fixed hidden size and TP, and Vidur's own Llama-2-7B profile shows it:
+//!   halving the per-GPU width (TP 1 to TP 2) halves these ops' time within about 5 % at 1 and
+//!   at 4096 tokens. This is how the Llama-2-70B (28,672) calibration uses the 8192-wide, 22,016
+//!   MLP profile (CodeLlama-34B's MLP) at TP 2: `r_mlp = 1.3023`. Tensor-parallel all-reduces
+//!   are not in the profile and are not added;
 //! - decode attention: the attention profile's per-layer time for `(batch, kv per request)`,
 //!   plus `(r_kv - 1)` times its fitted per-KV-token slope, times `layers`, where
 //!   `r_kv = target KV bytes per token per layer per GPU / profiled ones`. Decode attention reads
@@ -45,6 +53,8 @@ pub struct Analysis {
     pub prefill_attn_ms: [f64; 3],
     /// KV bytes ratio (target / profiled) and query width ratio.
     pub ratios: (f64, f64),
+    /// MLP intermediate width ratio (target / profiled), applied to the MLP-width ops.
+    pub mlp_ratio: f64,
     /// Composite decode-only iterations.
     pub decode: Vec<Sample>,
     /// Composite prefill-only iterations.
@@ -55,12 +65,30 @@ pub struct Analysis {
     pub rich: Fitted,
 }
 
-/// The token-wise curve of one pass at tensor-parallel degree `tp` for `layers` layers, in
-/// seconds; duplicate token counts are averaged.
-pub fn tokenwise_curve(rows: &[MlpRow], tp: u64, layers: u64) -> Result<Vec<(u64, f64)>, String> {
+/// The MLP intermediate width ratio of `target` to the profile's rows at its TP (1 without rows
+/// or without a recorded width); an error when the rows disagree on the width.
+pub fn mlp_ratio(rows: &[MlpRow], target: &Geometry) -> Result<f64, String> {
+    let mut widths: Vec<u64> =
+        rows.iter().filter(|r| r.tp == target.tp).map(|r| r.n_expanded_embd).collect();
+    widths.sort_unstable();
+    widths.dedup();
+    match widths[..] {
+        [] | [0] => Ok(1.0),
+        [w] => Ok(target.intermediate as f64 / w as f64),
+        _ => Err(format!("mlp profile: several MLP widths at TP {}: {widths:?}", target.tp)),
+    }
+}
+
+/// The token-wise curve of one pass of `target` (its TP selects the rows, its layers multiply
+/// them, its MLP width scales the MLP-width ops by [`mlp_ratio`]), in seconds; duplicate token
+/// counts are averaged.
+pub fn tokenwise_curve(rows: &[MlpRow], target: &Geometry) -> Result<Vec<(u64, f64)>, String> {
+    let (tp, layers) = (target.tp, target.layers);
+    let r_mlp = mlp_ratio(rows, target)?;
     let mut pts: Vec<(u64, f64, u32)> = Vec::new();
     for r in rows.iter().filter(|r| r.tp == tp) {
-        let t = (layers as f64 * r.layer_ms + r.emb_ms) / 1e3;
+        let layer_ms = r.layer_ms + (r_mlp - 1.0) * r.mlp_ms;
+        let t = (layers as f64 * layer_ms + r.emb_ms) / 1e3;
         match pts.iter_mut().find(|p| p.0 == r.num_tokens) {
             Some(p) => {
                 p.1 += t;
@@ -185,7 +213,8 @@ pub fn analyze_vidur(
     attn: &[AttnRow],
     target: &Geometry,
 ) -> Result<Analysis, String> {
-    let tokenwise = tokenwise_curve(mlp, target.tp, target.layers)?;
+    let tokenwise = tokenwise_curve(mlp, target)?;
+    let mlp_ratio = mlp_ratio(mlp, target)?;
     let flat_end = flat_region_end(&tokenwise, FLAT_TOL);
     let above: Vec<(u64, f64)> = tokenwise.iter().copied().filter(|p| p.0 > flat_end).collect();
     let tokenwise_slope = slope_r2(&above);
@@ -215,6 +244,7 @@ pub fn analyze_vidur(
         decode_attn_ms,
         prefill_attn_ms,
         ratios,
+        mlp_ratio,
         decode,
         prefill,
         affine,
@@ -263,7 +293,12 @@ pub fn calibration(a: &Analysis, hardware: &str, target: &Geometry, source: &str
 }
 
 fn notes(a: &Analysis) -> String {
-    format!(
+    let mlp = if a.mlp_ratio == 1.0 {
+        String::new()
+    } else {
+        format!("; MLP-width ops (up, act, down) scaled by the MLP width ratio {:.4}", a.mlp_ratio)
+    };
+    let base = format!(
         "token-wise time flat (within {:.0} %) up to {} batch tokens, then {:.3e} s per token \
          (R2 {:.4}); decode attention per layer as profiled: {:.4} ms + {:.3e} ms/request + \
          {:.3e} ms/KV token, scaled by KV bytes ratio {:.3}; prefill attention scaled by query \
@@ -277,7 +312,8 @@ fn notes(a: &Analysis) -> String {
         a.decode_attn_ms[2],
         a.ratios.0,
         a.ratios.1
-    )
+    );
+    base + &mlp
 }
 
 #[cfg(test)]

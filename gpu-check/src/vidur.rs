@@ -9,7 +9,9 @@
 //!   `n_q_head`, `n_kv_head`, `num_tensor_parallel_workers`, and ops `attn_input_reshape`,
 //!   `attn_decode` or `attn_prefill`, `attn_output_reshape`.
 //!
-//! Medians are used. `emb` runs once per forward pass, not per layer, and is kept apart.
+//! Medians are used. `emb` runs once per forward pass, not per layer, and is kept apart. The MLP
+//! ops (`mlp_up_proj`, `mlp_act`, `mlp_down_proj`) are also summed apart, so that a profile of
+//! one MLP width can be scaled to another (see `crate::analyze`).
 
 use std::collections::BTreeMap;
 
@@ -22,8 +24,13 @@ pub struct MlpRow {
     pub tp: u64,
     /// Hidden size.
     pub n_embd: u64,
+    /// MLP intermediate size (`n_expanded_embd`, whole model).
+    pub n_expanded_embd: u64,
     /// Sum of the per-layer ops' medians, `emb` excluded (ms per layer).
     pub layer_ms: f64,
+    /// The part of `layer_ms` that works on the MLP's intermediate width: `mlp_up_proj`,
+    /// `mlp_act` and `mlp_down_proj` (ms per layer).
+    pub mlp_ms: f64,
     /// The embedding's median (ms, once per pass).
     pub emb_ms: f64,
 }
@@ -89,6 +96,9 @@ const MLP_OPS: [&str; 9] = [
     "add",
 ];
 
+/// The ops of [`MLP_OPS`] whose work is proportional to the MLP's intermediate width.
+const MLP_WIDTH_OPS: [&str; 3] = ["mlp_up_proj", "mlp_act", "mlp_down_proj"];
+
 struct Rec<'a> {
     file: &'a str,
     line: u64,
@@ -132,11 +142,17 @@ fn mlp_row(r: &Rec) -> Result<MlpRow, String> {
     for op in MLP_OPS {
         layer_ms += r.median(op)?;
     }
+    let mut mlp_ms = 0.0;
+    for op in MLP_WIDTH_OPS {
+        mlp_ms += r.median(op)?;
+    }
     Ok(MlpRow {
         num_tokens: r.int("num_tokens")?,
         tp: r.int("num_tensor_parallel_workers")?,
         n_embd: r.int("n_embd")?,
+        n_expanded_embd: r.int("n_expanded_embd")?,
         layer_ms,
+        mlp_ms,
         emb_ms: r.median("emb")?,
     })
 }

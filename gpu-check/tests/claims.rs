@@ -13,6 +13,7 @@ use kvsched_spec::calibration::Calibration;
 use kvsched_spec::StepTime;
 
 const A100: &str = include_str!("../../spec/calibration/a100-llama2-7b.toml");
+const A100X2_70B: &str = include_str!("../../spec/calibration/a100x2-llama2-70b-tp2.toml");
 
 fn fixture_grid() -> (Vec<u64>, Vec<(u64, u64)>, Vec<(u64, u64)>) {
     let tokens: Vec<u64> = [1, 2, 4, 8, 16, 32, 64, 96, 128, 256, 512, 1024, 2048, 4096].into();
@@ -128,18 +129,55 @@ fn h_affine_a100_pipeline_on_fixtures() {
     assert!(a.rich.quality.r2 > 0.99);
 }
 
+fn vidur_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("KVSCHED_VIDUR_DIR").map(std::path::PathBuf::from);
+    if dir.is_none() {
+        println!("KVSCHED_VIDUR_DIR not set: comparison with the shared profiles skipped");
+    }
+    dir
+}
+
+fn read_profile(dir: &std::path::Path, name: &str) -> Profile {
+    parse(name, &std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
+/// The Llama-2-70B / TP 2 calibration of M-TRACE-SLOPE, without the data: its geometry, the
+/// paper's M, and the MLP width correction recorded in its notes.
+#[test]
+fn llama2_70b_tp2_calibration_is_consistent() {
+    let cal = Calibration::parse("a100x2-llama2-70b-tp2.toml", A100X2_70B).unwrap();
+    let g = Geometry::preset("llama-2-70b", 2).unwrap();
+    assert_eq!(cal.kv_bytes_per_token, Some(g.kv_bytes_per_token()));
+    assert_eq!(cal.kv_capacity_tokens, Some(16_492), "the MC-SF paper's M");
+    assert!(cal.fit.notes.contains("MLP width ratio 1.3023"), "{}", cal.fit.notes);
+    let StepTime::Rich { base_s, kv_s_per_token, .. } = cal.step_time else { panic!() };
+    println!("70B/TP2: base {base_s:.4} s, kv {kv_s_per_token:.3e} s/token, {}", cal.fit.notes);
+    assert!(cal.fit.mape < 0.05, "{:?}", cal.fit);
+}
+
+/// With `KVSCHED_VIDUR_DIR` set: re-run the 70B / TP 2 fit on the real profiles (the MLP profile
+/// of width 22,016 scaled to 28,672) and compare with the record.
+#[test]
+fn recorded_70b_calibration_matches_the_profiles_when_available() {
+    let Some(dir) = vidur_dir() else { return };
+    let (Profile::Mlp(mlp), Profile::Attention(attn)) = (
+        read_profile(&dir, "h8192-tp2-mlp.csv"),
+        read_profile(&dir, "h8192-q64-kv8-tp2-attention.csv"),
+    ) else {
+        panic!("profile kinds")
+    };
+    let a = analyze_vidur(&mlp, &attn, &Geometry::preset("llama-2-70b", 2).unwrap()).unwrap();
+    let cal = Calibration::parse("a100x2-llama2-70b-tp2.toml", A100X2_70B).unwrap();
+    assert!((a.mlp_ratio - 28_672.0 / 22_016.0).abs() < 1e-12);
+    assert_eq!(a.affine.step_time, cal.affine.as_ref().unwrap().step_time());
+    assert_eq!(a.rich.step_time, cal.step_time);
+}
+
 /// With `KVSCHED_VIDUR_DIR` set: re-run on the real profiles and compare with the record.
 #[test]
 fn recorded_calibration_matches_the_profiles_when_available() {
-    let Some(dir) = std::env::var_os("KVSCHED_VIDUR_DIR") else {
-        println!("KVSCHED_VIDUR_DIR not set: comparison with the shared profiles skipped");
-        return;
-    };
-    let dir = std::path::PathBuf::from(dir);
-    let read = |n: &str| {
-        let p = dir.join(n);
-        parse(n, &std::fs::read_to_string(p).unwrap()).unwrap()
-    };
+    let Some(dir) = vidur_dir() else { return };
+    let read = |n: &str| read_profile(&dir, n);
     let (Profile::Mlp(mlp), Profile::Attention(attn)) =
         (read("llama-2-7b-mlp.csv"), read("h8192-q64-kv8-tp2-attention.csv"))
     else {

@@ -114,3 +114,40 @@ fn mcsf_is_never_infeasible_with_over_estimates() {
     assert!(refused > 0, "the memory check never bound");
     println!("under-estimate fallback evictions over 16 instances: {under_evictions}");
 }
+
+/// Checks M-TRACE-SLOPE (MC-SF paper v4/v5 §6 real trace [B:S7]): on the LMSYS-like mix with
+/// Llama-2-70B at TP 2 (`M = 16,492`), under high demand (50 req/s) MC-SF's average latency
+/// grows about a third as fast as the best benchmark's (slopes ~1/6 vs ~1/2); low demand
+/// (10 req/s) ~1/800 vs ~1/100. Prints the measured verdict (`src/experiments/mcsf_trace.rs`
+/// fixes the metric and the band); asserts only what must hold whatever the verdict: MC-SF with
+/// exact predictions never evicts, α-protection at the scanned α does not clear on the seed it
+/// was scanned on, and every run completes some requests by `T`. `KVSCHED_SLOW=1`: paper scale.
+#[test]
+fn m_trace_slope_mcsf_vs_best_benchmark() {
+    use kvsched::experiments::mcsf_trace::{claim_results, demands, replications, DemandRuns};
+    use kvsched::experiments::Scale;
+    let s = seed(1);
+    let scale = if crate::common::slow() { Scale::Full } else { Scale::Quick };
+    let [h, l] = demands(scale);
+    let reps = replications(scale);
+    let run =
+        |d| DemandRuns::run(d, reps, s).unwrap_or_else(|e| panic!("{e}\n{}", replay(s, "m_trace")));
+    let (high, low) = (run(&h), run(&l));
+    for r in claim_results(&high, &low) {
+        println!("{}", r.line());
+        if !r.notes.is_empty() {
+            println!("  {}", r.notes);
+        }
+    }
+    for runs in [&high, &low] {
+        let name = runs.demand.name;
+        let ev = runs.values("mcsf", |r| r.evictions as f64);
+        assert!(ev.iter().all(|&e| e == 0.0), "{name}: MC-SF evicted {}", replay(s, "m_trace"));
+        let first = runs.values("alpha-protect", |r| r.evictions as f64)[0];
+        assert_eq!(first, 0.0, "{name}: α {} clears {}", runs.demand.alpha, replay(s, "m_trace"));
+        for (sched, r) in &runs.runs {
+            let done = r.iter().map(|x| x.completed_frac).fold(1.0, f64::min);
+            assert!(done > 0.0, "{name}: {sched} completed nothing {}", replay(s, "m_trace"));
+        }
+    }
+}

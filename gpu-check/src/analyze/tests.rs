@@ -80,12 +80,48 @@ fn affine_on_composites() {
 
 #[test]
 fn tokenwise_curve_averages_duplicates_and_selects_tp() {
-    let row = |n, tp, ms| MlpRow { num_tokens: n, tp, n_embd: 4096, layer_ms: ms, emb_ms: 0.0 };
+    let row = |n, tp, ms| MlpRow {
+        num_tokens: n,
+        tp,
+        n_embd: 4096,
+        n_expanded_embd: 11008,
+        layer_ms: ms,
+        mlp_ms: 0.5,
+        emb_ms: 0.0,
+    };
     let rows = [row(1, 1, 1.0), row(1, 1, 3.0), row(2, 1, 4.0), row(1, 2, 9.0)];
-    let c = tokenwise_curve(&rows, 1, 2).unwrap();
+    let mut g = Geometry::preset("llama-2-7b", 1).unwrap();
+    g.layers = 2;
+    let c = tokenwise_curve(&rows, &g).unwrap();
     assert_eq!(c, vec![(1, 0.004), (2, 0.008)]);
-    assert!(tokenwise_curve(&rows, 2, 1).is_err());
+    g.tp = 2;
+    g.layers = 1;
+    // One token count at TP 2 only.
+    assert!(tokenwise_curve(&rows, &g).is_err());
     assert_eq!(interp(&c, 3), 0.012);
+}
+
+/// A wider target MLP scales only the MLP-width ops: 0.5 of 2.0 ms per layer at width ratio 2
+/// gives 2.5 ms per layer.
+#[test]
+fn tokenwise_curve_scales_the_mlp_width_ops() {
+    let row = |n| MlpRow {
+        num_tokens: n,
+        tp: 1,
+        n_embd: 4096,
+        n_expanded_embd: 5504,
+        layer_ms: 2.0,
+        mlp_ms: 0.5,
+        emb_ms: 0.0,
+    };
+    let g = Geometry::preset("llama-2-7b", 1).unwrap();
+    let rows = [row(1), row(2)];
+    assert_eq!(mlp_ratio(&rows, &g).unwrap(), 2.0);
+    let c = tokenwise_curve(&rows, &g).unwrap();
+    assert!((c[0].1 - 32.0 * 2.5 / 1e3).abs() < 1e-12, "{c:?}");
+    let mut mixed = rows.to_vec();
+    mixed[1].n_expanded_embd = 11008;
+    assert!(mlp_ratio(&mixed, &g).is_err());
 }
 
 #[test]
