@@ -89,46 +89,80 @@ impl Modulation {
 
 /// Generates requests from a workload file with seed `seed`.
 pub fn generate(workload: &WorkloadFile, amount: Amount, seed: u64) -> Vec<Request> {
-    let total_rate = workload.total_rate_per_s();
-    let mut modulation = Modulation::new(&workload.arrivals, seed);
-    let peak_rate = total_rate * modulation.max_scale();
-    let mut out = Vec::new();
-    if peak_rate <= 0.0 {
-        return out;
+    Generator::new(workload, amount, seed).collect()
+}
+
+/// The requests of [`generate`], one at a time: a run can stream its arrivals instead of
+/// holding every request in memory (`kvsched simulate --stream`). Same seed, same requests.
+pub struct Generator<'a> {
+    workload: &'a WorkloadFile,
+    amount: Amount,
+    modulation: Modulation,
+    arrivals: Prng,
+    lengths: Prng,
+    gap: Option<Exp<f64>>,
+    total_rate: f64,
+    t: f64,
+    emitted: u64,
+}
+
+impl<'a> Generator<'a> {
+    /// The generator of `workload` for `amount` and `seed`.
+    pub fn new(workload: &'a WorkloadFile, amount: Amount, seed: u64) -> Generator<'a> {
+        let total_rate = workload.total_rate_per_s();
+        let modulation = Modulation::new(&workload.arrivals, seed);
+        let peak_rate = total_rate * modulation.max_scale();
+        Generator {
+            workload,
+            amount,
+            modulation,
+            arrivals: stream(seed, Stream::Arrivals),
+            lengths: stream(seed, Stream::Lengths),
+            gap: (peak_rate > 0.0).then(|| Exp::new(peak_rate).expect("positive rate")),
+            total_rate,
+            t: 0.0,
+            emitted: 0,
+        }
     }
-    let mut arrivals = stream(seed, Stream::Arrivals);
-    let mut lengths = stream(seed, Stream::Lengths);
-    let gap = Exp::new(peak_rate).expect("positive rate");
-    let mut t = 0.0f64;
-    loop {
-        if let Amount::Requests(n) = amount {
-            if out.len() as u64 >= n {
-                break;
+}
+
+impl Iterator for Generator<'_> {
+    type Item = Request;
+
+    fn next(&mut self) -> Option<Request> {
+        let gap = self.gap?;
+        loop {
+            if let Amount::Requests(n) = self.amount {
+                if self.emitted >= n {
+                    return None;
+                }
             }
-        }
-        t += gap.sample(&mut arrivals);
-        if let Amount::HorizonS(h) = amount {
-            if t >= h {
-                break;
+            self.t += gap.sample(&mut self.arrivals);
+            if let Amount::HorizonS(h) = self.amount {
+                if self.t >= h {
+                    self.gap = None;
+                    return None;
+                }
             }
+            // Thinning: accept with probability scale(t) / max scale.
+            let accept: f64 = self.arrivals.random();
+            if accept * self.modulation.max_scale() >= self.modulation.scale_at(self.t) {
+                continue;
+            }
+            let class = pick_class(self.workload, self.total_rate, &mut self.lengths);
+            let c = &self.workload.classes[class];
+            let id = RequestId(self.emitted as u32);
+            self.emitted += 1;
+            return Some(Request {
+                id,
+                arrival_ns: Nanos::from_secs_f64(self.t).expect("finite arrival"),
+                prompt_tokens: Tokens(c.prompt_tokens),
+                output_tokens: Tokens(c.output_tokens),
+                predicted_output_tokens: None,
+                class: class as u32,
+            });
         }
-        // Thinning: accept with probability scale(t) / max scale.
-        let accept: f64 = arrivals.random();
-        if accept * modulation.max_scale() >= modulation.scale_at(t) {
-            continue;
-        }
-        let class = pick_class(workload, total_rate, &mut lengths);
-        let c = &workload.classes[class];
-        out.push(Request {
-            id: RequestId(out.len() as u32),
-            arrival_ns: Nanos::from_secs_f64(t).expect("finite arrival"),
-            prompt_tokens: Tokens(c.prompt_tokens),
-            output_tokens: Tokens(c.output_tokens),
-            predicted_output_tokens: None,
-            class: class as u32,
-        });
     }
-    out
 }
 
 fn pick_class(workload: &WorkloadFile, total_rate: f64, rng: &mut Prng) -> usize {
