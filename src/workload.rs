@@ -180,12 +180,22 @@ fn pick_class(workload: &WorkloadFile, total_rate: f64, rng: &mut Prng) -> usize
 /// noise factor in `[1 - eps, 1 + eps]` to form a prediction (at least 1 token), from the
 /// `Predictions` stream of `seed`.
 pub fn add_predictions(requests: &mut [Request], eps: f64, seed: u64) {
-    let mut rng = stream(seed, Stream::Predictions);
+    let mut rng = prediction_stream(seed);
     for r in requests {
-        let f: f64 = 1.0 + eps * (2.0 * rng.random::<f64>() - 1.0);
-        let p = (r.output_tokens.get() as f64 * f).round().max(1.0) as u64;
-        r.predicted_output_tokens = Some(Tokens(p));
+        add_prediction(r, eps, &mut rng);
     }
+}
+
+/// The random stream of [`add_predictions`], for adding predictions one request at a time.
+pub fn prediction_stream(seed: u64) -> Prng {
+    stream(seed, Stream::Predictions)
+}
+
+/// One request's prediction (the next draw of `rng`), as [`add_predictions`] makes it.
+pub fn add_prediction(r: &mut Request, eps: f64, rng: &mut Prng) {
+    let f: f64 = 1.0 + eps * (2.0 * rng.random::<f64>() - 1.0);
+    let p = (r.output_tokens.get() as f64 * f).round().max(1.0) as u64;
+    r.predicted_output_tokens = Some(Tokens(p));
 }
 
 /// A Vidur-format trace error, naming the file and line.

@@ -69,9 +69,15 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Stream the requests: generate each on arrival and keep only the requests in flight and
+    /// the window's statistics (percentiles within 0.1 %), so that memory does not grow with
+    /// `--requests`. Needs a workload-generated run (`--requests`; not `--trace-csv`,
+    /// `--horizon-s` or `--check`).
+    #[arg(long)]
+    pub stream: bool,
 }
 
-fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
+fn load_workload(args: &Args) -> Result<WorkloadFile, String> {
     let path = args.workload.display().to_string();
     let mut workload =
         WorkloadFile::parse(&path, &read_file(&args.workload)?).map_err(|e| e.to_string())?;
@@ -86,6 +92,11 @@ fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
     for c in &mut workload.classes {
         c.rate_per_s *= args.rate_scale;
     }
+    Ok(workload)
+}
+
+fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
+    let workload = load_workload(args)?;
     let mut requests = match &args.trace_csv {
         Some(csv) => {
             let text = read_file(csv)?;
@@ -134,6 +145,9 @@ fn fill_trace_lengths(args: &Args, requests: &mut [kvsched_spec::Request]) -> Re
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
+    if args.stream {
+        return run_streamed(args);
+    }
     let (instance, workload) = match load_instance(args) {
         Ok(i) => i,
         Err(e) => return input_error(e),
@@ -164,6 +178,77 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(o) => (o, None),
         Err(e) => (*e.partial.clone(), Some(e)),
     };
+    report(args, &outcome, error)
+}
+
+/// `--stream`: the same run, its requests generated on arrival and summarized on retirement.
+fn run_streamed(args: &Args) -> ExitCode {
+    let unsupported = [
+        (args.trace_csv.is_some(), "--trace-csv"),
+        (args.horizon_s.is_some(), "--horizon-s"),
+        (args.check, "--check"),
+    ];
+    if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
+        return input_error(format!("--stream: cannot be combined with {flag}"));
+    }
+    if let Some(eps) = args.prediction_noise {
+        if !(0.0..1.0).contains(&eps) {
+            return input_error(format!(
+                "--prediction-noise: expected a number in [0, 1), got {eps}"
+            ));
+        }
+    }
+    let workload = match load_workload(args) {
+        Ok(w) => w,
+        Err(e) => return input_error(e),
+    };
+    let Some(mut scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
+        return input_error(format!("--scheduler: unknown {:?}", args.scheduler));
+    };
+    let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
+            Err(e) => return input_error(format!("{}: cannot create: {e}", p.display())),
+        },
+        None => None,
+    };
+    let options = SimOptions {
+        stepping: if args.every_step { Stepping::EveryStep } else { Stepping::FastForward },
+        trace,
+        seed: Some(args.seed),
+        ..SimOptions::default()
+    };
+    let generator =
+        crate::workload::Generator::new(&workload, Amount::Requests(args.requests), args.seed);
+    let mut noise =
+        args.prediction_noise.map(|eps| (eps, crate::workload::prediction_stream(args.seed)));
+    let mut source = generator.map(|mut r| {
+        if let Some((eps, rng)) = noise.as_mut() {
+            crate::workload::add_prediction(&mut r, *eps, rng);
+        }
+        r
+    });
+    let config = workload.model_config(kvsched_spec::Information::Hidden);
+    let result = crate::sim::simulate_stream(
+        &config,
+        args.requests,
+        &mut source,
+        scheduler.as_mut(),
+        options,
+        args.window,
+    );
+    let (outcome, error) = match result {
+        Ok(o) => (o, None),
+        Err(e) => (*e.partial.clone(), Some(e)),
+    };
+    report(args, &outcome, error)
+}
+
+fn report(
+    args: &Args,
+    outcome: &crate::sim::Outcome,
+    error: Option<crate::sim::SimError>,
+) -> ExitCode {
     let summary = outcome.summary(args.window);
     if args.json {
         let mut v = serde_json::to_value(&summary).expect("summary serializes");

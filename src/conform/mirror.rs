@@ -50,21 +50,21 @@ impl Mirror {
             predicted_output_tokens: None,
             class: 0,
         };
-        let template = Core::new(config.clone(), step_time.clone(), &[dummy]).slots.remove(0);
-        let core = Core::new(config, step_time, &[]);
+        let template = Slot::new(dummy);
+        let core = Core::new(config, step_time);
         Ok(Mirror { core, template, views, last: Plan::default(), admission: 0 })
     }
 
     fn slot_mut(&mut self, id: u32) -> Result<&mut Slot, String> {
-        self.core.slots.get_mut(id as usize).ok_or_else(|| format!("unknown request r{id}"))
+        self.core.slots.get_mut(RequestId(id)).ok_or_else(|| format!("unknown request r{id}"))
     }
 
     fn arrive(&mut self, q: &Req) -> Result<(), String> {
-        if q.id as usize != self.core.slots.len() {
+        if RequestId(q.id) != self.core.slots.next_id() {
             return Err(format!(
-                "arrival of r{} out of order (expected r{})",
+                "arrival of r{} out of order (expected {})",
                 q.id,
-                self.core.slots.len()
+                self.core.slots.next_id()
             ));
         }
         let mut slot = self.template.clone();
@@ -146,9 +146,6 @@ impl Mirror {
         self.core.ungroup_all();
         self.core.new_arrivals.clear();
         self.core.new_completions.clear();
-        if self.core.slots.last().is_some_and(|s| s.phase == SlotPhase::Pending) {
-            self.core.slots.pop();
-        }
         if self.views == Views::Delta {
             self.apply_last(d.ran)?;
         }
@@ -172,13 +169,8 @@ impl Mirror {
         } else if self.views == Views::Full {
             return Err("full views: expected waiting and running".into());
         }
-        // `arrivals_done` is read as next_arrival >= slots.len(): keep a pending placeholder.
-        self.core.next_arrival = self.core.slots.len();
-        if !d.arrivals_done {
-            let mut pending = self.template.clone();
-            pending.phase = SlotPhase::Pending;
-            self.core.slots.push(pending);
-        }
+        // `arrivals_done` is read as "no upcoming request": keep a placeholder while more come.
+        self.core.upcoming = (!d.arrivals_done).then(|| self.template.request.clone());
         self.core.now = Nanos(d.t);
         self.core.kv_used = Tokens(d.kv_used);
         self.core.steps = d.steps;

@@ -98,7 +98,7 @@ impl<'a> View<'a> {
     }
     /// Arrived requests that hold no KV, in arrival order (evicted requests keep their place).
     pub fn waiting(&self) -> impl DoubleEndedIterator<Item = RequestView> + '_ {
-        self.core.waiting.iter().map(|id| self.request_view(&self.core.slots[id.index()]))
+        self.core.waiting.iter().map(|id| self.request_view(&self.core.slots[*id]))
     }
     /// Number of waiting requests.
     pub fn waiting_len(&self) -> usize {
@@ -133,7 +133,7 @@ impl<'a> View<'a> {
 
     /// The resident request `id`, if it is resident.
     pub fn resident(&self, id: RequestId) -> Option<ResidentView> {
-        let slot = self.core.slots.get(id.index())?;
+        let slot = self.core.slots.get(id)?;
         match slot.phase {
             SlotPhase::Resident { admitted_seq } => Some(ResidentView {
                 request: self.request_view(slot),
@@ -146,7 +146,7 @@ impl<'a> View<'a> {
     }
     /// The request `id` if it has arrived and is not done.
     pub fn request(&self, id: RequestId) -> Option<RequestView> {
-        let slot = self.core.slots.get(id.index())?;
+        let slot = self.core.slots.get(id)?;
         match slot.phase {
             SlotPhase::Waiting | SlotPhase::Resident { .. } => Some(self.request_view(slot)),
             _ => None,
@@ -169,7 +169,7 @@ impl<'a> View<'a> {
     /// (WAIT's accumulation) use it only to drain at the end of a run, as the WAIT authors'
     /// Vidur code does (`force_clear`); it says nothing about when a next arrival comes.
     pub fn arrivals_done(&self) -> bool {
-        self.core.next_arrival >= self.core.slots.len()
+        self.core.upcoming.is_none()
     }
     /// Iterations run so far.
     pub fn steps_total(&self) -> u64 {

@@ -66,6 +66,97 @@ pub struct Slot {
     mark: u64,
 }
 
+impl Slot {
+    /// A slot for `request`, not arrived yet.
+    pub fn new(request: Request) -> Slot {
+        Slot {
+            request,
+            phase: SlotPhase::Pending,
+            prefilled: Tokens::ZERO,
+            generated_base: Tokens::ZERO,
+            clock_base: 0,
+            in_group: false,
+            first_token_ns: None,
+            finish_ns: None,
+            evictions: 0,
+            mark: u64::MAX,
+        }
+    }
+}
+
+/// The slots of a window of consecutive ids: completed requests leave from the front
+/// ([`Core::retire`]), arrivals join at the back.
+#[derive(Clone, Debug, Default)]
+pub struct Slots {
+    /// Id of `slots[0]`.
+    base: u32,
+    slots: std::collections::VecDeque<Slot>,
+}
+
+impl Slots {
+    fn pos(&self, id: RequestId) -> Option<usize> {
+        id.0.checked_sub(self.base).map(|i| i as usize).filter(|&i| i < self.slots.len())
+    }
+    /// The slot of `id`, if it is in the window.
+    pub fn get(&self, id: RequestId) -> Option<&Slot> {
+        self.pos(id).map(|i| &self.slots[i])
+    }
+    /// The slot of `id`, mutably.
+    pub fn get_mut(&mut self, id: RequestId) -> Option<&mut Slot> {
+        self.pos(id).map(|i| &mut self.slots[i])
+    }
+    /// Whether `id` was retired (completed and out of the window).
+    pub fn retired(&self, id: RequestId) -> bool {
+        id.0 < self.base
+    }
+    /// The id the next pushed slot must have.
+    pub fn next_id(&self) -> RequestId {
+        RequestId(self.base + self.slots.len() as u32)
+    }
+    /// Appends the slot of the next id.
+    pub fn push(&mut self, slot: Slot) {
+        self.slots.push_back(slot);
+    }
+    /// Slots in the window.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+    /// Whether the window is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+    fn front(&self) -> Option<&Slot> {
+        self.slots.front()
+    }
+    fn pop_front(&mut self) -> Option<Slot> {
+        let s = self.slots.pop_front()?;
+        self.base += 1;
+        Some(s)
+    }
+    /// The slots in the window, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter()
+    }
+    /// Removes every slot from the window, by id.
+    pub fn drain(&mut self) -> impl Iterator<Item = Slot> + '_ {
+        self.base += self.slots.len() as u32;
+        self.slots.drain(..)
+    }
+}
+
+impl std::ops::Index<RequestId> for Slots {
+    type Output = Slot;
+    fn index(&self, id: RequestId) -> &Slot {
+        self.get(id).expect("a request in the window")
+    }
+}
+
+impl std::ops::IndexMut<RequestId> for Slots {
+    fn index_mut(&mut self, id: RequestId) -> &mut Slot {
+        self.get_mut(id).expect("a request in the window")
+    }
+}
+
 /// The result of running one planned batch, possibly repeated.
 #[derive(Clone, Debug)]
 pub struct StepDone {
@@ -93,8 +184,14 @@ pub struct Core {
     pub capacity: Tokens,
     /// Current time.
     pub now: Nanos,
-    /// Per-request slots, indexed by id.
-    pub slots: Vec<Slot>,
+    /// Per-request slots of the arrived requests not yet retired, indexed by id.
+    pub slots: Slots,
+    /// The next request to arrive (not delivered yet), if any.
+    pub upcoming: Option<Request>,
+    /// Requests in the whole run, when known (ids `0..total`).
+    pub total: Option<u64>,
+    /// Most slots held at once.
+    pub peak_window: usize,
     /// Arrived requests holding no KV, by id (= arrival order).
     pub waiting: BTreeSet<RequestId>,
     /// Resident requests by admission sequence number (admission order).
@@ -103,8 +200,6 @@ pub struct Core {
     group: DecodeGroup,
     /// Footprint of residents.
     pub kv_used: Tokens,
-    /// Index of the next undelivered arrival.
-    pub next_arrival: usize,
     /// Completions since the last decision.
     pub new_completions: Vec<Revealed>,
     /// Arrivals since the last decision.
@@ -121,36 +216,24 @@ pub struct Core {
 }
 
 impl Core {
-    /// A fresh engine state for these requests (sorted by arrival, ids dense).
-    pub fn new(config: ModelConfig, step_time: CompiledStepTime, requests: &[Request]) -> Core {
+    /// A fresh engine state with no request yet: the caller feeds arrivals through
+    /// [`Core::deliver_next_due`], sorted by arrival with dense ids from 0.
+    pub fn new(config: ModelConfig, step_time: CompiledStepTime) -> Core {
         let capacity = config.memory.capacity();
         let group = DecodeGroup::new(config.memory.block_size_tokens);
-        let slots = requests
-            .iter()
-            .map(|r| Slot {
-                request: r.clone(),
-                phase: SlotPhase::Pending,
-                prefilled: Tokens::ZERO,
-                generated_base: Tokens::ZERO,
-                clock_base: 0,
-                in_group: false,
-                first_token_ns: None,
-                finish_ns: None,
-                evictions: 0,
-                mark: u64::MAX,
-            })
-            .collect();
         Core {
             config,
             step_time,
             capacity,
             now: Nanos::ZERO,
-            slots,
+            slots: Slots::default(),
+            upcoming: None,
+            total: None,
+            peak_window: 0,
             waiting: BTreeSet::new(),
             running: BTreeMap::new(),
             group,
             kv_used: Tokens::ZERO,
-            next_arrival: 0,
             new_completions: Vec::new(),
             new_arrivals: Vec::new(),
             steps: 0,
@@ -163,26 +246,42 @@ impl Core {
 
     /// The next undelivered arrival time, if any.
     pub fn next_arrival_ns(&self) -> Option<Nanos> {
-        self.slots.get(self.next_arrival).map(|s| s.request.arrival_ns)
+        self.upcoming.as_ref().map(|r| r.arrival_ns)
     }
 
-    /// Delivers the next arrival if it is due; returns its id.
-    pub fn deliver_next_due(&mut self) -> Option<RequestId> {
-        let slot = self.slots.get_mut(self.next_arrival)?;
-        if slot.request.arrival_ns > self.now {
+    /// Delivers the upcoming arrival if it is due, and takes the next one from `source`;
+    /// returns the delivered id.
+    pub fn deliver_next_due(
+        &mut self,
+        source: &mut dyn Iterator<Item = Request>,
+    ) -> Option<RequestId> {
+        if self.upcoming.as_ref()?.arrival_ns > self.now {
             return None;
         }
+        let request = self.upcoming.take().expect("checked");
+        self.upcoming = source.next();
+        let id = request.id;
+        assert_eq!(id, self.slots.next_id(), "arrivals must have dense ids in arrival order");
+        let mut slot = Slot::new(request);
         slot.phase = SlotPhase::Waiting;
-        let id = slot.request.id;
+        self.slots.push(slot);
+        self.peak_window = self.peak_window.max(self.slots.len());
         self.waiting.insert(id);
         self.new_arrivals.push(id);
-        self.next_arrival += 1;
         Some(id)
     }
 
-    /// Whether every request completed.
+    /// Whether every request arrived and completed.
     pub fn all_done(&self) -> bool {
-        self.completed as usize == self.slots.len()
+        self.upcoming.is_none() && self.waiting.is_empty() && self.running.is_empty()
+    }
+
+    /// Retires the completed requests at the front of the window (in id order), handing each
+    /// to `sink`: memory then follows the requests in flight, not the whole run.
+    pub fn retire(&mut self, mut sink: impl FnMut(Slot)) {
+        while self.slots.front().is_some_and(|s| s.phase == SlotPhase::Done) {
+            sink(self.slots.pop_front().expect("checked"));
+        }
     }
 
     /// Idles until `until` (the next arrival).
@@ -191,8 +290,18 @@ impl Core {
         self.now = until;
     }
 
+    /// The slot of `id`; `Err` with what a request outside the window is: retired requests
+    /// are done (`NotResident`), later ids have not arrived (while arrivals remain, up to
+    /// [`Core::total`] when it is known), anything else is unknown.
     fn slot(&self, id: RequestId) -> Result<&Slot, Violation> {
-        self.slots.get(id.index()).ok_or(Violation::UnknownRequest { id })
+        if let Some(s) = self.slots.get(id) {
+            return Ok(s);
+        }
+        if self.slots.retired(id) {
+            return Err(Violation::NotResident { id });
+        }
+        let may_come = self.upcoming.is_some() && self.total.is_none_or(|n| u64::from(id.0) < n);
+        Err(if may_come { Violation::NotArrived { id } } else { Violation::UnknownRequest { id } })
     }
 
     /// Output tokens `slot` has generated so far.
@@ -218,7 +327,7 @@ impl Core {
 
     /// Whether `id` is in the decode group.
     pub fn in_group(&self, id: RequestId) -> bool {
-        self.slots.get(id.index()).is_some_and(|s| s.in_group)
+        self.slots.get(id).is_some_and(|s| s.in_group)
     }
 
     /// Footprint growth of `k` iterations that decode every member of the group.
@@ -236,7 +345,7 @@ impl Core {
     pub fn group_items(&self) -> Vec<BatchItem> {
         self.running
             .values()
-            .filter(|id| self.slots[id.index()].in_group)
+            .filter(|id| self.slots[**id].in_group)
             .map(|&id| BatchItem::Decode { id })
             .collect()
     }
@@ -245,7 +354,7 @@ impl Core {
     /// be edited directly; [`Core::regroup`] rebuilds it. For state mirrors (`kvsched serve`).
     pub fn ungroup_all(&mut self) {
         let members: Vec<RequestId> =
-            self.running.values().copied().filter(|id| self.slots[id.index()].in_group).collect();
+            self.running.values().copied().filter(|id| self.slots[*id].in_group).collect();
         for id in members {
             self.leave_group(id);
         }
@@ -259,7 +368,7 @@ impl Core {
             .values()
             .copied()
             .filter(|id| {
-                let s = &self.slots[id.index()];
+                let s = &self.slots[*id];
                 !s.in_group && s.prefilled == s.request.prompt_tokens
             })
             .collect();
@@ -269,8 +378,8 @@ impl Core {
     }
 
     fn join_group(&mut self, id: RequestId) {
-        let held = self.held(&self.slots[id.index()]);
-        let slot = &mut self.slots[id.index()];
+        let held = self.held(&self.slots[id]);
+        let slot = &mut self.slots[id];
         debug_assert!(!slot.in_group);
         slot.in_group = true;
         slot.clock_base = self.group.clock;
@@ -286,8 +395,8 @@ impl Core {
     }
 
     fn leave_group(&mut self, id: RequestId) {
-        let generated = self.generated(&self.slots[id.index()]);
-        let slot = &mut self.slots[id.index()];
+        let generated = self.generated(&self.slots[id]);
+        let slot = &mut self.slots[id];
         debug_assert!(slot.in_group);
         let held = slot.prefilled + generated;
         slot.generated_base = generated;
@@ -297,7 +406,11 @@ impl Core {
 
     /// Evicts a resident request (validated).
     pub fn evict(&mut self, id: RequestId) -> Result<(), Violation> {
-        let slot = self.slot(id)?;
+        let slot = match self.slot(id) {
+            Ok(s) => s,
+            Err(v @ Violation::UnknownRequest { .. }) => return Err(v),
+            Err(_) => return Err(Violation::NotResident { id }),
+        };
         let SlotPhase::Resident { admitted_seq } = slot.phase else {
             // As in the spec: any non-resident request, pending ones included.
             return Err(Violation::NotResident { id });
@@ -309,11 +422,11 @@ impl Core {
         if slot.in_group {
             self.leave_group(id);
         }
-        let slot = &self.slots[id.index()];
+        let slot = &self.slots[id];
         let held = slot.prefilled + slot.generated_base;
         self.kv_used -= self.config.memory.footprint(held);
         self.running.remove(&admitted_seq);
-        let slot = &mut self.slots[id.index()];
+        let slot = &mut self.slots[id];
         slot.phase = SlotPhase::Waiting;
         slot.prefilled = Tokens::ZERO;
         slot.generated_base = Tokens::ZERO;
@@ -331,6 +444,13 @@ impl Core {
         shape: &mut BatchShape,
     ) -> Result<(Tokens, Tokens), Violation> {
         let id = item.id();
+        if self.slots.retired(id) {
+            // A completed request: as the spec says of a done one.
+            return Err(match item {
+                BatchItem::Prefill { .. } => Violation::NotPrefillable { id },
+                BatchItem::Decode { .. } => Violation::NotDecodable { id },
+            });
+        }
         let slot = self.slot(id)?;
         if slot.mark == self.steps || (decode_all && slot.in_group) {
             return Err(Violation::DuplicateInBatch { id });
@@ -395,7 +515,7 @@ impl Core {
                     // For repeated (decode-only) batches, the last iteration is the peak.
                     let after = after + Tokens(repeat - 1);
                     used = used - mem.footprint(before) + mem.footprint(after);
-                    self.slots[item.id().index()].mark = self.steps;
+                    self.slots[item.id()].mark = self.steps;
                 }
                 Err(v) => {
                     result = Err(v);
@@ -405,7 +525,7 @@ impl Core {
         }
         // Unmark so that a rejected batch leaves no trace.
         for item in items {
-            if let Some(s) = self.slots.get_mut(item.id().index()) {
+            if let Some(s) = self.slots.get_mut(item.id()) {
                 s.mark = u64::MAX;
             }
         }
@@ -423,9 +543,9 @@ impl Core {
             let entries: Vec<Reverse<(u64, RequestId)>> = self
                 .running
                 .values()
-                .filter(|id| self.slots[id.index()].in_group)
+                .filter(|id| self.slots[**id].in_group)
                 .map(|&id| {
-                    let s = &self.slots[id.index()];
+                    let s = &self.slots[id];
                     let left = (s.request.output_tokens - self.generated(s)).get();
                     Reverse((clock + left, id))
                 })
@@ -444,7 +564,8 @@ impl Core {
 
     /// The group clock at which member `id` completes (`None` if it is not a member).
     fn completion_clock(&self, id: RequestId) -> Option<u64> {
-        let s = &self.slots[id.index()];
+        // Stale heap entries may name retired requests.
+        let s = self.slots.get(id)?;
         s.in_group.then(|| s.clock_base + (s.request.output_tokens - s.generated_base).get())
     }
 
@@ -459,7 +580,7 @@ impl Core {
     ) -> u64 {
         let mut k = limit;
         for item in items {
-            let s = &self.slots[item.id().index()];
+            let s = &self.slots[item.id()];
             k = k.min((s.request.output_tokens - self.generated(s)).get());
         }
         if decode_all {
@@ -529,7 +650,7 @@ impl Core {
             // Policies that list their decodes: forget members that already have a token.
             let slots = &self.slots;
             self.group.fresh.retain(|id| {
-                slots[id.index()].in_group && slots[id.index()].first_token_ns.is_none()
+                slots.get(*id).is_some_and(|s| s.in_group && s.first_token_ns.is_none())
             });
         }
         for item in items {
@@ -545,9 +666,11 @@ impl Core {
         self.group_steps_to_completion();
         self.group.tick(repeat);
         for id in std::mem::take(&mut self.group.fresh) {
-            let s = &mut self.slots[id.index()];
-            if s.in_group && s.first_token_ns.is_none() {
-                s.first_token_ns = Some(first_end_ns);
+            // Ids of retired requests are stale.
+            if let Some(s) = self.slots.get_mut(id) {
+                if s.in_group && s.first_token_ns.is_none() {
+                    s.first_token_ns = Some(first_end_ns);
+                }
             }
         }
         let mut finished: Vec<(u64, RequestId)> = Vec::new();
@@ -558,7 +681,7 @@ impl Core {
             self.group.heap.pop();
             if self.completion_clock(id) == Some(at) {
                 debug_assert_eq!(at, done_at, "a stretch runs past a completion");
-                let SlotPhase::Resident { admitted_seq } = self.slots[id.index()].phase else {
+                let SlotPhase::Resident { admitted_seq } = self.slots[id].phase else {
                     unreachable!("group members are resident")
                 };
                 finished.push((admitted_seq, id));
@@ -574,7 +697,7 @@ impl Core {
 
     fn complete(&mut self, id: RequestId, admitted_seq: u64, completed: &mut Vec<RequestId>) {
         let now = self.now;
-        let slot = &mut self.slots[id.index()];
+        let slot = &mut self.slots[id];
         slot.phase = SlotPhase::Done;
         slot.finish_ns = Some(now);
         let held = slot.prefilled + slot.generated_base;
@@ -598,10 +721,10 @@ impl Core {
     ) {
         let first_token = self.config.first_token;
         let id = item.id();
-        let in_group = self.slots[id.index()].in_group;
+        let in_group = self.slots[id].in_group;
         match *item {
             BatchItem::Prefill { tokens, .. } => {
-                let slot = &mut self.slots[id.index()];
+                let slot = &mut self.slots[id];
                 if slot.phase == SlotPhase::Waiting {
                     let seq = self.admission_counter;
                     slot.phase = SlotPhase::Resident { admitted_seq: seq };
@@ -620,13 +743,13 @@ impl Core {
             BatchItem::Decode { .. } => {
                 // An explicit decode of a member moves it relative to the group clock.
                 if in_group {
-                    let held = self.held(&self.slots[id.index()]).get();
+                    let held = self.held(&self.slots[id]).get();
                     self.group.shift(held, repeat);
                 }
-                self.slots[id.index()].generated_base += Tokens(repeat);
+                self.slots[id].generated_base += Tokens(repeat);
             }
         }
-        let slot = &mut self.slots[id.index()];
+        let slot = &mut self.slots[id];
         let generated = if in_group {
             slot.generated_base + Tokens(self.group.clock - slot.clock_base)
         } else {

@@ -9,7 +9,8 @@
 //! requests by arrival order (the WAIT paper's trim 0.25/0.25), which drops the warm-up and the
 //! drain. [`Summary::window`] says which window was used.
 
-use super::core::{Core, SlotPhase};
+use super::core::{Core, Slot, SlotPhase};
+use hdrhistogram::Histogram;
 use kvsched_spec::{Nanos, RequestId, Tokens};
 use serde::Serialize;
 
@@ -72,27 +73,169 @@ pub struct Outcome {
     pub timeline: Vec<TimelinePoint>,
     /// A trace-writing error, if one happened (the run itself is unaffected).
     pub trace_error: Option<String>,
+    /// Most requests the engine held at once (arrived, not yet retired): what its memory
+    /// follows. Completed requests leave in arrival order, so one slow request keeps the ones
+    /// behind it.
+    pub peak_window_requests: u64,
+    /// For a streamed run ([`super::simulate_stream`]), the window's statistics; `requests`
+    /// is then empty.
+    #[serde(skip)]
+    pub streamed: Option<WindowStats>,
+}
+
+impl RequestRecord {
+    /// The record of a request's slot (no first token or finish if it never got them).
+    pub fn of(s: &Slot) -> RequestRecord {
+        RequestRecord {
+            id: s.request.id,
+            class: s.request.class,
+            arrival_ns: s.request.arrival_ns,
+            prompt_tokens: s.request.prompt_tokens,
+            output_tokens: s.request.output_tokens,
+            first_token_ns: s.first_token_ns,
+            finish_ns: if s.phase == SlotPhase::Done { s.finish_ns } else { None },
+            evictions: s.evictions,
+        }
+    }
+
+    /// The record of a request that never arrived.
+    pub fn pending(r: &kvsched_spec::Request) -> RequestRecord {
+        RequestRecord {
+            id: r.id,
+            class: r.class,
+            arrival_ns: r.arrival_ns,
+            prompt_tokens: r.prompt_tokens,
+            output_tokens: r.output_tokens,
+            first_token_ns: None,
+            finish_ns: None,
+            evictions: 0,
+        }
+    }
+}
+
+/// Where a run's per-request records go.
+#[derive(Clone, Debug)]
+pub enum Records {
+    /// Keep every record ([`Outcome::requests`]).
+    All(Vec<RequestRecord>),
+    /// Keep only the window's statistics: memory independent of the number of requests.
+    Window(Box<WindowStats>),
+}
+
+impl Records {
+    /// Adds one request's record (requests come in id order).
+    pub fn push(&mut self, r: RequestRecord) {
+        match self {
+            Records::All(v) => v.push(r),
+            Records::Window(w) => w.push(&r),
+        }
+    }
+}
+
+/// The statistics of a streamed run: latency, TTFT and TPOT of the window's requests in
+/// HDR histograms (nanoseconds, 3 significant digits: percentiles within 0.1 %; means exact),
+/// and the whole run's completed output tokens.
+#[derive(Clone, Debug)]
+pub struct WindowStats {
+    /// Requests in the run.
+    pub total: u64,
+    /// The window, as a centred fraction.
+    pub window: f64,
+    lo: u64,
+    hi: u64,
+    seen: u64,
+    latency: Histogram<u64>,
+    ttft: Histogram<u64>,
+    tpot: Histogram<u64>,
+    sums_s: [f64; 3],
+    /// Output tokens of the completed requests (whole run).
+    pub completed_output_tokens: u64,
+}
+
+impl WindowStats {
+    /// Statistics over the centred `window` of `total` requests.
+    pub fn new(total: u64, window: f64) -> WindowStats {
+        let w = window.clamp(0.0, 1.0);
+        let lo = ((1.0 - w) / 2.0 * total as f64).floor() as u64;
+        let hi = (total - lo).max(lo);
+        // 1 ns to about 41 days, 3 significant digits (values above saturate).
+        let h = || Histogram::new_with_bounds(1, 1 << 62, 3).expect("valid bounds");
+        WindowStats {
+            total,
+            window: w,
+            lo,
+            hi,
+            seen: 0,
+            latency: h(),
+            ttft: h(),
+            tpot: h(),
+            sums_s: [0.0; 3],
+            completed_output_tokens: 0,
+        }
+    }
+
+    fn push(&mut self, r: &RequestRecord) {
+        let i = self.seen;
+        self.seen += 1;
+        if r.finish_ns.is_some() {
+            self.completed_output_tokens += r.output_tokens.get();
+        }
+        if i < self.lo || i >= self.hi {
+            return;
+        }
+        let a = r.arrival_ns;
+        if let Some(ft) = r.first_token_ns {
+            self.add(1, (ft - a).get() as f64);
+        }
+        if let Some(f) = r.finish_ns {
+            self.add(0, (f - a).get() as f64);
+            if let (Some(ft), true) = (r.first_token_ns, r.output_tokens.get() > 1) {
+                self.add(2, (f - ft).get() as f64 / (r.output_tokens.get() - 1) as f64);
+            }
+        }
+    }
+
+    fn add(&mut self, k: usize, ns: f64) {
+        let h = match k {
+            0 => &mut self.latency,
+            1 => &mut self.ttft,
+            _ => &mut self.tpot,
+        };
+        h.saturating_record(ns.round() as u64);
+        self.sums_s[k] += ns / 1e9;
+    }
+
+    fn dist(&self, k: usize) -> Dist {
+        let h = match k {
+            0 => &self.latency,
+            1 => &self.ttft,
+            _ => &self.tpot,
+        };
+        let n = h.len();
+        if n == 0 {
+            return Dist::default();
+        }
+        let q = |p: f64| h.value_at_quantile(p) as f64 / 1e9;
+        Dist { n, mean: self.sums_s[k] / n as f64, p50: q(0.5), p90: q(0.9), p99: q(0.99) }
+    }
 }
 
 impl Outcome {
-    pub(super) fn from_core(core: &Core, scheduler: String, kv_token_ns: u128) -> Outcome {
-        let requests = core
-            .slots
-            .iter()
-            .map(|s| RequestRecord {
-                id: s.request.id,
-                class: s.request.class,
-                arrival_ns: s.request.arrival_ns,
-                prompt_tokens: s.request.prompt_tokens,
-                output_tokens: s.request.output_tokens,
-                first_token_ns: s.first_token_ns,
-                finish_ns: if s.phase == SlotPhase::Done { s.finish_ns } else { None },
-                evictions: s.evictions,
-            })
-            .collect();
+    pub(super) fn from_core(
+        core: &Core,
+        records: Records,
+        scheduler: String,
+        kv_token_ns: u128,
+    ) -> Outcome {
+        let (requests, streamed) = match records {
+            Records::All(v) => (v, None),
+            Records::Window(w) => (Vec::new(), Some(*w)),
+        };
         Outcome {
             scheduler,
             requests,
+            peak_window_requests: core.peak_window as u64,
+            streamed,
             simulated_ns: core.now,
             steps: core.steps,
             evictions: core.evictions,
@@ -182,6 +325,9 @@ pub struct Summary {
 
 impl Summary {
     fn of(o: &Outcome, window: f64) -> Summary {
+        if let Some(st) = &o.streamed {
+            return Summary::streamed(o, st);
+        }
         let n = o.requests.len();
         let w = window.clamp(0.0, 1.0);
         let lo = ((1.0 - w) / 2.0 * n as f64).floor() as usize;
@@ -220,6 +366,35 @@ impl Summary {
             ttft_s: Dist::of(&mut ttft),
             tpot_s: Dist::of(&mut tpot),
             throughput_tokens_per_s: per_s(tokens as f64),
+            completions_per_s: per_s(o.completed as f64),
+            evictions: o.evictions,
+            restart_rate: if o.admissions > 0 {
+                o.evictions as f64 / o.admissions as f64
+            } else {
+                0.0
+            },
+            kv_utilization_mean: if cap_ns > 0.0 { o.kv_token_ns as f64 / cap_ns } else { 0.0 },
+            simulated_time_s: t,
+            steps: o.steps,
+        }
+    }
+
+    /// The summary of a streamed run (its window was fixed when it started).
+    fn streamed(o: &Outcome, st: &WindowStats) -> Summary {
+        let n = st.total;
+        let t = o.simulated_ns.as_secs_f64();
+        let per_s = |x: f64| if t > 0.0 { x / t } else { 0.0 };
+        let cap_ns = o.kv_capacity_tokens.get() as f64 * o.simulated_ns.get() as f64;
+        Summary {
+            scheduler: o.scheduler.clone(),
+            requests: n,
+            completed: o.completed,
+            completion_rate: if n > 0 { o.completed as f64 / n as f64 } else { 0.0 },
+            window: st.window,
+            latency_s: st.dist(0),
+            ttft_s: st.dist(1),
+            tpot_s: st.dist(2),
+            throughput_tokens_per_s: per_s(st.completed_output_tokens as f64),
             completions_per_s: per_s(o.completed as f64),
             evictions: o.evictions,
             restart_rate: if o.admissions > 0 {
