@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(clap::Args, Clone)]
 struct Model {
-    /// Model preset: llama-2-7b, llama-3-8b or llama-2-70b.
+    /// Model preset: llama-2-7b, llama-3-8b, llama-2-70b or codellama-34b.
     #[arg(long, default_value = "llama-2-7b")]
     preset: String,
     /// Tensor-parallel degree (the run measures one GPU's share).
