@@ -511,8 +511,9 @@ fn synth_claim(
                 ci.estimate,
                 small_note(small)
             );
+            // No point value: against an unproven OPT the ratio is only a bracket.
             let v = Verdict::NotReproducible(why.clone());
-            result(id, "", Some(paper), &text, Some(ci.estimate), Some(ci), v, why)
+            result(id, "", Some(paper), &text, None, None, v, why)
         }
         Ok(ci) => {
             let v = if ci.lo - 0.005 <= paper && paper <= ci.hi + 0.005 {
@@ -553,6 +554,8 @@ fn optimal_fraction(r: &SynthRatios, seed: u64) -> ClaimResult {
         None => Verdict::NotReproducible("no trials".into()),
     };
     let notes = format!("{} of {n} exactly optimal", r.optimal);
+    // Against an unproven OPT, "exactly optimal" cannot be counted.
+    let ci = ci.filter(|_| r.unproven == 0);
     let mut c = result(
         "M-SYNTH-ALL-AT-ZERO",
         "fraction exactly optimal",
