@@ -97,20 +97,6 @@ impl RequestRecord {
             evictions: s.evictions,
         }
     }
-
-    /// The record of a request that never arrived.
-    pub fn pending(r: &kvsched_spec::Request) -> RequestRecord {
-        RequestRecord {
-            id: r.id,
-            class: r.class,
-            arrival_ns: r.arrival_ns,
-            prompt_tokens: r.prompt_tokens,
-            output_tokens: r.output_tokens,
-            first_token_ns: None,
-            finish_ns: None,
-            evictions: 0,
-        }
-    }
 }
 
 /// Where a run's per-request records go.
@@ -326,7 +312,8 @@ pub struct Summary {
 impl Summary {
     fn of(o: &Outcome, window: f64) -> Summary {
         if let Some(st) = &o.streamed {
-            return Summary::streamed(o, st);
+            let dists = [st.dist(0), st.dist(1), st.dist(2)];
+            return Summary::assemble(o, st.total, st.window, dists, st.completed_output_tokens);
         }
         let n = o.requests.len();
         let w = window.clamp(0.0, 1.0);
@@ -347,54 +334,33 @@ impl Summary {
                 }
             }
         }
-        let t = o.simulated_ns.as_secs_f64();
         let tokens: u64 = o
             .requests
             .iter()
             .filter(|r| r.finish_ns.is_some())
             .map(|r| r.output_tokens.get())
             .sum();
-        let per_s = |x: f64| if t > 0.0 { x / t } else { 0.0 };
-        let cap_ns = o.kv_capacity_tokens.get() as f64 * o.simulated_ns.get() as f64;
-        Summary {
-            scheduler: o.scheduler.clone(),
-            requests: n as u64,
-            completed: o.completed,
-            completion_rate: if n > 0 { o.completed as f64 / n as f64 } else { 0.0 },
-            window: w,
-            latency_s: Dist::of(&mut lat),
-            ttft_s: Dist::of(&mut ttft),
-            tpot_s: Dist::of(&mut tpot),
-            throughput_tokens_per_s: per_s(tokens as f64),
-            completions_per_s: per_s(o.completed as f64),
-            evictions: o.evictions,
-            restart_rate: if o.admissions > 0 {
-                o.evictions as f64 / o.admissions as f64
-            } else {
-                0.0
-            },
-            kv_utilization_mean: if cap_ns > 0.0 { o.kv_token_ns as f64 / cap_ns } else { 0.0 },
-            simulated_time_s: t,
-            steps: o.steps,
-        }
+        let dists = [Dist::of(&mut lat), Dist::of(&mut ttft), Dist::of(&mut tpot)];
+        Summary::assemble(o, n as u64, w, dists, tokens)
     }
 
-    /// The summary of a streamed run (its window was fixed when it started).
-    fn streamed(o: &Outcome, st: &WindowStats) -> Summary {
-        let n = st.total;
+    /// The summary from the window's latency, TTFT and TPOT distributions and the whole run's
+    /// completed output tokens; the rest comes from the outcome's counters.
+    fn assemble(o: &Outcome, n: u64, window: f64, dists: [Dist; 3], tokens: u64) -> Summary {
         let t = o.simulated_ns.as_secs_f64();
         let per_s = |x: f64| if t > 0.0 { x / t } else { 0.0 };
         let cap_ns = o.kv_capacity_tokens.get() as f64 * o.simulated_ns.get() as f64;
+        let [latency_s, ttft_s, tpot_s] = dists;
         Summary {
             scheduler: o.scheduler.clone(),
             requests: n,
             completed: o.completed,
             completion_rate: if n > 0 { o.completed as f64 / n as f64 } else { 0.0 },
-            window: st.window,
-            latency_s: st.dist(0),
-            ttft_s: st.dist(1),
-            tpot_s: st.dist(2),
-            throughput_tokens_per_s: per_s(st.completed_output_tokens as f64),
+            window,
+            latency_s,
+            ttft_s,
+            tpot_s,
+            throughput_tokens_per_s: per_s(tokens as f64),
             completions_per_s: per_s(o.completed as f64),
             evictions: o.evictions,
             restart_rate: if o.admissions > 0 {

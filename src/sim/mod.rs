@@ -328,7 +328,7 @@ impl Run<'_> {
             records.push(RequestRecord::of(&slot));
         }
         for r in self.core.upcoming.take().into_iter().chain(&mut *self.source) {
-            records.push(RequestRecord::pending(&r));
+            records.push(RequestRecord::of(&core::Slot::new(r)));
         }
         let mut outcome = Outcome::from_core(&self.core, records, scheduler, self.kv_token_ns);
         outcome.timeline = self.timeline.take().unwrap_or_default();
