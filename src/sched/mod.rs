@@ -118,28 +118,28 @@ pub mod util {
             let h = view.resident(*id).expect("decode of a resident request").held().get();
             counts[((block - h % block) % block) as usize] += 1;
         }
-        let groups: Vec<(u64, u64)> = (0..block).zip(counts).filter(|&(_, n)| n > 0).collect();
-        let fits = |k: u64| -> bool {
-            let grow: u64 =
-                groups.iter().map(|&(r, n)| n * block * k.saturating_sub(r).div_ceil(block)).sum();
-            grow <= room.get()
-        };
-        if limit == 0 || !fits(1) {
-            return 0;
+        steps_within_by_free(&counts, block, room.get(), limit)
+    }
+
+    /// The largest `k <= limit` such that `k` decode iterations of a batch grow its footprint
+    /// by at most `room` tokens, where `by_free[f]` requests have `f` free tokens in their last
+    /// block of `block` tokens (0 when one iteration does not fit; `limit` for an empty batch).
+    ///
+    /// A request with `f < B` free tokens grows by `B ceil((k - f)^+ / B)` over `k` iterations;
+    /// with `k = qB + r` that is `B (q + [f < r])`, so the batch of `n` grows by
+    /// `B (n q + #{f < r})`: the largest `q` with `B n q <= room`, then the largest `r`. `O(B)`.
+    pub fn steps_within_by_free(by_free: &[u64], block: u64, room: u64, limit: u64) -> u64 {
+        let n: u64 = by_free.iter().sum();
+        if n == 0 || limit == 0 {
+            return limit;
         }
-        let b = ids.len() as u64;
-        let slack = b * (block - 1);
-        let k_max = ((room.get() + slack) / b).clamp(1, limit);
-        let k_min = (room.get().saturating_sub(slack) / b).clamp(1, k_max);
-        let (mut lo, mut hi) = (if fits(k_min) { k_min } else { 1 }, k_max);
-        while lo < hi {
-            let mid = lo + (hi - lo).div_ceil(2);
-            if fits(mid) {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
+        let q = room / (block * n);
+        let left = room / block - n * q;
+        let (mut r, mut below) = (0u64, 0u64);
+        while r + 1 < block && below + by_free[r as usize] <= left {
+            below += by_free[r as usize];
+            r += 1;
         }
-        lo
+        q.saturating_mul(block).saturating_add(r).min(limit)
     }
 }

@@ -871,20 +871,7 @@ impl DecodeGroup {
     /// The largest `k <= limit` whose [`DecodeGroup::growth`] is at most `room` (0 when even
     /// one iteration does not fit; `limit` for an empty group). `O(B)`, from the closed form.
     fn steps_within(&self, room: u64, limit: u64) -> u64 {
-        if self.n == 0 || limit == 0 {
-            return limit;
-        }
-        let b = self.block;
-        // The largest q with B n q <= room, then the largest r with B (n q + #{f < r}) <= room.
-        let q = room / (b * self.n);
-        let left = room / b - self.n * q;
-        let by_free = self.by_free();
-        let (mut r, mut below) = (0u64, 0u64);
-        while r + 1 < b && below + by_free[r as usize] <= left {
-            below += by_free[r as usize];
-            r += 1;
-        }
-        (q.saturating_mul(b).saturating_add(r)).min(limit)
+        crate::sched::util::steps_within_by_free(&self.by_free(), self.block, room, limit)
     }
 }
 
