@@ -18,6 +18,15 @@ pub struct LpBound {
 
 /// Solves the LP relaxation. `feasible` (any feasible schedule) tightens the windows.
 pub fn solve_lp(inst: &RoundInstance, feasible: Option<&[u64]>) -> Result<LpBound, String> {
+    solve_lp_cuts(inst, feasible, 0)
+}
+
+/// [`solve_lp`] with the clique rows for `k = 1..=clique_k` added (see [`super::ip`]).
+pub fn solve_lp_cuts(
+    inst: &RoundInstance,
+    feasible: Option<&[u64]>,
+    clique_k: u32,
+) -> Result<LpBound, String> {
     let started = Instant::now();
     let problems = inst.validate();
     if !problems.is_empty() {
@@ -28,7 +37,7 @@ pub fn solve_lp(inst: &RoundInstance, feasible: Option<&[u64]>) -> Result<LpBoun
         None => None,
     };
     let win = windows(inst, &[], ub);
-    let model = build(inst, &win, &[], false);
+    let model = build(inst, &win, &[], false, clique_k);
     let num_vars = model.cols.len();
     let solved = model.problem.optimise(highs::Sense::Minimise).try_solve();
     let solved = solved.map_err(|e| format!("HiGHS failed: {e:?}"))?;

@@ -22,7 +22,7 @@ use kvsched_spec::{apply, Phase, State};
 use rand::Rng;
 
 fn ip(inst: &RoundInstance, warm: Option<Vec<u64>>) -> IpSolution {
-    let opts = IpOptions { time_limit_s: None, warm_start: warm, background: vec![] };
+    let opts = IpOptions { time_limit_s: None, warm_start: warm, background: vec![], clique_k: 0 };
     let sol = solve_ip(inst, &opts).expect("IP solves");
     assert!(sol.proven_optimal, "IP not proven optimal on {inst:?}");
     assert_eq!(check_schedule(inst, &sol.starts), Ok(sol.total_latency));
