@@ -9,7 +9,9 @@
 //! time-indexed model has 40–70 k binaries and ~1.4 M nonzeros; its LP bound is ~30 % below
 //! MC-SF (6684 vs 9774 on one instance) and HiGHS does not close the gap in minutes
 //! (`spec/MCSF_NOTES.md` §0). `KVSCHED_HIGHS_LOG=1` prints HiGHS's log;
-//! `KVSCHED_HIGHS_PRESOLVE=off` disables presolve.
+//! `KVSCHED_HIGHS_PRESOLVE=off` disables presolve. [`IpOptions::clique_k`] adds valid
+//! per-round clique rows (at most `k` requests above `M/(k+1)`); they raise the root LP by
+//! under 1 % and do not help HiGHS, so every caller leaves them off (`spec/MCSF_NOTES.md` §0.2).
 //!
 //! # Windows (horizon), both safe
 //! - `hi_i ≤ H − o_i` with `H = max(max a, background length) + Σ o`: after the last arrival an
@@ -34,8 +36,8 @@ pub struct IpOptions {
     /// Memory already used at round `t` by requests outside the instance (index `t`; missing
     /// entries are 0). Used by the re-solving policy.
     pub background: Vec<u64>,
-    /// Add the "at most `k` big holders per round" rows for `k = 1..=clique_k` (0: none); see
-    /// [`build`] and `spec/MCSF_NOTES.md` §0.2.
+    /// Add the "at most `k` requests hold more than `M/(k+1)` per round" rows for
+    /// `k = 1..=clique_k` (0: none; valid, but measured not to help: `spec/MCSF_NOTES.md` §0.2).
     pub clique_k: u32,
 }
 
