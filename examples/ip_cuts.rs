@@ -30,10 +30,12 @@ fn main() {
         for kk in [0, k] {
             let lp = solve_lp_cuts(&inst, Some(&s), kk).expect("LP solves");
             line += &format!(
-                " | LP(k={kk})={:.1} ({:.1}% of MC-SF, {:.2}s)",
+                " | LP(k={kk})={:.1} ({:.1}% of MC-SF, {:.2}s, split {}/{n}, {:.1} starts/req)",
                 lp.lower_bound,
                 100.0 * lp.lower_bound / mc as f64,
-                lp.solve_time_s
+                lp.solve_time_s,
+                lp.split_requests,
+                lp.mean_starts
             );
         }
         if limit > 0.0 {
