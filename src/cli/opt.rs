@@ -79,8 +79,12 @@ pub fn run(args: &Args) -> ExitCode {
             num_rows: 0,
         })
     } else {
-        let opts =
-            IpOptions { time_limit_s: args.time_limit_s, warm_start: mcsf, background: vec![] };
+        let opts = IpOptions {
+            time_limit_s: args.time_limit_s,
+            warm_start: mcsf,
+            background: vec![],
+            clique_k: 0,
+        };
         solve_ip(&inst, &opts)
     };
     let method = if bnb { "bnb" } else { "ip" };

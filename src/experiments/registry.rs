@@ -422,7 +422,7 @@ fn opt_latency(
         let lb = sol.lower_bound as f64;
         return Ok((sol.total_latency, lb, sol.proven_optimal, sol.solve_time_s));
     }
-    let opts = IpOptions { time_limit_s: limit, warm_start: warm, background: vec![] };
+    let opts = IpOptions { time_limit_s: limit, warm_start: warm, background: vec![], clique_k: 0 };
     let sol = solve_ip(inst, &opts)?;
     Ok((sol.total_latency, sol.lower_bound, sol.proven_optimal, sol.solve_time_s))
 }

@@ -9,7 +9,9 @@
 //! time-indexed model has 40–70 k binaries and ~1.4 M nonzeros; its LP bound is ~30 % below
 //! MC-SF (6684 vs 9774 on one instance) and HiGHS does not close the gap in minutes
 //! (`spec/MCSF_NOTES.md` §0). `KVSCHED_HIGHS_LOG=1` prints HiGHS's log;
-//! `KVSCHED_HIGHS_PRESOLVE=off` disables presolve.
+//! `KVSCHED_HIGHS_PRESOLVE=off` disables presolve. [`IpOptions::clique_k`] adds valid
+//! per-round clique rows (at most `k` requests above `M/(k+1)`); they raise the root LP by
+//! under 1 % and do not help HiGHS, so every caller leaves them off (`spec/MCSF_NOTES.md` §0.2).
 //!
 //! # Windows (horizon), both safe
 //! - `hi_i ≤ H − o_i` with `H = max(max a, background length) + Σ o`: after the last arrival an
@@ -34,6 +36,9 @@ pub struct IpOptions {
     /// Memory already used at round `t` by requests outside the instance (index `t`; missing
     /// entries are 0). Used by the re-solving policy.
     pub background: Vec<u64>,
+    /// Add the "at most `k` requests hold more than `M/(k+1)` per round" rows for
+    /// `k = 1..=clique_k` (0: none; valid, but measured not to help: `spec/MCSF_NOTES.md` §0.2).
+    pub clique_k: u32,
 }
 
 /// What the IP solve returned.
@@ -84,13 +89,25 @@ pub(crate) fn windows(
         .collect()
 }
 
-/// Builds the model; `integer` selects the IP or its LP relaxation.
-pub(crate) fn build(inst: &RoundInstance, win: &[(u64, u64)], bg: &[u64], integer: bool) -> Model {
+/// Builds the model; `integer` selects the IP or its LP relaxation. With `clique_k > 0` it
+/// also adds, for every round `t` and `k = 1..=clique_k`, the valid row
+/// `Σ {x[i][τ] : i holds more than cap_t/(k+1) at t when started at τ} ≤ k`
+/// (`cap_t = M − background[t]`: `k + 1` such holders would exceed `cap_t`), skipped when at
+/// most `k` distinct requests appear in it (then implied by the assignment rows).
+pub(crate) fn build(
+    inst: &RoundInstance,
+    win: &[(u64, u64)],
+    bg: &[u64],
+    integer: bool,
+    clique_k: u32,
+) -> Model {
     let mut problem = highs::RowProblem::default();
     let mut cols = Vec::new();
     let mut start_of: Vec<Vec<(highs::Col, f64)>> = vec![Vec::new(); inst.len()];
     let end = win.iter().zip(&inst.requests).map(|(w, r)| w.1 + r.output_tokens).max();
-    let mut rows: Vec<Vec<(highs::Col, f64)>> = vec![Vec::new(); end.unwrap_or(0) as usize + 1];
+    let len = end.unwrap_or(0) as usize + 1;
+    let mut rows: Vec<Vec<(highs::Col, f64)>> = vec![Vec::new(); len];
+    let mut row_req: Vec<Vec<usize>> = vec![Vec::new(); len];
     for (i, (r, &(lo, hi))) in inst.requests.iter().zip(win).enumerate() {
         for k in lo..=hi {
             let cost = (k + r.output_tokens - r.arrival_round) as f64;
@@ -99,6 +116,7 @@ pub(crate) fn build(inst: &RoundInstance, win: &[(u64, u64)], bg: &[u64], intege
             start_of[i].push((col, 1.0));
             for j in 1..=r.output_tokens {
                 rows[(k + j) as usize].push((col, (r.prompt_tokens + j) as f64));
+                row_req[(k + j) as usize].push(i);
             }
         }
     }
@@ -112,6 +130,21 @@ pub(crate) fn build(inst: &RoundInstance, win: &[(u64, u64)], bg: &[u64], intege
         if total > cap as f64 {
             problem.add_row(..=cap as f64, row);
             num_rows += 1;
+        }
+        for k in 1..=u64::from(clique_k) {
+            let (mut big, mut reqs) = (Vec::new(), 0u64);
+            let mut last = usize::MAX;
+            for (&(c, h), &i) in row.iter().zip(&row_req[t]) {
+                if h as u64 * (k + 1) > cap {
+                    big.push((c, 1.0));
+                    reqs += u64::from(i != last);
+                    last = i;
+                }
+            }
+            if reqs > k {
+                problem.add_row(..=k as f64, big);
+                num_rows += 1;
+            }
         }
     }
     for row in start_of {
@@ -132,7 +165,7 @@ pub fn solve_ip(inst: &RoundInstance, opts: &IpOptions) -> Result<IpSolution, St
         None => None,
     };
     let win = windows(inst, &opts.background, warm.as_ref().map(|w| w.0));
-    let model = build(inst, &win, &opts.background, true);
+    let model = build(inst, &win, &opts.background, true, opts.clique_k);
     let (num_vars, num_rows) = (model.cols.len(), model.num_rows);
     let mut m = model.problem.optimise(highs::Sense::Minimise);
     m.set_option("mip_rel_gap", 0.0);

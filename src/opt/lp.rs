@@ -14,10 +14,23 @@ pub struct LpBound {
     pub solve_time_s: f64,
     /// Number of columns.
     pub num_vars: usize,
+    /// Requests split over several starts in the LP optimum (largest `x[i][·] < 0.999`).
+    pub split_requests: usize,
+    /// Mean number of starts with `x > 10⁻⁶` per request in the LP optimum.
+    pub mean_starts: f64,
 }
 
 /// Solves the LP relaxation. `feasible` (any feasible schedule) tightens the windows.
 pub fn solve_lp(inst: &RoundInstance, feasible: Option<&[u64]>) -> Result<LpBound, String> {
+    solve_lp_cuts(inst, feasible, 0)
+}
+
+/// [`solve_lp`] with the clique rows for `k = 1..=clique_k` added (see [`super::ip`]).
+pub fn solve_lp_cuts(
+    inst: &RoundInstance,
+    feasible: Option<&[u64]>,
+    clique_k: u32,
+) -> Result<LpBound, String> {
     let started = Instant::now();
     let problems = inst.validate();
     if !problems.is_empty() {
@@ -28,16 +41,23 @@ pub fn solve_lp(inst: &RoundInstance, feasible: Option<&[u64]>) -> Result<LpBoun
         None => None,
     };
     let win = windows(inst, &[], ub);
-    let model = build(inst, &win, &[], false);
+    let model = build(inst, &win, &[], false, clique_k);
     let num_vars = model.cols.len();
     let solved = model.problem.optimise(highs::Sense::Minimise).try_solve();
     let solved = solved.map_err(|e| format!("HiGHS failed: {e:?}"))?;
     if solved.status() != highs::HighsModelStatus::Optimal {
         return Err(format!("LP not solved to optimality: {:?}", solved.status()));
     }
+    let (mut largest, mut used) = (vec![0.0f64; inst.len()], 0usize);
+    for (v, &(i, _)) in solved.get_solution().columns().iter().zip(&model.cols) {
+        largest[i] = largest[i].max(*v);
+        used += usize::from(*v > 1e-6);
+    }
     Ok(LpBound {
         lower_bound: solved.objective_value(),
         solve_time_s: started.elapsed().as_secs_f64(),
         num_vars,
+        split_requests: largest.iter().filter(|&&x| x < 0.999).count(),
+        mean_starts: used as f64 / inst.len().max(1) as f64,
     })
 }

@@ -45,8 +45,12 @@ impl RoundPolicy for Resolve {
         let reqs: Vec<RoundRequest> =
             w.iter().map(|&i| RoundRequest { arrival_round: 0, ..inst.requests[i] }).collect();
         let residual = RoundInstance::new(inst.memory_tokens, reqs);
-        let opts =
-            IpOptions { time_limit_s: Some(self.time_limit_s), warm_start: None, background };
+        let opts = IpOptions {
+            time_limit_s: Some(self.time_limit_s),
+            warm_start: None,
+            background,
+            clique_k: 0,
+        };
         match solve_ip(&residual, &opts) {
             Ok(sol) => {
                 w.iter().zip(&sol.starts).filter(|(_, &k)| k == 0).map(|(&i, _)| i).collect()
@@ -112,8 +116,12 @@ pub fn regret_row(
     let f = run(&mut Fcfs)?;
     let r = run(&mut Resolve { time_limit_s: 2.0 })?;
     let best = [&m, &f, &r].into_iter().min_by_key(|x| x.1).expect("three").0.clone();
-    let opts =
-        IpOptions { time_limit_s: Some(ip_limit_s), warm_start: Some(best), background: vec![] };
+    let opts = IpOptions {
+        time_limit_s: Some(ip_limit_s),
+        warm_start: Some(best),
+        background: vec![],
+        clique_k: 0,
+    };
     let sol = solve_ip(inst, &opts)?;
     Ok(RegretRow {
         horizon,

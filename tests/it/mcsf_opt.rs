@@ -10,7 +10,7 @@ use kvsched::opt::families::{
     synthetic_sized, yao_alg_lower, yao_instance, yao_opt, yao_point,
 };
 use kvsched::opt::ip::{solve_ip, IpOptions, IpSolution};
-use kvsched::opt::lp::solve_lp;
+use kvsched::opt::lp::{solve_lp, solve_lp_cuts};
 use kvsched::opt::regret::regret_row;
 use kvsched::opt::round_sim::{simulate, Fcfs, Mcsf, RoundPolicy};
 use kvsched::opt::semi_online::{exact_all_at_zero, sequential_regime, spt_sequential};
@@ -21,11 +21,18 @@ use kvsched_spec::rounds::{
 use kvsched_spec::{apply, Phase, State};
 use rand::Rng;
 
+/// The IP solved without and with the clique rows (`k ≤ 3`): both proven, equal optima.
 fn ip(inst: &RoundInstance, warm: Option<Vec<u64>>) -> IpSolution {
-    let opts = IpOptions { time_limit_s: None, warm_start: warm, background: vec![] };
+    let mut opts =
+        IpOptions { time_limit_s: None, warm_start: warm, background: vec![], clique_k: 0 };
     let sol = solve_ip(inst, &opts).expect("IP solves");
     assert!(sol.proven_optimal, "IP not proven optimal on {inst:?}");
     assert_eq!(check_schedule(inst, &sol.starts), Ok(sol.total_latency));
+    opts.clique_k = 3;
+    let cut = solve_ip(inst, &opts).expect("IP with clique rows solves");
+    assert!(cut.proven_optimal, "IP with clique rows not proven optimal on {inst:?}");
+    assert_eq!(cut.total_latency, sol.total_latency, "clique rows changed the optimum: {inst:?}");
+    assert_eq!(check_schedule(inst, &cut.starts), Ok(cut.total_latency));
     sol
 }
 
@@ -228,8 +235,8 @@ fn bnb_matches_ip_brute_force_and_dp() {
     }
 }
 
-/// Lemma 4.7, the all-at-0 volume bound and the LP never exceed OPT (small identical-prompt
-/// instances), and the LP is at most the IP on synthetic-like instances.
+/// Lemma 4.7, the all-at-0 volume bound and the LP (with and without the clique rows, the
+/// latter at least the former) never exceed OPT (small identical-prompt instances).
 #[test]
 fn bounds_are_below_opt() {
     for i in 0..25 {
@@ -239,6 +246,8 @@ fn bounds_are_below_opt() {
         let vol = volume_bound_all_at_zero(&inst).expect("all at 0");
         let lp = solve_lp(&inst, None).expect("LP").lower_bound;
         assert!(l47 <= opt as f64 + 1e-9 && vol <= opt && lp <= opt as f64 + 1e-6, "{inst:?}");
+        let lp_cuts = solve_lp_cuts(&inst, None, 3).expect("LP with clique rows").lower_bound;
+        assert!(lp - 1e-6 <= lp_cuts && lp_cuts <= opt as f64 + 1e-6, "{inst:?}");
     }
 }
 
