@@ -596,7 +596,19 @@ impl Core {
                     )
             };
             if ends_by(k) >= arrival {
-                let (mut lo, mut hi) = (1u64, k);
+                // Bracket the first iteration that ends at or after the arrival: iterations
+                // never get shorter, so with the first one's duration `d1` the answer is about
+                // at most gap / d1, and with the last bracketed one's `dh` more than gap / dh
+                // (one nanosecond of slack each for the rounding of the stretch sums). The
+                // bracket is then checked, so the search stays exact whatever the rounding.
+                let gap = (arrival - self.now).get();
+                let d1 = (ends_by(1) - self.now).get().max(1);
+                let mut hi = k.min((gap + 1).div_ceil(d1)).max(1);
+                let dh = if hi > 1 { (ends_by(hi) - ends_by(hi - 1)).get() } else { d1 };
+                let mut lo = ((gap.saturating_sub(1)) / (dh + 1) + 1).clamp(1, hi);
+                if ends_by(hi) < arrival || (lo > 1 && ends_by(lo - 1) >= arrival) {
+                    (lo, hi) = (1, k);
+                }
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
                     if ends_by(mid) >= arrival {
