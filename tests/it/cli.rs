@@ -36,6 +36,29 @@ fn simulate_json_has_the_documented_keys() {
     assert_eq!(v["completed"], 300);
 }
 
+/// `--stream` gives the same run as the full one (same counts and simulated time, means to
+/// rounding), and refuses the inputs it cannot stream with a message naming the flag.
+#[test]
+fn simulate_stream_matches_and_refuses_what_it_cannot_stream() {
+    let w = path("workloads/lmsys-like.toml");
+    let args = ["simulate", &w, "--scheduler", "vllm-v0", "--requests", "3000", "--json"];
+    let (c1, full, e1) = kvsched(&args);
+    let (c2, streamed, e2) = kvsched(&[&args[..], &["--stream"]].concat());
+    assert_eq!((c1, c2), (0, 0), "{e1}{e2}");
+    let a: serde_json::Value = serde_json::from_str(&full).expect("JSON");
+    let b: serde_json::Value = serde_json::from_str(&streamed).expect("JSON");
+    for key in ["completed", "evictions", "steps", "simulated_time_s"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    let (ma, mb) = (a["mean_latency_s"].as_f64().unwrap(), b["mean_latency_s"].as_f64().unwrap());
+    assert!((ma - mb).abs() <= 1e-9 * ma, "{ma} vs {mb}");
+    for extra in [["--horizon-s", "10"], ["--trace-csv", "x.csv"]] {
+        let (code, _, err) = kvsched(&[&args[..], &["--stream"], &extra[..]].concat());
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--stream") && err.contains(extra[0]), "{err}");
+    }
+}
+
 /// The simulator accepts the project's A100 calibration file in place of the workload's law.
 #[test]
 fn simulate_accepts_the_a100_calibration() {
