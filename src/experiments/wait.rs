@@ -575,7 +575,11 @@ fn ordering_claim(id: &str, paper: &str, curves: &[Curve], seed: u64) -> ClaimRe
 
 fn sarathi(cap: usize) -> Make {
     Box::new(move |_| {
-        let s = crate::schedulers::sarathi::Sarathi { chunk_size: 512, batch_size_cap: cap };
+        let s = crate::schedulers::sarathi::Sarathi {
+            chunk_size: 512,
+            batch_size_cap: cap,
+            ..Default::default()
+        };
         Box::new(s) as Box<dyn Scheduler>
     })
 }

@@ -42,11 +42,14 @@ pub struct VllmV1 {
     pub max_num_batched_tokens: u64,
     /// Maximum running requests (`max_num_seqs`).
     pub max_num_seqs: usize,
+    /// Take the `O(admissions)` path in the common case (default). Off, every decision takes
+    /// the general `O(running)` path; the plans are the same (tested).
+    pub fast_path: bool,
 }
 
 impl Default for VllmV1 {
     fn default() -> Self {
-        VllmV1 { max_num_batched_tokens: 2048, max_num_seqs: 256 }
+        VllmV1 { max_num_batched_tokens: 2048, max_num_seqs: 256, fast_path: true }
     }
 }
 
@@ -59,6 +62,32 @@ struct Step {
 }
 
 impl VllmV1 {
+    /// The common case in `O(admissions + block)` instead of `O(running)`: no resident is
+    /// mid-prefill, every one fits in the token budget, and one more token fits for all. Then
+    /// the running phase decodes every resident without preempting (a `decode_all` plan) and
+    /// the waiting phase admits as usual: the plan the general path builds, without listing
+    /// the decodes.
+    fn common_case(&self, view: &View<'_>) -> Option<Plan> {
+        let n = view.decode_ready_len();
+        if n != view.running_len() || n as u64 > self.max_num_batched_tokens {
+            return None;
+        }
+        let free = view.kv_free();
+        let growth = view.decode_all_growth(1);
+        if growth > free {
+            return None;
+        }
+        let budget = self.max_num_batched_tokens - n as u64;
+        let mut st = Step { budget, free: free - growth, batch: vec![], evict: vec![] };
+        self.schedule_waiting(view, n, &mut st);
+        let repeat = if st.batch.is_empty() && n > 0 {
+            crate::sched::Repeat::UpTo(view.decode_all_steps_within(free, u64::MAX / 4).max(1))
+        } else {
+            crate::sched::Repeat::Once
+        };
+        Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, repeat })
+    }
+
     /// Schedules running requests; returns how many remain running (not preempted).
     fn schedule_running(&self, view: &View<'_>, running: &[ResidentView], st: &mut Step) -> usize {
         let mut alive = running.len();
@@ -99,13 +128,19 @@ impl VllmV1 {
 
     /// Admits waiting requests FCFS (those evicted in this decision included, by arrival).
     fn schedule_waiting(&self, view: &View<'_>, running: usize, st: &mut Step) {
-        let mut candidates: Vec<(RequestId, Tokens)> =
-            view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
-        for id in &st.evict {
-            let r = view.resident(*id).expect("evicted from residents");
-            candidates.push((*id, r.request().prompt_tokens()));
-        }
-        candidates.sort_by_key(|c| c.0);
+        let waiting = view.waiting().map(|r| (r.id(), r.prompt_tokens()));
+        let candidates: Box<dyn Iterator<Item = (RequestId, Tokens)>> = if st.evict.is_empty() {
+            // The waiting queue is already in arrival (id) order: read only what is admitted.
+            Box::new(waiting)
+        } else {
+            let mut all: Vec<(RequestId, Tokens)> = waiting.collect();
+            for id in &st.evict {
+                let r = view.resident(*id).expect("evicted from residents");
+                all.push((*id, r.request().prompt_tokens()));
+            }
+            all.sort_by_key(|c| c.0);
+            Box::new(all.into_iter())
+        };
         let base = st.batch.len();
         for (id, prompt) in candidates {
             if st.budget == 0 || running + st.batch.len() - base >= self.max_num_seqs {
@@ -133,6 +168,9 @@ impl Scheduler for VllmV1 {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
+        if let Some(plan) = self.fast_path.then(|| self.common_case(view)).flatten() {
+            return plan;
+        }
         let running: Vec<ResidentView> = view.running().collect();
         let mut st = Step {
             budget: self.max_num_batched_tokens,

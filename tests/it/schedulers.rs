@@ -127,8 +127,14 @@ fn policies_small_by_name(name: &str) -> Option<Box<dyn Scheduler>> {
     let base = name.strip_suffix("/small")?;
     let p: Box<dyn Scheduler> = match base {
         "vllm-v0" => Box::new(vllm_v0::VllmV0 { max_num_seqs: 6, max_num_batched_tokens: 40 }),
-        "vllm-v1" => Box::new(vllm_v1::VllmV1 { max_num_batched_tokens: 20, max_num_seqs: 6 }),
-        "sarathi" => Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6 }),
+        "vllm-v1" => Box::new(vllm_v1::VllmV1 {
+            max_num_batched_tokens: 20,
+            max_num_seqs: 6,
+            ..Default::default()
+        }),
+        "sarathi" => {
+            Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6, ..Default::default() })
+        }
         "sglang" => Box::new(small_sglang()),
         "orca" => Box::new(orca::Orca { max_output_tokens: 16, max_batch_size: 4 }),
         "alpha-clear" => Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5 }),
@@ -294,4 +300,43 @@ fn vllm_v0_capacity_for_one_request_serves_in_order() {
         assert_eq!(r.finish_ns, Some(Nanos(t * (i as u64 + 1))), "request {i}");
         assert_eq!(r.evictions, 0);
     }
+}
+
+/// vLLM v1's and Sarathi's common-case path (`decode_all` plans, `O(admissions)`) decides
+/// exactly what their general path decides: identical records and iteration counts with the
+/// fast path on and off, in every regime (evictions and full memory included), with default
+/// and small parameters.
+#[test]
+fn fast_paths_decide_what_the_general_paths_decide() {
+    let base = common::seed(0xFA57);
+    type Make = fn(bool) -> Box<dyn Scheduler>;
+    let variants: [(&str, Make); 4] = [
+        ("vllm-v1", |f| Box::new(vllm_v1::VllmV1 { fast_path: f, ..Default::default() })),
+        ("sarathi", |f| Box::new(sarathi::Sarathi { fast_path: f, ..Default::default() })),
+        ("vllm-v1/small", |f| {
+            Box::new(vllm_v1::VllmV1 { max_num_batched_tokens: 20, max_num_seqs: 6, fast_path: f })
+        }),
+        ("sarathi/small", |f| {
+            Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6, fast_path: f })
+        }),
+    ];
+    let mut evictions = 0;
+    for (name, make_it) in variants {
+        for &regime in &REGIMES {
+            for i in 0..SEEDS_PER_REGIME {
+                let seed = kvsched::prng::derive_seed(base, i);
+                let inst = instance(seed, regime);
+                let go = |fast: bool| {
+                    let opts = SimOptions { check: Check::On, ..Default::default() };
+                    simulate(&inst, make_it(fast).as_mut(), opts).expect("valid run")
+                };
+                let (fast, general) = (go(true), go(false));
+                let ctx = format!("{name} {regime:?}\n{}", common::replay(base, "fast_paths"));
+                assert_eq!(fast.requests, general.requests, "{ctx}");
+                assert_eq!(fast.steps, general.steps, "{ctx}");
+                evictions += fast.evictions;
+            }
+        }
+    }
+    assert!(evictions > 0, "the generator never reached an eviction");
 }
