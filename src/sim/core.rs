@@ -133,10 +133,6 @@ impl Slots {
         self.base += 1;
         Some(s)
     }
-    /// The slots in the window, by id.
-    pub fn iter(&self) -> impl Iterator<Item = &Slot> {
-        self.slots.iter()
-    }
     /// Removes every slot from the window, by id.
     pub fn drain(&mut self) -> impl Iterator<Item = Slot> + '_ {
         self.base += self.slots.len() as u32;
@@ -323,11 +319,6 @@ impl Core {
     /// Members of the decode group (resident requests whose prompt is complete).
     pub fn decode_ready(&self) -> u64 {
         self.group.n
-    }
-
-    /// Whether `id` is in the decode group.
-    pub fn in_group(&self, id: RequestId) -> bool {
-        self.slots.get(id).is_some_and(|s| s.in_group)
     }
 
     /// Footprint growth of `k` iterations that decode every member of the group.
