@@ -208,6 +208,17 @@ fn seeds_of(seed: u64) -> Vec<u64> {
     vec![seed]
 }
 
+/// What a log-log slope claim asserts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlopeKind {
+    /// Growth like `x^paper`: the 95% interval must contain `paper`.
+    Exact,
+    /// `O(1)` (bounded): refuted only by growth, i.e. when the whole interval lies above 0.
+    Bounded,
+    /// `Omega(1)` (does not vanish): refuted only by decay, when the whole interval is below 0.
+    NotVanishing,
+}
+
 /// A slope claim: supported when the 95% interval contains `paper`.
 pub fn slope_claim(
     id: &str,
@@ -217,13 +228,39 @@ pub fn slope_claim(
     seed: u64,
     notes: String,
 ) -> ClaimResult {
+    slope_claim_kind(id, label, paper, SlopeKind::Exact, fit, seed, notes)
+}
+
+/// A slope claim of the given kind (`paper` is 0 for the one-sided kinds). An `O(1)` latency
+/// is not contradicted by a slightly falling one: before this distinction, the full-scale run
+/// of W-THM2 measured a latency slope of -0.003 with the interval [-0.006, -0.0004] and was
+/// reported "not supported" for excluding 0 (recorded in BENCHMARKS.md).
+pub fn slope_claim_kind(
+    id: &str,
+    label: &str,
+    paper: f64,
+    kind: SlopeKind,
+    fit: &Result<SlopeFit, stats::StatsError>,
+    seed: u64,
+    notes: String,
+) -> ClaimResult {
     let (measured, ci, verdict) = match fit {
         Ok(f) => {
             let s = f.slope;
-            let v = if s.contains(paper) {
+            let ok = match kind {
+                SlopeKind::Exact => s.contains(paper),
+                SlopeKind::Bounded => s.lo <= paper,
+                SlopeKind::NotVanishing => s.hi >= paper,
+            };
+            let v = if ok {
                 Verdict::Supported
             } else {
-                Verdict::NotSupported(format!("95% CI [{:.3}, {:.3}] excludes {paper}", s.lo, s.hi))
+                let why = match kind {
+                    SlopeKind::Exact => "excludes",
+                    SlopeKind::Bounded => "lies above (growth)",
+                    SlopeKind::NotVanishing => "lies below (decay)",
+                };
+                Verdict::NotSupported(format!("95% CI [{:.3}, {:.3}] {why} {paper}", s.lo, s.hi))
             };
             (Some(s.estimate), Some((s.lo, s.hi)), v)
         }
@@ -290,7 +327,15 @@ pub fn thm1(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
         slope_claim("W-THM1-CRITICAL", "gap", -0.5, &sc.slope(|r| r.gap), seed, note(&sc)),
         slope_claim("W-THM1-CRITICAL", "latency", 0.5, &sc.slope(|r| r.latency), seed, note(&sc)),
         slope_claim("W-THM1-SLACK", "gap", -1.0, &ss.slope(|r| r.gap), seed, note(&ss)),
-        slope_claim("W-THM1-SLACK", "latency", 0.0, &ss.slope(|r| r.latency), seed, note(&ss)),
+        slope_claim_kind(
+            "W-THM1-SLACK",
+            "latency",
+            0.0,
+            SlopeKind::Bounded,
+            &ss.slope(|r| r.latency),
+            seed,
+            note(&ss),
+        ),
     ];
     (out, sc, ss)
 }
@@ -351,7 +396,15 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
     let mut out = vec![
         freq,
         slope_claim("W-THM2", "gap", -1.0, &sweep.slope(|r| r.gap), seed, note.clone()),
-        slope_claim("W-THM2", "latency", 0.0, &sweep.slope(|r| r.latency), seed, note),
+        slope_claim_kind(
+            "W-THM2",
+            "latency",
+            0.0,
+            SlopeKind::Bounded,
+            &sweep.slope(|r| r.latency),
+            seed,
+            note,
+        ),
     ];
     let mut rep = claim(
         "W-THM2",
@@ -400,7 +453,15 @@ pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
     };
     let out = vec![
         c,
-        slope_claim("W-PROP3", "FCFS gap slope", 0.0, &ff, seed, String::new()),
+        slope_claim_kind(
+            "W-PROP3",
+            "FCFS gap slope",
+            0.0,
+            SlopeKind::NotVanishing,
+            &ff,
+            seed,
+            String::new(),
+        ),
         slope_claim("W-PROP3", "WAIT gap slope", -0.5, &fw, seed, String::new()),
     ];
     (out, fcfs, wait)
