@@ -21,10 +21,9 @@ use crate::opt::round_sim::{simulate as round_simulate, Fcfs, Mcsf, RoundPolicy}
 use crate::opt::semi_online::exact_all_at_zero;
 use crate::prng::{derive_seed, stream, Stream};
 use kvsched_spec::rounds::{
-    check_schedule, lemma47_bound, volume_bound_all_at_zero, RoundInstance, RoundRequest,
+    check_schedule, lemma47_bound, volume_bound_all_at_zero, RoundInstance,
 };
 use kvsched_verify::stats;
-use rand::Rng;
 use serde::Serialize;
 
 /// `spec/CLAIMS.md`, embedded so that the binary works from any directory.
@@ -719,25 +718,12 @@ fn mcsf_thm_o1(ctx: &Ctx) -> Vec<ClaimResult> {
     vec![r]
 }
 
-fn tiny_all_at_zero(rng: &mut crate::prng::Prng) -> RoundInstance {
-    let m = rng.random_range(4..=9u64);
-    let n = rng.random_range(1..=6usize);
-    let requests = (0..n)
-        .map(|_| {
-            let s = rng.random_range(1..=3u64.min(m - 1));
-            let o = rng.random_range(1..=(m - s).min(3));
-            RoundRequest { arrival_round: 0, prompt_tokens: s, output_tokens: o }
-        })
-        .collect();
-    RoundInstance::new(m, requests)
-}
-
 fn mcsf_semi_online(ctx: &Ctx) -> Vec<ClaimResult> {
     let mut rng = stream(ctx.seed, Stream::Instances);
     let cases = if ctx.scale == Scale::Quick { 60 } else { 400 };
     let (mut agree, mut total) = (0u64, 0u64);
     for _ in 0..cases {
-        let inst = tiny_all_at_zero(&mut rng);
+        let inst = crate::opt::families::tiny(&mut rng, true);
         if !inst.validate().is_empty() {
             continue;
         }

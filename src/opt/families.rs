@@ -46,6 +46,23 @@ pub fn synthetic_sized(seed: u64, online: bool, n_lo: usize, n_hi: usize) -> Rou
     RoundInstance::new(m, requests)
 }
 
+/// A random tiny instance (n <= 6, M in 4..=9, prompts and outputs up to 3), all arriving at 0
+/// or at rounds 0..=3, drawn from `rng`: the exhaustive-agreement instances (IP, exact DP,
+/// branch-and-bound and brute force agree on every one).
+pub fn tiny(rng: &mut crate::prng::Prng, all_at_zero: bool) -> RoundInstance {
+    let m = rng.random_range(4..=9u64);
+    let n = rng.random_range(1..=6usize);
+    let requests = (0..n)
+        .map(|_| {
+            let s = rng.random_range(1..=3u64.min(m - 1));
+            let o = rng.random_range(1..=(m - s).min(3));
+            let a = if all_at_zero { 0 } else { rng.random_range(0..=3) };
+            RoundRequest { arrival_round: a, prompt_tokens: s, output_tokens: o }
+        })
+        .collect();
+    RoundInstance::new(m, requests)
+}
+
 /// Identical prompts, all at 0, `o ~ U[1, max_o]`, `M = 2(s + max_o)`: the four conditions of
 /// the paper's Theorem 4.3 (with exact predictions, α = 1).
 pub fn identical_prompts(seed: u64, n: usize, s: u64, max_o: u64) -> RoundInstance {

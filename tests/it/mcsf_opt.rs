@@ -7,7 +7,7 @@ use kvsched::opt::bnb::{solve_bnb, BnbOptions};
 use kvsched::opt::brute::brute_force;
 use kvsched::opt::families::{
     hetero_sqrt_m, identical_prompts, loglog_slope, sqrt_n_adversary, stochastic, synthetic,
-    synthetic_sized, yao_alg_lower, yao_instance, yao_opt, yao_point,
+    synthetic_sized, tiny, yao_alg_lower, yao_instance, yao_opt, yao_point,
 };
 use kvsched::opt::ip::{solve_ip, IpOptions, IpSolution};
 use kvsched::opt::lp::{solve_lp, solve_lp_cuts};
@@ -93,21 +93,6 @@ fn bad_instance_errors_name_file_and_field() {
     std::fs::write(&p, "memory_tokens = 5\nrequests = [\n{ arrival = 0 }]\n").unwrap();
     let e = kvsched::cli::opt::load_instance(&p).unwrap_err();
     assert!(e.contains("round_bad.toml") && e.contains("line 3"), "{e}");
-}
-
-/// A random tiny instance (n ≤ 6, small M) from the test's stream.
-fn tiny(rng: &mut kvsched::prng::Prng, all_at_zero: bool) -> RoundInstance {
-    let m = rng.random_range(4..=9u64);
-    let n = rng.random_range(1..=6usize);
-    let requests = (0..n)
-        .map(|_| {
-            let s = rng.random_range(1..=3u64.min(m - 1));
-            let o = rng.random_range(1..=(m - s).min(3));
-            let a = if all_at_zero { 0 } else { rng.random_range(0..=3) };
-            req(a, s, o)
-        })
-        .collect();
-    RoundInstance::new(m, requests)
 }
 
 /// Checks M-V1-SEMI-ONLINE (MC-SF paper v1/v2 abstract [A]): exact optimality in the
