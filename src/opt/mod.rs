@@ -20,4 +20,5 @@ pub mod lp;
 pub mod mcsf_core;
 pub mod regret;
 pub mod round_sim;
+pub mod search;
 pub mod semi_online;

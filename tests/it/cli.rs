@@ -197,3 +197,40 @@ fn length_distributions_follow_their_parameters() {
     let n20 = (0..4000).filter(|_| e.sample(&mut rng) == 20).count() as f64;
     assert!((n20 / 4000.0 - 0.75).abs() < 0.03, "share of 20: {}", n20 / 4000.0);
 }
+
+/// `kvsched opt`: proves the small example optimal (JSON keys and the schedule's latency
+/// agree), and on a paper-size synthetic instance starts from the local search, which beats
+/// MC-SF, and says the time-limited answer is not proven.
+#[test]
+fn opt_reports_proof_status_and_search_warm_start() {
+    let (code, out, err) = kvsched(&["opt", &path("tests/data/round_example.toml"), "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    assert_eq!(v["proven_optimal"], true, "{v}");
+    let total = v["total_latency"].as_u64().unwrap();
+    let sum: u64 =
+        v["schedule"].as_array().unwrap().iter().map(|r| r["latency"].as_u64().unwrap()).sum();
+    assert_eq!(sum, total);
+    assert!(total <= v["mcsf_total_latency"].as_u64().unwrap());
+
+    let inst = kvsched::opt::families::synthetic(kvsched::prng::derive_seed(1, 0), false);
+    let dir = std::env::temp_dir().join(format!("kvsched-cli-opt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("synthetic.json");
+    std::fs::write(&p, serde_json::to_string(&inst).unwrap()).unwrap();
+    let p = p.to_string_lossy().to_string();
+    let args = ["opt", &p, "--json", "--time-limit-s", "0.2", "--search-iters", "2000"];
+    let (code, out, err) = kvsched(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let mc = v["mcsf_total_latency"].as_u64().unwrap();
+    let found = v["search_total_latency"].as_u64().unwrap();
+    let best = v["total_latency"].as_u64().unwrap();
+    assert!(best <= found && found < mc, "{best} {found} {mc}");
+    assert_eq!(v["proven_optimal"], false);
+    assert!(v["lower_bound"].as_f64().unwrap() <= best as f64);
+    let (code, text, err) =
+        kvsched(&["opt", &p, "--time-limit-s", "0.2", "--search-iters", "2000"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(text.contains("best total latency") && text.contains("NOT proven optimal"), "{text}");
+}
