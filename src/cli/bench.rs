@@ -59,23 +59,28 @@ fn time_run(
 fn run_inner(args: &Args) -> Result<(), String> {
     let parsed = WorkloadFile::parse("lmsys-like.toml", LMSYS).map_err(|e| e.to_string())?;
     let lmsys = at_half_lambda_max(parsed)?;
-    println!("# requests sweep: lmsys-like mix at 0.5 lambda_max, seed {}", args.seed);
+    outln!("# requests sweep: lmsys-like mix at 0.5 lambda_max, seed {}", args.seed);
     let cols = ("scheduler", "requests", "wall_s", "ns/request", "iterations", "peak_held");
-    println!(
+    outln!(
         "{:<10} {:<10} {:>10} {:>12} {:>12} {:>10}",
-        cols.0, cols.1, cols.2, cols.3, cols.4, cols.5
+        cols.0,
+        cols.1,
+        cols.2,
+        cols.3,
+        cols.4,
+        cols.5
     );
     let mut n = 10_000u64;
     while n <= args.max_requests {
         for s in ["vllm-v0", "sarathi"] {
             let (wall, steps, held) = time_run(&lmsys, s, n, args.seed)?;
             let per = wall * 1e9 / n as f64;
-            println!("{s:<10} {n:<10} {wall:>10.3} {per:>12.0} {steps:>12} {held:>10}");
+            outln!("{s:<10} {n:<10} {wall:>10.3} {per:>12.0} {steps:>12} {held:>10}");
         }
         n *= 10;
     }
-    println!("\n# output-length sweep: prompt 60, 20,000 requests at 0.5 lambda_max, vllm-v0");
-    println!("{:<10} {:>10} {:>12} {:>12}", "output", "wall_s", "ns/request", "iterations");
+    outln!("\n# output-length sweep: prompt 60, 20,000 requests at 0.5 lambda_max, vllm-v0");
+    outln!("{:<10} {:>10} {:>12} {:>12}", "output", "wall_s", "ns/request", "iterations");
     for out in [20u64, 50, 200, 500, 1000, 2000] {
         let mut w = lmsys.clone();
         w.classes.truncate(1);
@@ -83,7 +88,7 @@ fn run_inner(args: &Args) -> Result<(), String> {
         w.classes[0].rate_per_s = 1.0;
         let w = at_half_lambda_max(w)?;
         let (wall, steps, _) = time_run(&w, "vllm-v0", 20_000, args.seed)?;
-        println!("{out:<10} {wall:>10.3} {:>12.0} {steps:>12}", wall * 1e9 / 20_000.0);
+        outln!("{out:<10} {wall:>10.3} {:>12.0} {steps:>12}", wall * 1e9 / 20_000.0);
     }
     Ok(())
 }

@@ -54,16 +54,19 @@ pub fn run(args: &Args) -> ExitCode {
         Err(e) => return super::input_error(format!("{name}: {e}")),
     };
     if report.is_valid() {
-        println!(
+        outln!(
             "{name}: valid ({} records, {} requests, {} iterations, {} completed)",
-            report.records, report.requests, report.steps, report.completed
+            report.records,
+            report.requests,
+            report.steps,
+            report.completed
         );
         return ExitCode::SUCCESS;
     }
     for v in &report.violations {
-        println!("{name}:{}: {}", v.line, v.kind);
+        outln!("{name}:{}: {}", v.line, v.kind);
     }
-    println!("{name}: {} violation(s)", report.violations.len());
+    outln!("{name}: {} violation(s)", report.violations.len());
     ExitCode::from(1)
 }
 
@@ -73,15 +76,18 @@ fn run_engine(name: &str, bytes: &[u8]) -> ExitCode {
         Err(e) => return super::input_error(format!("{name}: {e}")),
     };
     if report.is_valid() {
-        println!(
+        outln!(
             "{name}: valid engine log ({} steps, {} requests, {} finished, {} preemptions)",
-            report.steps, report.requests, report.finished, report.preemptions
+            report.steps,
+            report.requests,
+            report.finished,
+            report.preemptions
         );
         return ExitCode::SUCCESS;
     }
     for v in &report.violations {
-        println!("{name}:{}: {}", v.line, v.kind);
+        outln!("{name}:{}: {}", v.line, v.kind);
     }
-    println!("{name}: {} violation(s)", report.violations.len());
+    outln!("{name}: {} violation(s)", report.violations.len());
     ExitCode::from(1)
 }

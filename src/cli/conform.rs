@@ -140,7 +140,7 @@ pub fn run(args: &Args) -> ExitCode {
         },
     };
     write_report(args.report.as_deref(), &report);
-    print!("{}", report.summary());
+    out!("{}", report.summary());
     if report.scenarios.iter().all(|s| s.verdict.code == "spawn_failed") {
         return super::input_error("the scheduler command could not be started");
     }
@@ -153,7 +153,7 @@ fn battery(args: &Args, command: &ExternalCommand) -> Result<ConformReport, Stri
     let mut done = Vec::new();
     let started = std::time::Instant::now();
     let report = run_battery(command, &list, &cfg, &mut |s| {
-        println!("  {:<12} seed {:<3} {}", s.scenario, s.seed, s.verdict.code);
+        outln!("  {:<12} seed {:<3} {}", s.scenario, s.seed, s.verdict.code);
         done.push(s.clone());
         let partial = crate::conform::partial_report(command_label(command), &done, &cfg, started);
         write_report(args.report.as_deref(), &partial);
@@ -161,7 +161,7 @@ fn battery(args: &Args, command: &ExternalCommand) -> Result<ConformReport, Stri
     if let Some(sh) = &report.shrunk {
         let text = serde_json::to_string_pretty(&sh.replay).expect("replays serialize");
         match std::fs::write(&args.replay_out, text + "\n") {
-            Ok(()) => println!("replay saved to {}", args.replay_out.display()),
+            Ok(()) => outln!("replay saved to {}", args.replay_out.display()),
             Err(e) => eprintln!("error: {}: cannot write replay: {e}", args.replay_out.display()),
         }
     }

@@ -35,11 +35,11 @@ pub fn run(args: &Args) -> ExitCode {
     };
     if args.json {
         match serde_json::to_string_pretty(&sol) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => return super::input_error(e),
         }
     } else {
-        print!("{}", table(&sol));
+        out!("{}", table(&sol));
     }
     ExitCode::SUCCESS
 }

@@ -175,46 +175,62 @@ fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) 
         "search_total_latency": b.search,
         "schedule": schedule,
     });
-    println!("{v}");
+    outln!("{v}");
 }
 
 fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) {
-    println!("instance: {} (n = {}, M = {})", path.display(), inst.len(), inst.memory_tokens);
+    outln!("instance: {} (n = {}, M = {})", path.display(), inst.len(), inst.memory_tokens);
     let status = if sol.proven_optimal { "proven optimal" } else { "NOT proven optimal" };
     let what = if sol.proven_optimal { "optimal" } else { "best" };
-    println!("{what} total latency: {} ({status})", sol.total_latency);
-    println!("method: {method}");
-    println!("lower bound ({method}): {:.3}", sol.lower_bound);
+    outln!("{what} total latency: {} ({status})", sol.total_latency);
+    outln!("method: {method}");
+    outln!("lower bound ({method}): {:.3}", sol.lower_bound);
     if method == "ip" {
-        println!(
+        outln!(
             "solve time: {:.3} s ({} binaries, {} memory rows)",
-            sol.solve_time_s, sol.num_vars, sol.num_rows
+            sol.solve_time_s,
+            sol.num_vars,
+            sol.num_rows
         );
     } else {
-        println!("solve time: {:.3} s", sol.solve_time_s);
+        outln!("solve time: {:.3} s", sol.solve_time_s);
     }
     if let Some(m) = b.mcsf {
-        println!("MC-SF total latency: {m} (ratio {:.4})", m as f64 / sol.total_latency as f64);
+        outln!("MC-SF total latency: {m} (ratio {:.4})", m as f64 / sol.total_latency as f64);
+        if !sol.proven_optimal {
+            // Any feasible schedule bounds OPT from above, the solver's bound from below.
+            outln!(
+                "bracket: OPT in [{:.0}, {}], so MC-SF / OPT in [{:.4}, {:.4}]",
+                sol.lower_bound.ceil(),
+                sol.total_latency,
+                m as f64 / sol.total_latency as f64,
+                m as f64 / sol.lower_bound.ceil().max(1.0)
+            );
+        }
     }
     if let Some(v) = b.search {
-        println!("local search (list scheduling, warm start): {v}");
+        outln!("local search (list scheduling, warm start): {v}");
     }
-    println!("bound sum(o): {}", b.floor);
+    outln!("bound sum(o): {}", b.floor);
     if let Some(v) = b.volume {
-        println!("bound volume (all at 0): {v}");
+        outln!("bound volume (all at 0): {v}");
     }
     if let Some(v) = b.lemma47 {
-        println!("bound Lemma 4.7 (identical prompts, all at 0): {v:.3}");
+        outln!("bound Lemma 4.7 (identical prompts, all at 0): {v:.3}");
     }
     if let Some((v, t)) = b.lp {
-        println!("bound LP relaxation: {v:.3} ({t:.3} s)");
+        outln!("bound LP relaxation: {v:.3} ({t:.3} s)");
     }
-    println!(
+    outln!(
         "schedule:\n  {:>4} {:>8} {:>6} {:>10} {:>8}",
-        "id", "arrival", "start", "completion", "latency"
+        "id",
+        "arrival",
+        "start",
+        "completion",
+        "latency"
     );
     for (i, (r, &k)) in inst.requests.iter().zip(&sol.starts).enumerate() {
         let c = k + r.output_tokens;
-        println!("  {i:>4} {:>8} {k:>6} {c:>10} {:>8}", r.arrival_round, c - r.arrival_round);
+        outln!("  {i:>4} {:>8} {k:>6} {c:>10} {:>8}", r.arrival_round, c - r.arrival_round);
     }
 }

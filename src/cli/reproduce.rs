@@ -50,7 +50,7 @@ pub fn run(args: &Args) -> ExitCode {
     if let Err(e) = report::write(&r, &args.out) {
         return super::input_error(e);
     }
-    print!("{}", report::summary_table(&r.claims));
+    out!("{}", report::summary_table(&r.claims));
     let count = |v: &str| r.claims.iter().filter(|c| c.verdict == v).count();
     eprintln!(
         "{} claims: {} supported, {} not supported, {} not reproducible here; report in {} \

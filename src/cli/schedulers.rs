@@ -14,10 +14,10 @@ pub struct Args {
 pub fn run(args: &Args) -> ExitCode {
     let catalog = crate::schedulers::catalog();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&catalog).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&catalog).expect("json"));
     } else {
         for e in catalog {
-            println!("{:<16} {}\n{:<16} parameters: {}", e.name, e.models, "", e.parameters);
+            outln!("{:<16} {}\n{:<16} parameters: {}", e.name, e.models, "", e.parameters);
         }
     }
     ExitCode::SUCCESS

@@ -263,7 +263,7 @@ fn report(
             "error": error.as_ref().map(|e| e.to_string()),
         });
         v.as_object_mut().expect("object").extend(flat.as_object().expect("object").clone());
-        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print_table(&summary, args.seed);
     }
@@ -277,25 +277,26 @@ fn report(
 }
 
 fn print_table(s: &crate::sim::Summary, seed: u64) {
-    println!("scheduler            {}   (seed {seed})", s.scheduler);
-    println!(
+    outln!("scheduler            {}   (seed {seed})", s.scheduler);
+    outln!(
         "requests             {} ({} completed, {:.1}%)",
         s.requests,
         s.completed,
         100.0 * s.completion_rate
     );
-    println!("window               middle {:.0}% of requests by arrival", 100.0 * s.window);
-    println!("                     mean      p50       p90       p99");
+    outln!("window               middle {:.0}% of requests by arrival", 100.0 * s.window);
+    outln!("                     mean      p50       p90       p99");
     for (name, d) in
         [("latency (s)", &s.latency_s), ("TTFT (s)", &s.ttft_s), ("TPOT (s)", &s.tpot_s)]
     {
-        println!("{name:<20} {:<9.4} {:<9.4} {:<9.4} {:<9.4}", d.mean, d.p50, d.p90, d.p99);
+        outln!("{name:<20} {:<9.4} {:<9.4} {:<9.4} {:<9.4}", d.mean, d.p50, d.p90, d.p99);
     }
-    println!(
+    outln!(
         "throughput           {:.1} tokens/s, {:.3} requests/s",
-        s.throughput_tokens_per_s, s.completions_per_s
+        s.throughput_tokens_per_s,
+        s.completions_per_s
     );
-    println!("evictions            {} (restart rate {:.2}%)", s.evictions, 100.0 * s.restart_rate);
-    println!("KV utilisation       {:.1}% (time average)", 100.0 * s.kv_utilization_mean);
-    println!("simulated time       {:.1} s in {} iterations", s.simulated_time_s, s.steps);
+    outln!("evictions            {} (restart rate {:.2}%)", s.evictions, 100.0 * s.restart_rate);
+    outln!("KV utilisation       {:.1}% (time average)", 100.0 * s.kv_utilization_mean);
+    outln!("simulated time       {:.1} s in {} iterations", s.simulated_time_s, s.steps);
 }

@@ -204,3 +204,20 @@ pub fn loglog_slope(xs: &[f64], ys: &[f64]) -> f64 {
     let var: f64 = lx.iter().map(|x| (x - mx) * (x - mx)).sum();
     cov / var
 }
+
+/// `inst` in the round-model TOML format of `spec/ROUNDS.md`, one request per line (what
+/// `kvsched opt` reads back unchanged).
+pub fn to_toml(inst: &RoundInstance) -> String {
+    let mut out = format!(
+        "format_version = {}\nmemory_tokens = {}\nrequests = [\n",
+        inst.format_version, inst.memory_tokens
+    );
+    for r in &inst.requests {
+        out.push_str(&format!(
+            "  {{ arrival_round = {}, prompt_tokens = {}, output_tokens = {} }},\n",
+            r.arrival_round, r.prompt_tokens, r.output_tokens
+        ));
+    }
+    out.push_str("]\n");
+    out
+}

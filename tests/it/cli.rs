@@ -234,3 +234,24 @@ fn opt_reports_proof_status_and_search_warm_start() {
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("best total latency") && text.contains("NOT proven optimal"), "{text}");
 }
+
+/// A reader that closes the pipe early (`kvsched opt … | head -1`) ends the command quietly:
+/// exit 0, no panic message (before `outln!`, this panicked with exit 101).
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let child = Command::new(env!("CARGO_BIN_EXE_kvsched"))
+        .args(["opt", &path("tests/data/round_synthetic_0.toml"), "--time-limit-s", "0.2"])
+        .args(["--search-iters", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // Close the read end before the child prints anything (it searches and solves first):
+    // its first write fails with a broken pipe.
+    let mut child = child;
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -81,6 +81,18 @@ fn opt_schedule_replays_through_spec() {
     }
 }
 
+/// `tests/data/round_synthetic_0.toml` is trial 0 of the all-at-0 M-SYNTH instances, written by
+/// `families::to_toml` (`cargo run --example round_instance -- trial:0`), and reads back equal.
+#[test]
+fn synthetic_example_file_is_the_generators_trial_zero() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/round_synthetic_0.toml");
+    let inst = synthetic(derive_seed(1, 0), false);
+    let text = std::fs::read_to_string(&path).expect("file present");
+    assert_eq!(text, kvsched::opt::families::to_toml(&inst));
+    assert_eq!(kvsched::cli::opt::load_instance(&path).expect("loads"), inst);
+}
+
 #[test]
 fn bad_instance_errors_name_file_and_field() {
     let dir = std::env::temp_dir().join(format!("kvsched-opt-{}", std::process::id()));
@@ -263,6 +275,7 @@ fn search_is_deterministic_and_beats_mcsf_at_paper_size() {
     let b = improve(&inst, &s, &opts, &mut stream(7, Stream::Policy));
     assert_eq!(a, b);
     assert_eq!(check_schedule(&inst, &a.starts), Ok(a.total_latency));
+    assert_eq!(spec_total_latency(&inst, &a.starts), a.total_latency, "spec replay");
     assert!(a.total_latency < mc, "MC-SF {mc}, search {}", a.total_latency);
 }
 
