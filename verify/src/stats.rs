@@ -2,6 +2,8 @@
 //!
 //! - [`mean_ci`]: sample mean with a two-sided Student-t confidence interval.
 //! - [`wilson`] and [`clopper_pearson`]: intervals for a proportion.
+//! - [`linear_slope`]: least-squares slope of `y` on `x` with a Student-t interval (a regret
+//!   that should stay flat).
 //! - [`loglog_slope`]: least-squares slope of `ln y` on `ln x` with a Student-t interval, for
 //!   scaling claims ("latency grows like n^k").
 //! - [`Verdict`]: whether an interval supports a value reported in a paper.
@@ -156,14 +158,6 @@ pub struct SlopeFit {
 
 /// Fits `ln y` on `ln x` (needs 3 points, positive finite values, two distinct x).
 pub fn loglog_slope(xs: &[f64], ys: &[f64], confidence: f64) -> Result<SlopeFit, StatsError> {
-    if xs.len() != ys.len() {
-        let m = format!("{} x values and {} y values", xs.len(), ys.len());
-        return Err(StatsError::BadParameter(m));
-    }
-    let n = xs.len();
-    if n < 3 {
-        return Err(StatsError::TooFewSamples { got: n, need: 3 });
-    }
     let logs = |v: &[f64]| -> Result<Vec<f64>, StatsError> {
         v.iter()
             .map(|&x| match x.is_finite() && x > 0.0 {
@@ -172,19 +166,43 @@ pub fn loglog_slope(xs: &[f64], ys: &[f64], confidence: f64) -> Result<SlopeFit,
             })
             .collect()
     };
-    let (lx, ly) = (logs(xs)?, logs(ys)?);
+    if xs.len() != ys.len() {
+        let m = format!("{} x values and {} y values", xs.len(), ys.len());
+        return Err(StatsError::BadParameter(m));
+    }
+    if xs.len() < 3 {
+        return Err(StatsError::TooFewSamples { got: xs.len(), need: 3 });
+    }
+    linear_slope(&logs(xs)?, &logs(ys)?, confidence)
+}
+
+/// Ordinary least squares `y = intercept + slope * x` with a Student-t interval on the slope
+/// (needs 3 points, finite values, two distinct x). For `O(1)`-type claims where `y` can be 0
+/// (a regret), which a log-log fit cannot take.
+pub fn linear_slope(xs: &[f64], ys: &[f64], confidence: f64) -> Result<SlopeFit, StatsError> {
+    if xs.len() != ys.len() {
+        let m = format!("{} x values and {} y values", xs.len(), ys.len());
+        return Err(StatsError::BadParameter(m));
+    }
+    let n = xs.len();
+    if n < 3 {
+        return Err(StatsError::TooFewSamples { got: n, need: 3 });
+    }
+    if let Some(v) = xs.iter().chain(ys).find(|v| !v.is_finite()) {
+        return Err(StatsError::BadValue(format!("{v}: expected a finite value")));
+    }
     let nf = n as f64;
-    let (mx, my) = (lx.iter().sum::<f64>() / nf, ly.iter().sum::<f64>() / nf);
-    let sxx: f64 = lx.iter().map(|x| (x - mx).powi(2)).sum();
-    let sxy: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let syy: f64 = ly.iter().map(|y| (y - my).powi(2)).sum();
+    let (mx, my) = (xs.iter().sum::<f64>() / nf, ys.iter().sum::<f64>() / nf);
+    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let syy: f64 = ys.iter().map(|y| (y - my).powi(2)).sum();
     if sxx == 0.0 {
         return Err(StatsError::BadValue("all x values are equal".into()));
     }
     let slope = sxy / sxx;
     let intercept = my - slope * mx;
     // Residuals directly, not Syy - slope * Sxy, which cancels catastrophically on exact fits.
-    let sse: f64 = lx.iter().zip(&ly).map(|(x, y)| (y - intercept - slope * x).powi(2)).sum();
+    let sse: f64 = xs.iter().zip(ys).map(|(x, y)| (y - intercept - slope * x).powi(2)).sum();
     let se = (sse / (nf - 2.0) / sxx).sqrt();
     let half = t_quantile(confidence, nf - 2.0)? * se;
     let r_squared = if syy == 0.0 { 1.0 } else { 1.0 - sse / syy };
@@ -299,6 +317,19 @@ mod tests {
         close("width", fit.slope.hi - fit.slope.lo, 0.0, 1e-9);
         close("intercept", fit.intercept, 3f64.ln(), 1e-12);
         close("r2", fit.r_squared, 1.0, 1e-12);
+    }
+
+    #[test]
+    fn linear_slope_of_a_line_and_of_noise() {
+        let xs = [10.0, 20.0, 30.0, 40.0];
+        let fit = linear_slope(&xs, &[3.0, 5.0, 7.0, 9.0], 0.95).unwrap();
+        assert!((fit.slope.estimate - 0.2).abs() < 1e-12 && fit.slope.hi - fit.slope.lo < 1e-9);
+        assert!((fit.intercept - 1.0).abs() < 1e-9);
+        // Flat data with scatter: the interval contains 0; zeros are allowed.
+        let fit = linear_slope(&xs, &[0.0, 2.0, 0.0, 2.0], 0.95).unwrap();
+        assert!(fit.slope.lo < 0.0 && fit.slope.hi > 0.0, "{:?}", fit.slope);
+        assert!(linear_slope(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0], 0.95).is_err());
+        assert!(linear_slope(&[1.0, 2.0, 3.0], &[1.0, f64::NAN, 3.0], 0.95).is_err());
     }
 
     #[test]
