@@ -45,6 +45,7 @@ fn main() {
                     warm_start: Some(s.clone()),
                     background: vec![],
                     clique_k: kk,
+                    node_limit: None,
                 };
                 let sol = solve_ip(&inst, &opts).expect("IP runs");
                 line += &format!(

@@ -105,6 +105,7 @@ pub fn run(args: &Args) -> ExitCode {
             warm_start: warm,
             background: vec![],
             clique_k: 0,
+            node_limit: None,
         };
         solve_ip(&inst, &opts)
     };

@@ -31,6 +31,10 @@ use std::time::Instant;
 pub struct IpOptions {
     /// Wall-clock limit for HiGHS, seconds (`None`: no limit).
     pub time_limit_s: Option<f64>,
+    /// Branch-and-bound node limit for HiGHS (`mip_max_nodes`; `None`: no limit). Unlike the
+    /// time limit it does not depend on the machine or its load: HiGHS's MIP search is
+    /// deterministic, so a node-limited solve returns the same schedule everywhere.
+    pub node_limit: Option<u64>,
     /// A feasible schedule: used as the MIP start and to tighten the windows.
     pub warm_start: Option<Vec<u64>>,
     /// Memory already used at round `t` by requests outside the instance (index `t`; missing
@@ -180,12 +184,17 @@ pub fn solve_ip(inst: &RoundInstance, opts: &IpOptions) -> Result<IpSolution, St
     if let Some(tl) = opts.time_limit_s {
         m.set_option("time_limit", tl);
     }
+    if let Some(nodes) = opts.node_limit {
+        m.set_option("mip_max_nodes", i32::try_from(nodes).unwrap_or(i32::MAX));
+    }
     if let Some((_, w)) = &warm {
         let x: Vec<f64> = model.cols.iter().map(|&(i, k)| f64::from(u8::from(w[i] == k))).collect();
         let _ = m.try_set_solution(Some(&x), None, None, None);
     }
     let solved = m.try_solve().map_err(|e| format!("HiGHS failed: {e:?}"))?;
-    let status = solved.status();
+    // The `highs` binding panics on model statuses it does not know, and a node-limited solve
+    // ends with one (16, "solution limit"); there, optimality is read from the gap instead.
+    let status = opts.node_limit.is_none().then(|| solved.status());
     let sol = solved.get_solution();
     let mut starts = vec![u64::MAX; inst.len()];
     for (v, &(i, k)) in sol.columns().iter().zip(&model.cols) {
@@ -199,8 +208,12 @@ pub fn solve_ip(inst: &RoundInstance, opts: &IpOptions) -> Result<IpSolution, St
         (f, w) => f.or(w),
     };
     let (total, starts) = best.ok_or_else(|| format!("no feasible schedule found ({status:?})"))?;
-    let proven = status == highs::HighsModelStatus::Optimal;
     let gap = solved.mip_gap();
+    let proven = match status {
+        Some(st) => st == highs::HighsModelStatus::Optimal,
+        // Integral objective: a bound above `total − 1` proves `total`.
+        None => gap.is_finite() && solved.objective_value() * (1.0 - gap) > total as f64 - 1.0,
+    };
     let lb = if proven {
         total as f64
     } else if gap.is_finite() {

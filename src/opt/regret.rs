@@ -17,16 +17,22 @@
 use super::ip::{solve_ip, IpOptions};
 use super::mcsf_core::{mcsf_admit, ActiveReq, WaitingReq};
 use super::round_sim::{simulate, Fcfs, Mcsf, RoundPolicy};
-use super::search::{improve, SearchOptions};
+use super::search::{improve, serial_schedule, SearchOptions};
 use crate::prng::{derive_seed, stream, Stream};
 use kvsched_spec::rounds::{check_schedule, RoundInstance, RoundRequest};
 use kvsched_verify::stats::{linear_slope, Interval};
 use rayon::prelude::*;
 
-/// The re-solving policy. `time_limit_s` bounds each IP solve; on failure it falls back to
-/// MC-SF's decision for that round.
+/// The re-solving policy. Each IP solve stops at `node_limit` HiGHS branch-and-bound nodes (a
+/// deterministic limit) or after `time_limit_s` seconds, whichever comes first. The time limit
+/// is needed because HiGHS's root processing (presolve, cuts, heuristics) is not bounded by
+/// nodes and takes seconds on long queues; where it binds, the decision depends on the
+/// machine's speed and load (`spec/MCSF_NOTES.md` §4). When a solve finds no schedule the
+/// policy falls back to MC-SF's decision for that round.
 pub struct Resolve {
-    /// Per-round IP time limit (seconds).
+    /// Per-round IP node limit.
+    pub node_limit: u64,
+    /// Per-round IP wall-clock limit (seconds).
     pub time_limit_s: f64,
 }
 
@@ -52,9 +58,15 @@ impl RoundPolicy for Resolve {
         let reqs: Vec<RoundRequest> =
             w.iter().map(|&i| RoundRequest { arrival_round: 0, ..inst.requests[i] }).collect();
         let residual = RoundInstance::new(inst.memory_tokens, reqs);
+        // Warm start: the shortest-first serial schedule on top of the running requests. It
+        // bounds every start window (`opt::ip`), which keeps the model small.
+        let mut spt: Vec<usize> = (0..residual.len()).collect();
+        spt.sort_by_key(|&i| (residual.requests[i].output_tokens, i));
+        let warm = serial_schedule(&residual, &spt, &background);
         let opts = IpOptions {
             time_limit_s: Some(self.time_limit_s),
-            warm_start: None,
+            node_limit: Some(self.node_limit),
+            warm_start: Some(warm),
             background,
             clique_k: 0,
         };
@@ -112,12 +124,13 @@ pub struct RegretRow {
 }
 
 /// Runs the three policies and the hindsight IP on one instance (`seed` seeds the local search
-/// that improves the IP's warm start; `resolve_limit_s` bounds each of re-solve's IPs).
+/// that improves the IP's warm start; `resolve` = (node limit, seconds) of each of re-solve's
+/// IPs; the hindsight IP stops at `ip_limit_s` seconds, which moves only the bracket).
 pub fn regret_row(
     inst: &RoundInstance,
     horizon: u64,
     ip_limit_s: f64,
-    resolve_limit_s: f64,
+    resolve: (u64, f64),
     seed: u64,
 ) -> Result<RegretRow, String> {
     let run = |p: &mut dyn RoundPolicy| -> Result<(Vec<u64>, u64), String> {
@@ -127,7 +140,7 @@ pub fn regret_row(
     };
     let m = run(&mut Mcsf)?;
     let f = run(&mut Fcfs)?;
-    let r = run(&mut Resolve { time_limit_s: resolve_limit_s })?;
+    let r = run(&mut Resolve { node_limit: resolve.0, time_limit_s: resolve.1 })?;
     let best = [&m, &f, &r].into_iter().min_by_key(|x| x.1).expect("three").0.clone();
     let search = SearchOptions { iterations: 5_000, ..SearchOptions::default() };
     let found = improve(inst, &best, &search, &mut stream(seed, Stream::Policy));
@@ -137,6 +150,7 @@ pub fn regret_row(
         warm_start: Some(found.starts),
         background: vec![],
         clique_k: 0,
+        node_limit: None,
     };
     let sol = solve_ip(inst, &opts)?;
     Ok(RegretRow {
@@ -168,7 +182,7 @@ pub fn regret_paths(
     horizons: &[u64],
     seeds: u64,
     ip_limit_s: f64,
-    resolve_limit_s: f64,
+    resolve: (u64, f64),
 ) -> Result<Vec<RegretRow>, String> {
     let jobs: Vec<(u64, u64)> =
         horizons.iter().flat_map(|&h| (0..seeds).map(move |j| (h, j))).collect();
@@ -176,7 +190,7 @@ pub fn regret_paths(
         .map(|&(h, j)| {
             let s = derive_seed(seed, h * 100 + j);
             let inst = super::families::stochastic(s, h, 0.6, 20, 8);
-            regret_row(&inst, h, ip_limit_s, resolve_limit_s, s)
+            regret_row(&inst, h, ip_limit_s, resolve, s)
         })
         .collect()
 }
@@ -189,9 +203,9 @@ pub struct RegretVerdict {
     pub slope_lo: [Interval; 3],
     /// Slope of the upper end `ALG − LB` per policy.
     pub slope_hi: [Interval; 3],
-    /// Paths whose hindsight optimum was proven.
+    /// Paths in the fit whose hindsight optimum was proven.
     pub proven: usize,
-    /// Paths in all.
+    /// Paths in the fit.
     pub paths: usize,
     /// `Some(true)`: re-solve's regret is consistent with no growth (its upper end's slope
     /// interval reaches 0) and provably grows slower than FCFS's (that interval lies below
@@ -200,8 +214,12 @@ pub struct RegretVerdict {
     pub constant: Option<bool>,
 }
 
-/// Fits and judges `rows` (95 % Student-t intervals on the slopes).
-pub fn regret_verdict(rows: &[RegretRow]) -> Result<RegretVerdict, String> {
+/// Fits and judges the rows with `horizon ≥ min_horizon` (95 % Student-t intervals on the
+/// slopes). Short horizons are left out of the fit: a policy with constant regret `C` still
+/// climbs from about 0 (tiny paths are scheduled optimally) to `C`, and a fit over that
+/// transient would read it as growth.
+pub fn regret_verdict(rows: &[RegretRow], min_horizon: u64) -> Result<RegretVerdict, String> {
+    let rows: Vec<&RegretRow> = rows.iter().filter(|r| r.horizon >= min_horizon).collect();
     let xs: Vec<f64> = rows.iter().map(|r| r.horizon as f64).collect();
     let fit = |k: usize, hi: bool| -> Result<Interval, String> {
         let ys: Vec<f64> =

@@ -87,6 +87,27 @@ fn decode(
     total
 }
 
+/// The serial decoding of `list` on top of memory `background` already held (index = round,
+/// missing entries 0): each request at the earliest round `≥ a_i` where it fits. Always
+/// feasible (a request fits once the background and the requests before it have ended).
+/// Used to warm-start the re-solving policy's IPs (`opt::regret`).
+pub fn serial_schedule(inst: &RoundInstance, list: &[usize], background: &[u64]) -> Vec<u64> {
+    let mut prof = Profile { used: background.to_vec() };
+    let mut starts = vec![0u64; inst.len()];
+    for &i in list {
+        let r = &inst.requests[i];
+        let k = prof.earliest_fit(
+            inst.memory_tokens,
+            r.prompt_tokens,
+            r.output_tokens,
+            r.arrival_round,
+        );
+        prof.place(r.prompt_tokens, r.output_tokens, k);
+        starts[i] = k;
+    }
+    starts
+}
+
 /// Options of [`improve`].
 #[derive(Clone, Debug)]
 pub struct SearchOptions {
