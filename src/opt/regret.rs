@@ -62,11 +62,11 @@ impl RoundPolicy for Resolve {
         // bounds every start window (`opt::ip`), which keeps the model small.
         let mut spt: Vec<usize> = (0..residual.len()).collect();
         spt.sort_by_key(|&i| (residual.requests[i].output_tokens, i));
-        let warm = serial_schedule(&residual, &spt, &background);
+        let warm = serial_schedule(&residual, &spt, &background).ok();
         let opts = IpOptions {
             time_limit_s: Some(self.time_limit_s),
             node_limit: Some(self.node_limit),
-            warm_start: Some(warm),
+            warm_start: warm,
             background,
             clique_k: 0,
         };

@@ -90,8 +90,17 @@ fn decode(
 /// The serial decoding of `list` on top of memory `background` already held (index = round,
 /// missing entries 0): each request at the earliest round `≥ a_i` where it fits. Always
 /// feasible (a request fits once the background and the requests before it have ended).
-/// Used to warm-start the re-solving policy's IPs (`opt::regret`).
-pub fn serial_schedule(inst: &RoundInstance, list: &[usize], background: &[u64]) -> Vec<u64> {
+/// Used to warm-start the re-solving policy's IPs (`opt::regret`). Errors on an invalid
+/// instance (a request whose peak exceeds memory fits nowhere).
+pub fn serial_schedule(
+    inst: &RoundInstance,
+    list: &[usize],
+    background: &[u64],
+) -> Result<Vec<u64>, String> {
+    let problems = inst.validate();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
     let mut prof = Profile { used: background.to_vec() };
     let mut starts = vec![0u64; inst.len()];
     for &i in list {
@@ -105,7 +114,7 @@ pub fn serial_schedule(inst: &RoundInstance, list: &[usize], background: &[u64])
         prof.place(r.prompt_tokens, r.output_tokens, k);
         starts[i] = k;
     }
-    starts
+    Ok(starts)
 }
 
 /// Options of [`improve`].
@@ -134,7 +143,8 @@ pub struct Found {
 
 /// Improves on `incumbent` (start rounds of a feasible schedule, e.g. MC-SF's) by list
 /// scheduling and simulated annealing over lists. Returns the best of the incumbent and
-/// everything decoded; deterministic in `rng`'s seed.
+/// everything decoded; deterministic in `rng`'s seed. An invalid instance (see
+/// `RoundInstance::validate`) gets the incumbent back unchanged.
 pub fn improve(
     inst: &RoundInstance,
     incumbent: &[u64],
@@ -143,10 +153,14 @@ pub fn improve(
 ) -> Found {
     let n = inst.len();
     let cost_of = |starts: &[u64]| -> u64 {
-        inst.requests.iter().zip(starts).map(|(r, &k)| k + r.output_tokens - r.arrival_round).sum()
+        inst.requests
+            .iter()
+            .zip(starts)
+            .map(|(r, &k)| (k + r.output_tokens).saturating_sub(r.arrival_round))
+            .sum()
     };
     let mut best = Found { starts: incumbent.to_vec(), total_latency: cost_of(incumbent) };
-    if n < 2 {
+    if n < 2 || !inst.validate().is_empty() {
         return best;
     }
     // Start from the incumbent's start order (ties: shorter first, then index).

@@ -283,6 +283,15 @@ fn search_is_deterministic_and_beats_mcsf_at_paper_size() {
     assert_eq!(check_schedule(&inst, &a.starts), Ok(a.total_latency));
     assert_eq!(spec_total_latency(&inst, &a.starts), a.total_latency, "spec replay");
     assert!(a.total_latency < mc, "MC-SF {mc}, search {}", a.total_latency);
+    // An invalid instance (a peak above memory fits nowhere) is refused, not searched forever.
+    let bad = RoundInstance::new(
+        4,
+        vec![RoundRequest { arrival_round: 0, prompt_tokens: 3, output_tokens: 3 }; 2],
+    );
+    let f = improve(&bad, &[0, 3], &opts, &mut stream(7, Stream::Policy));
+    assert_eq!(f.starts, vec![0, 3]);
+    let e = kvsched::opt::search::serial_schedule(&bad, &[0, 1], &[]).unwrap_err();
+    assert!(e.contains("requests[0].output_tokens"), "{e}");
 }
 
 /// Lemma 4.7, the all-at-0 volume bound and the LP (with and without the clique rows, the
