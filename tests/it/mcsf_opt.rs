@@ -3,12 +3,12 @@
 //! families, v1/v2 claims). `KVSCHED_SLOW=1` runs the paper-scale trial counts.
 
 use crate::common::{seed, slow};
-use kvsched::experiments::registry::{thm_o1_ratios, thm_o1_verdict};
+use kvsched::experiments::registry::{synth_ratios, thm_o1_ratios, thm_o1_verdict, SynthRatios};
 use kvsched::opt::bnb::{solve_bnb, BnbOptions};
 use kvsched::opt::brute::brute_force;
 use kvsched::opt::families::{
-    hetero_sqrt_m, identical_prompts, loglog_slope, sqrt_n_adversary, synthetic, synthetic_sized,
-    tiny, yao_alg_lower, yao_instance, yao_opt, yao_point,
+    hetero_sqrt_m, identical_prompts, loglog_slope, sqrt_n_adversary, synthetic, tiny,
+    yao_alg_lower, yao_instance, yao_opt, yao_point,
 };
 use kvsched::opt::ip::{solve_ip, IpOptions, IpSolution};
 use kvsched::opt::lp::{solve_lp, solve_lp_cuts};
@@ -310,84 +310,37 @@ fn bounds_are_below_opt() {
     }
 }
 
-struct Ratios {
-    /// `(MC-SF / best schedule found, MC-SF / proven lower bound)` per trial.
-    ratios: Vec<(f64, f64)>,
-    proven: usize,
-    mcsf_optimal: usize,
-    /// Trials with a feasible schedule strictly better than MC-SF's.
-    beaten: usize,
-    times: Vec<f64>,
-}
-
-/// MC-SF / OPT on `trials` synthetic instances with `n ~ U[sizes]`: the local search
-/// (`opt::search`) improves on MC-SF, then the branch-and-bound starts from the better one.
-fn synth_trials(
-    trials: u64,
-    online: bool,
-    base_seed: u64,
-    limit_s: f64,
-    sizes: (usize, usize),
-) -> Ratios {
-    let mut out =
-        Ratios { ratios: Vec::new(), proven: 0, mcsf_optimal: 0, beaten: 0, times: Vec::new() };
-    for i in 0..trials {
-        let inst = synthetic_sized(derive_seed(base_seed, i), online, sizes.0, sizes.1);
-        let (s, mc) = run(&inst, &mut Mcsf);
-        let search =
-            SearchOptions { iterations: if slow() { 50_000 } else { 5_000 }, ..Default::default() };
-        let found =
-            improve(&inst, &s, &search, &mut stream(derive_seed(base_seed, i), Stream::Policy));
-        assert_eq!(check_schedule(&inst, &found.starts), Ok(found.total_latency), "trial {i}");
-        assert!(found.total_latency <= mc, "search worse than its MC-SF start on trial {i}");
-        let opts = BnbOptions {
-            time_limit_s: Some(limit_s),
-            node_limit: None,
-            warm_start: Some(found.starts),
-        };
-        let sol = solve_bnb(&inst, &opts).expect("branch-and-bound runs");
-        assert_eq!(check_schedule(&inst, &sol.starts), Ok(sol.total_latency));
-        assert!(sol.total_latency <= mc, "incumbent worse than its MC-SF start on trial {i}");
-        assert!(sol.lower_bound <= sol.total_latency);
-        out.ratios.push((mc as f64 / sol.total_latency as f64, mc as f64 / sol.lower_bound as f64));
-        out.proven += usize::from(sol.proven_optimal);
-        out.mcsf_optimal += usize::from(sol.proven_optimal && mc == sol.total_latency);
-        out.beaten += usize::from(sol.total_latency < mc);
-        out.times.push(sol.solve_time_s);
-        eprintln!(
-            "trial {i}: n={} M={} MC-SF={mc} best={} lb={} proven={} time {:.2} s ({} nodes)",
-            inst.len(),
-            inst.memory_tokens,
-            sol.total_latency,
-            sol.lower_bound,
-            sol.proven_optimal,
-            sol.solve_time_s,
-            sol.nodes
-        );
+/// The experiment's own runner (`registry::synth_ratios`: MC-SF, local search, then the
+/// branch-and-bound), with the bracket's invariants asserted per trial.
+fn synth_run(trials: u64, online: bool, base: u64, limit_s: f64, n: (usize, usize)) -> SynthRatios {
+    let iters = if slow() { 50_000 } else { 5_000 };
+    let r = synth_ratios(trials, online, base, Some(limit_s), n, iters).expect("trials run");
+    for (i, (lo, hi)) in r.ratios.iter().zip(&r.ratio_upper).enumerate() {
+        // MC-SF / best found <= MC-SF / OPT <= MC-SF / lower bound, and best found <= MC-SF.
+        assert!(1.0 <= *lo && lo <= hi, "trial {i}: bracket [{lo}, {hi}]");
     }
-    out
+    r
 }
 
 fn synth_claim(id: &str, paper: f64, online: bool) {
     let (trials, limit) = if slow() { (200, 2.0) } else { (4, 0.5) };
-    let r = synth_trials(trials, online, seed(if online { 2 } else { 1 }), limit, (40, 60));
+    let r = synth_run(trials, online, seed(if online { 2 } else { 1 }), limit, (40, 60));
     let n = r.ratios.len() as f64;
-    let lo = r.ratios.iter().map(|x| x.0).sum::<f64>() / n;
-    let hi = r.ratios.iter().map(|x| x.1).sum::<f64>() / n;
-    let tmax = r.times.iter().cloned().fold(0.0, f64::max);
+    let lo = r.ratios.iter().sum::<f64>() / n;
+    let hi = r.ratio_upper.iter().sum::<f64>() / n;
+    let tmax = r.solve_s.iter().cloned().fold(0.0, f64::max);
     // Reduced n (same distribution otherwise): OPT is proven there.
     let small_trials = if slow() { 200 } else { 2 };
-    let small = synth_trials(small_trials, online, seed(if online { 4 } else { 3 }), 600.0, (6, 8));
-    assert_eq!(small.proven, small_trials as usize, "reduced-n instances must be proven");
-    let small_mean = small.ratios.iter().map(|x| x.0).sum::<f64>() / small_trials as f64;
+    let small = synth_run(small_trials, online, seed(if online { 4 } else { 3 }), 600.0, (6, 8));
+    assert_eq!(small.unproven, 0, "reduced-n instances must be proven");
+    let small_mean = small.ratios.iter().sum::<f64>() / small_trials as f64;
     // Unproven: each ratio is a proven lower bound on MC-SF/OPT (a feasible schedule's
     // latency is at least OPT), so only a lower bound that clears the paper can decide.
-    let lows: Vec<f64> = r.ratios.iter().map(|x| x.0).collect();
-    let lo_ci = kvsched_verify::stats::mean_ci(&lows, 0.95).expect("at least two trials").lo;
-    let verdict = if r.proven < trials as usize && lo_ci - 0.005 > paper {
+    let lo_ci = kvsched_verify::stats::mean_ci(&r.ratios, 0.95).expect("at least two trials").lo;
+    let verdict = if r.unproven > 0 && lo_ci - 0.005 > paper {
         "not supported (MC-SF/OPT proven at least the bracket's lower end, which clears the \
          paper's value)"
-    } else if r.proven < trials as usize {
+    } else if r.unproven > 0 {
         "not measured (OPT not proven on every instance; the true mean lies in the bracket)"
     } else if (lo - paper).abs() <= 0.01 {
         "supported"
@@ -400,11 +353,11 @@ fn synth_claim(id: &str, paper: f64, online: bool) {
          branch-and-bound within {limit} s, {} with MC-SF optimal, {} with MC-SF proven not \
          optimal; max time {tmax:.1} s); at reduced n 6-8, all {small_trials} proven: mean \
          {small_mean:.4}, {} with MC-SF optimal, max time {:.2} s; verdict={verdict}",
-        r.proven,
-        r.mcsf_optimal,
+        trials - r.unproven,
+        r.optimal,
         r.beaten,
-        small.mcsf_optimal,
-        small.times.iter().cloned().fold(0.0, f64::max)
+        small.optimal,
+        small.solve_s.iter().cloned().fold(0.0, f64::max)
     );
 }
 
