@@ -1,11 +1,13 @@
 //! Writes one instance of the MC-SF paper's synthetic distribution (arXiv 2502.07115 §6) as a
 //! round-model TOML file (`spec/ROUNDS.md`), for `kvsched opt`.
 //!
-//! `cargo run --release --example round_instance -- SEED [zero|online] > FILE.toml`
+//! `cargo run --release --example round_instance -- SEED [zero|online] [N_LO N_HI] > FILE.toml`
+//! (`N_LO N_HI`: draw `n ~ U[N_LO, N_HI]` instead of the paper's 40–60, as
+//! `families::synthetic_sized`; the exact solvers are compared at small `n` this way)
 //! (`SEED` is the instance seed: `derive_seed(1, i)` is trial `i` of the all-at-0 M-SYNTH runs,
 //! `derive_seed(2, i)` of the online ones; pass `trial:I` to get those).
 
-use kvsched::opt::families::synthetic;
+use kvsched::opt::families::synthetic_sized;
 use kvsched::prng::derive_seed;
 
 fn main() {
@@ -19,6 +21,7 @@ fn main() {
         Some(s) => s.parse().expect("SEED: an integer or trial:I"),
         None => derive_seed(1, 0),
     };
-    let inst = synthetic(seed, online);
+    let size = |i: usize, d: usize| args.get(i).map_or(d, |a| a.parse().expect("N_LO, N_HI: integers"));
+    let inst = synthetic_sized(seed, online, size(3, 40), size(4, 60));
     print!("{}", kvsched::opt::families::to_toml(&inst));
 }
