@@ -21,7 +21,8 @@ fn main() {
         Some(s) => s.parse().expect("SEED: an integer or trial:I"),
         None => derive_seed(1, 0),
     };
-    let size = |i: usize, d: usize| args.get(i).map_or(d, |a| a.parse().expect("N_LO, N_HI: integers"));
+    let size =
+        |i: usize, d: usize| args.get(i).map_or(d, |a| a.parse().expect("N_LO, N_HI: integers"));
     let inst = synthetic_sized(seed, online, size(3, 40), size(4, 60));
     print!("{}", kvsched::opt::families::to_toml(&inst));
 }
