@@ -55,9 +55,13 @@ def main():
     horizon = max((a for a, _, _ in reqs), default=0) + sum_o
     hint, upper = None, None
     if args.warm:
-        with open(args.warm) as f:
-            sched = {r["id"]: r["start_round"] for r in json.load(f)["schedule"]}
-        hint = [sched[i] for i in range(len(reqs))]
+        try:
+            with open(args.warm) as f:
+                sched = {r["id"]: r["start_round"] for r in json.load(f)["schedule"]}
+            hint = [sched[i] for i in range(len(reqs))]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            sys.exit(f"{args.warm}: expected `kvsched opt --json` output for {args.instance} "
+                     f"(a schedule with start_round for every request id): {e!r}")
         # Identical requests start in index order below; permute the hint to match (a
         # hint that breaks the symmetry rows would be infeasible and silently dropped).
         groups = {}
