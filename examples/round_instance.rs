@@ -7,7 +7,7 @@
 //! (`SEED` is the instance seed: `derive_seed(1, i)` is trial `i` of the all-at-0 M-SYNTH runs,
 //! `derive_seed(2, i)` of the online ones; pass `trial:I` to get those).
 
-use kvsched::opt::families::synthetic_sized;
+use kvsched::opt::families::{synthetic, synthetic_sized};
 use kvsched::prng::derive_seed;
 
 fn main() {
@@ -21,8 +21,10 @@ fn main() {
         Some(s) => s.parse().expect("SEED: an integer or trial:I"),
         None => derive_seed(1, 0),
     };
-    let size =
-        |i: usize, d: usize| args.get(i).map_or(d, |a| a.parse().expect("N_LO, N_HI: integers"));
-    let inst = synthetic_sized(seed, online, size(3, 40), size(4, 60));
+    let size = |a: &String| a.parse().expect("N_LO, N_HI: integers");
+    let inst = match (args.get(3), args.get(4)) {
+        (Some(lo), Some(hi)) => synthetic_sized(seed, online, size(lo), size(hi)),
+        _ => synthetic(seed, online),
+    };
     print!("{}", kvsched::opt::families::to_toml(&inst));
 }

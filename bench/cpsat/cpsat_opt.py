@@ -20,7 +20,8 @@ i, j whose peaks exceed M/2, a literal chooses which completes first, and then
 c_j - c_i >= min(o_j, P_i + P_j - M) (MCSF_NOTES section 0.1 (c)); identical requests start in
 index order. Objective: sum(k_i + o_i - a_i), the total latency.
 
-Prints one JSON line: n, M, status (OPTIMAL proves it), objective, bound, seconds.
+Prints one JSON line: instance, n, memory_tokens, status (OPTIMAL proves it), total_latency,
+lower_bound, warm_total_latency (the hint's cost) and solve_time_s.
 """
 import argparse
 import json
@@ -53,6 +54,11 @@ def main():
     m_tokens, reqs = load(args.instance)
     sum_o = sum(o for _, _, o in reqs)
     horizon = max((a for a, _, _ in reqs), default=0) + sum_o
+    # Requests with equal (a, s, o) are interchangeable: they start in index order (symmetry
+    # rows below), and the hint is permuted to match.
+    groups = {}
+    for i, r in enumerate(reqs):
+        groups.setdefault(r, []).append(i)
     hint, upper = None, None
     if args.warm:
         try:
@@ -62,11 +68,7 @@ def main():
         except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
             sys.exit(f"{args.warm}: expected `kvsched opt --json` output for {args.instance} "
                      f"(a schedule with start_round for every request id): {e!r}")
-        # Identical requests start in index order below; permute the hint to match (a
-        # hint that breaks the symmetry rows would be infeasible and silently dropped).
-        groups = {}
-        for i, r in enumerate(reqs):
-            groups.setdefault(r, []).append(i)
+        # A hint that broke the symmetry rows would be infeasible and silently dropped.
         for ids in groups.values():
             for i, h in zip(ids, sorted(hint[i] for i in ids)):
                 hint[i] = h
@@ -77,7 +79,7 @@ def main():
         hi = horizon - o if upper is None else min(horizon - o, a + upper - sum_o)
         starts.append(model.new_int_var(a, hi, f"k{i}"))
     intervals, heights = [], []
-    for k, (a, s, o) in zip(starts, reqs):
+    for k, (_, s, o) in zip(starts, reqs):
         intervals.append(model.new_fixed_size_interval_var(k + 1, o, ""))
         heights.append(s + 1)
         for lay in range(1, o):
@@ -94,11 +96,9 @@ def main():
                 model.add(starts[j] + oj >= starts[i] + oi + min(oj, over)).only_enforce_if(i_first)
                 model.add(starts[i] + oi >= starts[j] + oj + min(oi, over)).only_enforce_if(
                     ~i_first)
-    first = {}
-    for i, r in enumerate(reqs):
-        if r in first:
-            model.add(starts[first[r]] <= starts[i])
-        first[r] = i
+    for ids in groups.values():
+        for i, j in zip(ids, ids[1:]):
+            model.add(starts[i] <= starts[j])
     model.minimize(sum(starts) + sum(o - a for a, _, o in reqs))
     if hint:
         for k, h in zip(starts, hint):
