@@ -33,8 +33,8 @@ pub struct Args {
     /// Wall-clock limit for the IP solve (seconds); the best schedule found is printed.
     #[arg(long)]
     pub time_limit_s: Option<f64>,
-    /// Exact method: `bnb` (branch-and-bound) or `ip` (HiGHS); default `bnb` when the instance
-    /// has at most 64 requests, else `ip`.
+    /// Exact method: `bnb` (branch-and-bound) or `ip` (HiGHS, only with the `highs` feature);
+    /// default `bnb` when the instance has at most 64 requests, else `ip`.
     #[arg(long, value_parser = ["bnb", "ip"])]
     pub method: Option<String>,
     /// Local-search moves before the exact solve (0: start from MC-SF's schedule only).
@@ -65,6 +65,10 @@ pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
 pub fn run(args: &Args) -> ExitCode {
     if args.time_limit_s.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
         return super::input_error("--time-limit-s: expected a positive number of seconds");
+    }
+    if !cfg!(feature = "highs") && (args.lp || args.method.as_deref() == Some("ip")) {
+        let flag = if args.lp { "--lp" } else { "--method ip" };
+        return super::input_error(format!("{flag}: {}", crate::opt::ip::NO_HIGHS));
     }
     let inst = match load_instance(&args.instance) {
         Ok(i) => i,

@@ -21,9 +21,9 @@
 //! - `hi_i ≤ a_i + (U − Σ o)` when a feasible schedule of total `U` is known (MC-SF's, passed as
 //!   the warm start): in an optimal schedule `L_i = OPT − Σ_{j≠i} L_j ≤ U − Σ_{j≠i} o_j`.
 
-use kvsched_spec::rounds::{
-    check_schedule, latency_floor, volume_bound_all_at_zero, RoundInstance,
-};
+#[cfg(feature = "highs")]
+use kvsched_spec::rounds::volume_bound_all_at_zero;
+use kvsched_spec::rounds::{check_schedule, latency_floor, RoundInstance};
 use std::time::Instant;
 
 /// Solver options.
@@ -64,7 +64,13 @@ pub struct IpSolution {
     pub num_rows: usize,
 }
 
+/// What a HiGHS-backed call returns when kvsched was built without the `highs` feature.
+pub const NO_HIGHS: &str = "this needs the HiGHS MILP solver, which this build leaves out; \
+rebuild with `--features highs` (needs cmake, a C++ compiler and libclang), for example \
+`cargo run --release --features highs -- opt ...`";
+
 /// The start-round variables of the time-indexed model.
+#[cfg(feature = "highs")]
 pub(crate) struct Model {
     pub problem: highs::RowProblem,
     /// `(request, start round)` of every column, in column order.
@@ -98,6 +104,7 @@ pub(crate) fn windows(
 /// `Σ {x[i][τ] : i holds more than cap_t/(k+1) at t when started at τ} ≤ k`
 /// (`cap_t = M − background[t]`: `k + 1` such holders would exceed `cap_t`), skipped when at
 /// most `k` distinct requests appear in it (then implied by the assignment rows).
+#[cfg(feature = "highs")]
 pub(crate) fn build(
     inst: &RoundInstance,
     win: &[(u64, u64)],
@@ -169,7 +176,29 @@ pub fn solve_ip(inst: &RoundInstance, opts: &IpOptions) -> Result<IpSolution, St
         None => None,
     };
     let win = windows(inst, &opts.background, warm.as_ref().map(|w| w.0));
-    let model = build(inst, &win, &opts.background, true, opts.clique_k);
+    solve_highs(inst, opts, started, warm, &win)
+}
+
+#[cfg(not(feature = "highs"))]
+fn solve_highs(
+    _: &RoundInstance,
+    _: &IpOptions,
+    _: Instant,
+    _: Option<(u64, Vec<u64>)>,
+    _: &[(u64, u64)],
+) -> Result<IpSolution, String> {
+    Err(NO_HIGHS.to_string())
+}
+
+#[cfg(feature = "highs")]
+fn solve_highs(
+    inst: &RoundInstance,
+    opts: &IpOptions,
+    started: Instant,
+    warm: Option<(u64, Vec<u64>)>,
+    win: &[(u64, u64)],
+) -> Result<IpSolution, String> {
+    let model = build(inst, win, &opts.background, true, opts.clique_k);
     let (num_vars, num_rows) = (model.cols.len(), model.num_rows);
     let mut m = model.problem.optimise(highs::Sense::Minimise);
     m.set_option("mip_rel_gap", 0.0);

@@ -1,7 +1,9 @@
 //! LP relaxation of the hindsight IP: `0 ≤ x ≤ 1` instead of binary. A valid lower bound on
 //! the optimum (over the same safe windows as [`super::ip`]), for instances too large for the IP.
 
-use super::ip::{build, windows};
+#[cfg(feature = "highs")]
+use super::ip::build;
+use super::ip::windows;
 use kvsched_spec::rounds::{check_schedule, RoundInstance};
 use std::time::Instant;
 
@@ -41,7 +43,22 @@ pub fn solve_lp_cuts(
         None => None,
     };
     let win = windows(inst, &[], ub);
-    let model = build(inst, &win, &[], false, clique_k);
+    solve_highs(inst, &win, clique_k, started)
+}
+
+#[cfg(not(feature = "highs"))]
+fn solve_highs(_: &RoundInstance, _: &[(u64, u64)], _: u32, _: Instant) -> Result<LpBound, String> {
+    Err(super::ip::NO_HIGHS.to_string())
+}
+
+#[cfg(feature = "highs")]
+fn solve_highs(
+    inst: &RoundInstance,
+    win: &[(u64, u64)],
+    clique_k: u32,
+    started: Instant,
+) -> Result<LpBound, String> {
+    let model = build(inst, win, &[], false, clique_k);
     let num_vars = model.cols.len();
     let solved = model.problem.optimise(highs::Sense::Minimise).try_solve();
     let solved = solved.map_err(|e| format!("HiGHS failed: {e:?}"))?;

@@ -10,8 +10,12 @@ use kvsched::opt::families::{
     hetero_sqrt_m, identical_prompts, loglog_slope, sqrt_n_adversary, synthetic, tiny,
     yao_alg_lower, yao_instance, yao_opt, yao_point,
 };
-use kvsched::opt::ip::{solve_ip, IpOptions, IpSolution};
+use kvsched::opt::ip::IpSolution;
+#[cfg(feature = "highs")]
+use kvsched::opt::ip::{solve_ip, IpOptions};
+#[cfg(feature = "highs")]
 use kvsched::opt::lp::{solve_lp, solve_lp_cuts};
+#[cfg(feature = "highs")]
 use kvsched::opt::regret::{regret_paths, regret_verdict};
 use kvsched::opt::round_sim::{simulate, Fcfs, Mcsf, RoundPolicy};
 use kvsched::opt::search::{improve, SearchOptions};
@@ -23,7 +27,29 @@ use kvsched_spec::rounds::{
 use kvsched_spec::{apply, Phase, State};
 use rand::Rng;
 
-/// The IP solved without and with the clique rows (`k ≤ 3`): both proven, equal optima.
+/// The proven optimum. With the `highs` feature: the IP solved without and with the clique rows
+/// (`k ≤ 3`), both proven, equal optima, and equal to the branch-and-bound's. Without it: the
+/// branch-and-bound alone (an exact method independent of HiGHS, itself checked against brute
+/// force and the exact DP in `bnb_matches_ip_brute_force_and_dp`).
+#[cfg(not(feature = "highs"))]
+fn ip(inst: &RoundInstance, warm: Option<Vec<u64>>) -> IpSolution {
+    let opts = BnbOptions { warm_start: warm, ..BnbOptions::default() };
+    let b = solve_bnb(inst, &opts).expect("branch-and-bound runs");
+    assert!(b.proven_optimal, "branch-and-bound not proven on {inst:?}");
+    assert_eq!(check_schedule(inst, &b.starts), Ok(b.total_latency));
+    IpSolution {
+        total_latency: b.total_latency,
+        lower_bound: b.total_latency as f64,
+        starts: b.starts,
+        proven_optimal: true,
+        solve_time_s: b.solve_time_s,
+        num_vars: 0,
+        num_rows: 0,
+    }
+}
+
+/// See the other `ip`.
+#[cfg(feature = "highs")]
 fn ip(inst: &RoundInstance, warm: Option<Vec<u64>>) -> IpSolution {
     let mut opts = IpOptions {
         time_limit_s: None,
@@ -40,6 +66,10 @@ fn ip(inst: &RoundInstance, warm: Option<Vec<u64>>) -> IpSolution {
     assert!(cut.proven_optimal, "IP with clique rows not proven optimal on {inst:?}");
     assert_eq!(cut.total_latency, sol.total_latency, "clique rows changed the optimum: {inst:?}");
     assert_eq!(check_schedule(inst, &cut.starts), Ok(cut.total_latency));
+    if inst.len() <= kvsched::opt::bnb::MAX_REQUESTS {
+        let b = solve_bnb(inst, &BnbOptions::default()).expect("branch-and-bound runs");
+        assert_eq!(b.total_latency, sol.total_latency, "IP and branch-and-bound differ: {inst:?}");
+    }
     sol
 }
 
@@ -303,10 +333,14 @@ fn bounds_are_below_opt() {
         let opt = ip(&inst, None).total_latency;
         let l47 = lemma47_bound(&inst).expect("identical prompts");
         let vol = volume_bound_all_at_zero(&inst).expect("all at 0");
-        let lp = solve_lp(&inst, None).expect("LP").lower_bound;
-        assert!(l47 <= opt as f64 + 1e-9 && vol <= opt && lp <= opt as f64 + 1e-6, "{inst:?}");
-        let lp_cuts = solve_lp_cuts(&inst, None, 3).expect("LP with clique rows").lower_bound;
-        assert!(lp - 1e-6 <= lp_cuts && lp_cuts <= opt as f64 + 1e-6, "{inst:?}");
+        assert!(l47 <= opt as f64 + 1e-9 && vol <= opt, "{inst:?}");
+        #[cfg(feature = "highs")]
+        {
+            let lp = solve_lp(&inst, None).expect("LP").lower_bound;
+            assert!(lp <= opt as f64 + 1e-6, "{inst:?}");
+            let lp_cuts = solve_lp_cuts(&inst, None, 3).expect("LP with clique rows").lower_bound;
+            assert!(lp - 1e-6 <= lp_cuts && lp_cuts <= opt as f64 + 1e-6, "{inst:?}");
+        }
     }
 }
 
@@ -499,6 +533,7 @@ fn m_thm_o1_bounded_ratio() {
 /// policy's regret against the hindsight optimum stays flat as the horizon grows, while MC-SF's
 /// and FCFS's grow. Regret is measured against the IP (proven optimal, or its lower bound).
 #[test]
+#[cfg(feature = "highs")]
 fn m_v1_regret_vs_horizon() {
     let (hs, seeds, limit): (Vec<u64>, u64, f64) =
         if slow() { (vec![10, 20, 30, 40, 50], 12, 20.0) } else { (vec![10, 20, 30], 3, 5.0) };
