@@ -185,13 +185,14 @@ fn to_py(py: Python<'_>, v: &impl serde::Serialize) -> PyResult<Py<PyAny>> {
         .unbind())
 }
 
-/// Passes a simulation's scheduler through unchanged, stopping the run when cancelled.
-struct Cancellable {
-    inner: Box<dyn Scheduler>,
+/// Passes a scheduler (a simulation's, or a conformance run's) through unchanged, stopping the
+/// run when cancelled.
+struct Cancellable<S: ?Sized> {
+    inner: Box<S>,
     cancel: Cancel,
 }
 
-impl Scheduler for Cancellable {
+impl<S: Scheduler + ?Sized> Scheduler for Cancellable<S> {
     fn name(&self) -> String {
         self.inner.name()
     }
@@ -717,29 +718,11 @@ impl Candidate for Command {
     fn start(&self, scenario: &str, config: &ModelConfig) -> Result<Box<dyn Runnable>, Verdict> {
         self.cancel.check();
         let r = self.inner.start(scenario, config)?;
-        Ok(Box::new(CancellableRun { inner: r, cancel: self.cancel.clone() }))
+        Ok(Box::new(Cancellable { inner: r, cancel: self.cancel.clone() }))
     }
 }
 
-struct CancellableRun {
-    inner: Box<dyn Runnable>,
-    cancel: Cancel,
-}
-
-impl Scheduler for CancellableRun {
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn information(&self) -> Information {
-        self.inner.information()
-    }
-    fn decide(&mut self, view: &View<'_>) -> Plan {
-        self.cancel.check();
-        self.inner.decide(view)
-    }
-}
-
-impl Runnable for CancellableRun {
+impl Runnable for Cancellable<dyn Runnable> {
     fn take_fault(&mut self) -> Option<Verdict> {
         self.inner.take_fault()
     }
