@@ -87,6 +87,7 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 fn blocking<T: Send + 'static>(
     py: Python<'_>,
     cancel: &Cancel,
+    calls_python: bool,
     work: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> PyResult<T> {
     let (tx, rx) = mpsc::channel();
@@ -99,9 +100,10 @@ fn blocking<T: Send + 'static>(
     std::thread::Builder::new()
         .name("kvsched".into())
         .spawn(move || {
-            // Attached once, then detached for the work: the thread keeps its Python thread
-            // state, so a Python scheduler's every decision re-attaches cheaply.
-            let r = Python::attach(|py| py.detach(|| catch_unwind(AssertUnwindSafe(work))));
+            let run = || catch_unwind(AssertUnwindSafe(work));
+            // Work that calls Python (a Python scheduler) is attached once, then detached: the
+            // thread keeps its Python thread state, so every decision re-attaches cheaply.
+            let r = if calls_python { Python::attach(|py| py.detach(run)) } else { run() };
             let _ = tx.send(r);
         })
         .map_err(|e| err(format!("cannot start a worker thread: {e}")))?;
@@ -261,7 +263,7 @@ fn simulate(
     };
     let cancel = Cancel::default();
     let c = cancel.clone();
-    let (summary, outcome) = blocking(py, &cancel, move || {
+    let (summary, outcome) = blocking(py, &cancel, false, move || {
         let (outcome, error) = cli::simulate::execute(
             &args,
             || load_workload(&src),
@@ -354,7 +356,7 @@ fn opt(
     };
     cli::opt::check_args(&args).map_err(err)?;
     let (inst, name) = load_instance(&src).map_err(err)?;
-    let v = blocking(py, &Cancel::default(), move || {
+    let v = blocking(py, &Cancel::default(), false, move || {
         let solved = cli::opt::solve(&args, &inst, &name)?;
         Ok(cli::opt::to_json(&inst, &solved))
     })?;
@@ -377,7 +379,7 @@ fn reproduce(
     let ctx = Ctx { scale: if full { Scale::Full } else { Scale::Quick }, seed };
     let cancel = Cancel::default();
     let c = cancel.clone();
-    let r = blocking(py, &cancel, move || {
+    let r = blocking(py, &cancel, false, move || {
         let r = report::reproduce(&ctx, &claims, &|_| c.check());
         if let Some(dir) = &out {
             report::write(&r, dir)?;
@@ -846,7 +848,7 @@ fn conform(
             Some(harness::parse_replay(&text.0).map_err(|e| err(format!("{}: {e}", text.1)))?)
         }
     };
-    let report: ConformReport = blocking(py, &cancel, move || match &replay {
+    let report: ConformReport = blocking(py, &cancel, true, move || match &replay {
         Some(r) => Ok(harness::run_replay(candidate.as_ref(), r)),
         None => {
             let cfg = cli::conform::config(&args)?;
