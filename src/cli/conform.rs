@@ -74,7 +74,8 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-fn config(args: &Args) -> Result<ConformConfig, String> {
+/// The battery configuration `args` describe, or an error with the CLI's message.
+pub fn config(args: &Args) -> Result<ConformConfig, String> {
     let information = match args.information.as_str() {
         "hidden" => Information::Hidden,
         "predicted" => Information::Predicted,

@@ -29,9 +29,9 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return super::input_error(e),
     };
-    let sol = match FluidSolution::from_workload(&workload) {
+    let sol = match solve(&name, &workload) {
         Ok(s) => s,
-        Err(e) => return super::input_error(format!("{name}: {e}")),
+        Err(e) => return super::input_error(e),
     };
     if args.json {
         match serde_json::to_string_pretty(&sol) {
@@ -42,6 +42,11 @@ pub fn run(args: &Args) -> ExitCode {
         out!("{}", table(&sol));
     }
     ExitCode::SUCCESS
+}
+
+/// The fluid equilibrium of `workload` (named `name` in the error).
+pub fn solve(name: &str, workload: &WorkloadFile) -> Result<FluidSolution, String> {
+    FluidSolution::from_workload(workload).map_err(|e| format!("{name}: {e}"))
 }
 
 fn opt(x: Option<f64>, digits: usize) -> String {

@@ -61,27 +61,53 @@ pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
     Ok(inst)
 }
 
-/// Runs the subcommand.
-pub fn run(args: &Args) -> ExitCode {
+/// Rejects arguments the build or the solver cannot honour, with the CLI's message.
+pub fn check_args(args: &Args) -> Result<(), String> {
     if args.time_limit_s.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-        return super::input_error("--time-limit-s: expected a positive number of seconds");
+        return Err("--time-limit-s: expected a positive number of seconds".into());
     }
     if !cfg!(feature = "highs") && (args.lp || args.method.as_deref() == Some("ip")) {
         let flag = if args.lp { "--lp" } else { "--method ip" };
-        return super::input_error(format!("{flag}: {}", crate::opt::ip::NO_HIGHS));
+        return Err(format!("{flag}: {}", crate::opt::ip::NO_HIGHS));
     }
-    let inst = match load_instance(&args.instance) {
+    Ok(())
+}
+
+/// Runs the subcommand.
+pub fn run(args: &Args) -> ExitCode {
+    let inst = match check_args(args).and_then(|()| load_instance(&args.instance)) {
         Ok(i) => i,
         Err(e) => return super::input_error(e),
     };
-    let mcsf = simulate(&inst, &mut Mcsf).ok();
-    let mcsf_total = mcsf.as_ref().and_then(|s| check_schedule(&inst, s).ok());
+    let solved = match solve(args, &inst, &args.instance.display().to_string()) {
+        Ok(s) => s,
+        Err(e) => return super::input_error(e),
+    };
+    if args.json {
+        outln!("{}", to_json(&inst, &solved));
+    } else {
+        print_text(&args.instance, &inst, &solved.sol, &solved.bounds, solved.method);
+    }
+    ExitCode::SUCCESS
+}
+
+/// A solved instance: the schedule, the bounds and the method.
+pub struct Solved {
+    sol: IpSolution,
+    bounds: Bounds,
+    method: &'static str,
+}
+
+/// Solves `inst` (named `name` in errors) as `args` say (after [`check_args`]).
+pub fn solve(args: &Args, inst: &RoundInstance, name: &str) -> Result<Solved, String> {
+    let mcsf = simulate(inst, &mut Mcsf).ok();
+    let mcsf_total = mcsf.as_ref().and_then(|s| check_schedule(inst, s).ok());
     // The search's schedule is re-checked by the spec; on any doubt MC-SF's is kept.
     let search = match (&mcsf, args.search_iters) {
         (Some(s), iters) if iters > 0 => {
             let opts = SearchOptions { iterations: iters, ..SearchOptions::default() };
-            let f = improve(&inst, s, &opts, &mut stream(args.seed, Stream::Policy));
-            (check_schedule(&inst, &f.starts) == Ok(f.total_latency)).then_some(f)
+            let f = improve(inst, s, &opts, &mut stream(args.seed, Stream::Policy));
+            (check_schedule(inst, &f.starts) == Ok(f.total_latency)).then_some(f)
         }
         _ => None,
     };
@@ -94,7 +120,7 @@ pub fn run(args: &Args) -> ExitCode {
     let sol = if bnb {
         let opts =
             BnbOptions { time_limit_s: args.time_limit_s, node_limit: None, warm_start: warm };
-        solve_bnb(&inst, &opts).map(|b| IpSolution {
+        solve_bnb(inst, &opts).map(|b| IpSolution {
             starts: b.starts,
             total_latency: b.total_latency,
             proven_optimal: b.proven_optimal,
@@ -111,32 +137,21 @@ pub fn run(args: &Args) -> ExitCode {
             clique_k: 0,
             node_limit: None,
         };
-        solve_ip(&inst, &opts)
+        solve_ip(inst, &opts)
     };
     let method = if bnb { "bnb" } else { "ip" };
-    let sol = match sol {
-        Ok(s) => s,
-        Err(e) => return super::input_error(format!("{}: {e}", args.instance.display())),
-    };
-    let lp = if args.lp { Some(solve_lp(&inst, Some(&sol.starts))) } else { None };
-    let lp = match lp.transpose() {
-        Ok(l) => l,
-        Err(e) => return super::input_error(e),
-    };
+    let sol = sol.map_err(|e| format!("{name}: {e}"))?;
+    let lp = if args.lp { Some(solve_lp(inst, Some(&sol.starts))) } else { None };
+    let lp = lp.transpose()?;
     let bounds = Bounds {
-        floor: latency_floor(&inst),
-        volume: volume_bound_all_at_zero(&inst),
-        lemma47: lemma47_bound(&inst).ok(),
+        floor: latency_floor(inst),
+        volume: volume_bound_all_at_zero(inst),
+        lemma47: lemma47_bound(inst).ok(),
         lp: lp.map(|l| (l.lower_bound, l.solve_time_s)),
         mcsf: mcsf_total,
         search: search_total,
     };
-    if args.json {
-        print_json(&inst, &sol, &bounds, method);
-    } else {
-        print_text(&args.instance, &inst, &sol, &bounds, method);
-    }
-    ExitCode::SUCCESS
+    Ok(Solved { sol, bounds, method })
 }
 
 struct Bounds {
@@ -148,7 +163,9 @@ struct Bounds {
     search: Option<u64>,
 }
 
-fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) {
+/// The `--json` object.
+pub fn to_json(inst: &RoundInstance, solved: &Solved) -> serde_json::Value {
+    let (sol, b, method) = (&solved.sol, &solved.bounds, solved.method);
     let schedule: Vec<serde_json::Value> = inst
         .requests
         .iter()
@@ -162,7 +179,7 @@ fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) 
             })
         })
         .collect();
-    let v = serde_json::json!({
+    serde_json::json!({
         "method": method,
         "total_latency": sol.total_latency,
         "proven_optimal": sol.proven_optimal,
@@ -179,8 +196,7 @@ fn print_json(inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) 
         "mcsf_total_latency": b.mcsf,
         "search_total_latency": b.search,
         "schedule": schedule,
-    });
-    outln!("{v}");
+    })
 }
 
 fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) {

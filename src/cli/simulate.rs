@@ -5,8 +5,9 @@
 //! window is the middle 50% of requests by arrival unless `--window` says otherwise.
 
 use super::{input_error, read_file};
+use crate::sched::Scheduler;
 use crate::schedulers;
-use crate::sim::{simulate, Check, SimOptions, Stepping};
+use crate::sim::{simulate, Check, Outcome, SimError, SimOptions, Stepping};
 use crate::workload::{
     add_predictions, fill_lengths, generate, read_vidur_csv, Amount, LengthDist,
 };
@@ -77,10 +78,20 @@ pub struct Args {
     pub stream: bool,
 }
 
-fn load_workload(args: &Args) -> Result<WorkloadFile, String> {
+/// Reads and validates the workload file `args` names.
+pub fn read_workload(args: &Args) -> Result<WorkloadFile, String> {
     let path = args.workload.display().to_string();
-    let mut workload =
-        WorkloadFile::parse(&path, &read_file(&args.workload)?).map_err(|e| e.to_string())?;
+    WorkloadFile::parse(&path, &read_file(&args.workload)?).map_err(|e| e.to_string())
+}
+
+/// A run's outcome (up to the error, when one ended it early) and that error.
+pub type RunResult = (Outcome, Option<SimError>);
+
+fn load_workload(
+    args: &Args,
+    load: impl FnOnce() -> Result<WorkloadFile, String>,
+) -> Result<WorkloadFile, String> {
+    let mut workload = load()?;
     if let Some(cal) = &args.calibration {
         let cpath = cal.display().to_string();
         let c = Calibration::parse(&cpath, &read_file(cal)?).map_err(|e| e.to_string())?;
@@ -95,8 +106,11 @@ fn load_workload(args: &Args) -> Result<WorkloadFile, String> {
     Ok(workload)
 }
 
-fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
-    let workload = load_workload(args)?;
+fn load_instance(
+    args: &Args,
+    load: impl FnOnce() -> Result<WorkloadFile, String>,
+) -> Result<(Instance, WorkloadFile), String> {
+    let workload = load_workload(args, load)?;
     let mut requests = match &args.trace_csv {
         Some(csv) => {
             let text = read_file(csv)?;
@@ -145,25 +159,38 @@ fn fill_trace_lengths(args: &Args, requests: &mut [kvsched_spec::Request]) -> Re
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    if args.stream {
-        return run_streamed(args);
+    match execute(args, || read_workload(args), |s| s) {
+        Ok((outcome, error)) => report(args, &outcome, error),
+        Err(e) => input_error(e),
     }
-    let (instance, workload) = match load_instance(args) {
-        Ok(i) => i,
-        Err(e) => return input_error(e),
-    };
-    let Some(mut scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
+}
+
+/// The run `args` describe, on the workload `load` returns (the file `args` names, through
+/// [`read_workload`], or one built otherwise: the Python package passes a dict), with the
+/// scheduler passed through `wrap` (the Python package checks for Ctrl-C there). An error is
+/// bad input, with the CLI's message.
+pub fn execute(
+    args: &Args,
+    load: impl FnOnce() -> Result<WorkloadFile, String>,
+    wrap: impl FnOnce(Box<dyn Scheduler>) -> Box<dyn Scheduler>,
+) -> Result<RunResult, String> {
+    if args.stream {
+        return execute_streamed(args, load, wrap);
+    }
+    let (instance, workload) = load_instance(args, load)?;
+    let Some(scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
         let names: Vec<_> = schedulers::catalog().iter().map(|e| e.name).collect();
-        return input_error(format!(
+        return Err(format!(
             "--scheduler: unknown {:?}; expected one of {}",
             args.scheduler,
             names.join(", ")
         ));
     };
+    let mut scheduler = wrap(scheduler);
     let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
         Some(p) => match std::fs::File::create(p) {
             Ok(f) => Some(Box::new(f)),
-            Err(e) => return input_error(format!("{}: cannot create: {e}", p.display())),
+            Err(e) => return Err(format!("{}: cannot create: {e}", p.display())),
         },
         None => None,
     };
@@ -174,41 +201,40 @@ pub fn run(args: &Args) -> ExitCode {
         seed: Some(args.seed),
         ..SimOptions::default()
     };
-    let (outcome, error) = match simulate(&instance, scheduler.as_mut(), options) {
+    Ok(match simulate(&instance, scheduler.as_mut(), options) {
         Ok(o) => (o, None),
         Err(e) => (*e.partial.clone(), Some(e)),
-    };
-    report(args, &outcome, error)
+    })
 }
 
 /// `--stream`: the same run, its requests generated on arrival and summarized on retirement.
-fn run_streamed(args: &Args) -> ExitCode {
+fn execute_streamed(
+    args: &Args,
+    load: impl FnOnce() -> Result<WorkloadFile, String>,
+    wrap: impl FnOnce(Box<dyn Scheduler>) -> Box<dyn Scheduler>,
+) -> Result<RunResult, String> {
     let unsupported = [
         (args.trace_csv.is_some(), "--trace-csv"),
         (args.horizon_s.is_some(), "--horizon-s"),
         (args.check, "--check"),
     ];
     if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
-        return input_error(format!("--stream: cannot be combined with {flag}"));
+        return Err(format!("--stream: cannot be combined with {flag}"));
     }
     if let Some(eps) = args.prediction_noise {
         if !(0.0..1.0).contains(&eps) {
-            return input_error(format!(
-                "--prediction-noise: expected a number in [0, 1), got {eps}"
-            ));
+            return Err(format!("--prediction-noise: expected a number in [0, 1), got {eps}"));
         }
     }
-    let workload = match load_workload(args) {
-        Ok(w) => w,
-        Err(e) => return input_error(e),
+    let workload = load_workload(args, load)?;
+    let Some(scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
+        return Err(format!("--scheduler: unknown {:?}", args.scheduler));
     };
-    let Some(mut scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
-        return input_error(format!("--scheduler: unknown {:?}", args.scheduler));
-    };
+    let mut scheduler = wrap(scheduler);
     let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
         Some(p) => match std::fs::File::create(p) {
             Ok(f) => Some(Box::new(std::io::BufWriter::new(f))),
-            Err(e) => return input_error(format!("{}: cannot create: {e}", p.display())),
+            Err(e) => return Err(format!("{}: cannot create: {e}", p.display())),
         },
         None => None,
     };
@@ -237,11 +263,10 @@ fn run_streamed(args: &Args) -> ExitCode {
         options,
         args.window,
     );
-    let (outcome, error) = match result {
+    Ok(match result {
         Ok(o) => (o, None),
         Err(e) => (*e.partial.clone(), Some(e)),
-    };
-    report(args, &outcome, error)
+    })
 }
 
 fn report(
@@ -249,23 +274,11 @@ fn report(
     outcome: &crate::sim::Outcome,
     error: Option<crate::sim::SimError>,
 ) -> ExitCode {
-    let summary = outcome.summary(args.window);
     if args.json {
-        let mut v = serde_json::to_value(&summary).expect("summary serializes");
-        let flat = serde_json::json!({
-            "mean_latency_s": summary.latency_s.mean,
-            "p50_latency_s": summary.latency_s.p50,
-            "p99_latency_s": summary.latency_s.p99,
-            "mean_ttft_s": summary.ttft_s.mean,
-            "p99_ttft_s": summary.ttft_s.p99,
-            "mean_tpot_s": summary.tpot_s.mean,
-            "seed": args.seed,
-            "error": error.as_ref().map(|e| e.to_string()),
-        });
-        v.as_object_mut().expect("object").extend(flat.as_object().expect("object").clone());
+        let v = summary_json(args, outcome, error.as_ref());
         outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        print_table(&summary, args.seed);
+        print_table(&outcome.summary(args.window), args.seed);
     }
     match error {
         Some(e) => {
@@ -274,6 +287,24 @@ fn report(
         }
         None => ExitCode::SUCCESS,
     }
+}
+
+/// The `--json` object: the summary, flattened headline figures, the seed and the error.
+pub fn summary_json(args: &Args, outcome: &Outcome, error: Option<&SimError>) -> serde_json::Value {
+    let summary = outcome.summary(args.window);
+    let mut v = serde_json::to_value(&summary).expect("summary serializes");
+    let flat = serde_json::json!({
+        "mean_latency_s": summary.latency_s.mean,
+        "p50_latency_s": summary.latency_s.p50,
+        "p99_latency_s": summary.latency_s.p99,
+        "mean_ttft_s": summary.ttft_s.mean,
+        "p99_ttft_s": summary.ttft_s.p99,
+        "mean_tpot_s": summary.tpot_s.mean,
+        "seed": args.seed,
+        "error": error.map(|e| e.to_string()),
+    });
+    v.as_object_mut().expect("object").extend(flat.as_object().expect("object").clone());
+    v
 }
 
 fn print_table(s: &crate::sim::Summary, seed: u64) {

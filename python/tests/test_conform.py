@@ -1,0 +1,102 @@
+"""In-process conformance of Python schedulers: the reference FCFS conforms, a broken one is
+caught and shrunk, and the messages a Python object receives are the wire protocol's."""
+
+import json
+import sys
+
+import kvsched
+import pytest
+from conftest import CLIENTS, ROOT
+from fcfs import Fcfs
+from recorder import Recorder
+
+SMALL = dict(requests=30, baselines=False)
+
+
+def test_fcfs_conforms_in_process():
+    r = kvsched.conform(Fcfs, **SMALL)
+    assert r["conforms"], [s["verdict"] for s in r["scenarios"]]
+    assert r["subject"] == "Fcfs (in-process Python)"
+    assert len(r["scenarios"]) == 7 and all(s["decisions"] > 0 for s in r["scenarios"])
+    # An instance works too (re-initialised by hello() before every run).
+    assert kvsched.conform(Fcfs(), scenarios=["light"], **SMALL)["conforms"]
+
+
+class OverAdmits(Fcfs):
+    """Broken: admits every waiting request, ignoring memory."""
+
+    def admissions(self, msg, free):
+        return [{"prefill": r["id"], "tokens": r["prompt"]} for r in msg["waiting"]]
+
+
+def test_broken_scheduler_is_caught_shrunk_and_replayed(tmp_path):
+    out = tmp_path / "replay.json"
+    r = kvsched.conform(OverAdmits, requests=20, scenarios=["tiny"], baselines=False,
+                        shrink_runs=60, replay_out=out)
+    assert not r["conforms"]
+    assert r["scenarios"][0]["verdict"]["code"] == "memory_exceeded"
+    shrunk = r["shrunk"]
+    n = len(shrunk["replay"]["instance"]["requests"])
+    assert n <= 6 and n < shrunk["original_requests"], shrunk
+    # The replay reproduces the failure, from the dict and from the file written.
+    for replay in (shrunk["replay"], out):
+        again = kvsched.conform(OverAdmits, replay=replay)
+        assert again["scenarios"][0]["verdict"]["code"] == "memory_exceeded"
+    # ... and the correct scheduler passes it.
+    assert kvsched.conform(Fcfs, replay=out)["conforms"]
+
+
+def test_exceptions_and_malformed_plans_are_verdicts():
+    class Raises(Fcfs):
+        def decide(self, msg):
+            if msg["seq"] == 3:
+                raise RuntimeError("boom")
+            return super().decide(msg)
+
+    class Garbage(Fcfs):
+        def decide(self, msg):
+            return {"batch": [{"decode": 0, "oops": 1}]}
+
+    r = kvsched.conform(Raises, scenarios=["light"], shrink=False, **SMALL)
+    v = r["scenarios"][0]["verdict"]
+    assert v["code"] == "crash" and "RuntimeError: boom" in v["message"], v
+    assert "Traceback" in v["message"] or "line" in v["message"]
+    r = kvsched.conform(Garbage, scenarios=["light"], shrink=False, **SMALL)
+    assert r["scenarios"][0]["verdict"]["code"] == "garbage"
+    with pytest.raises(kvsched.KvschedError, match="unknown scenario"):
+        kvsched.conform(Fcfs, scenarios=["nope"])
+    with pytest.raises(kvsched.KvschedError, match="--information"):
+        kvsched.conform(Fcfs, information="everything")
+
+
+def test_stdio_command_through_the_same_battery():
+    r = kvsched.conform([sys.executable, str(CLIENTS / "fcfs.py")], scenarios=["light"], **SMALL)
+    assert r["conforms"] and r["subject"].endswith("fcfs.py")
+
+
+@pytest.mark.parametrize("information", ["hidden", "predicted", "known"])
+@pytest.mark.parametrize("views", ["full", "delta"])
+def test_in_process_messages_equal_the_wire_messages(tmp_path, information, views):
+    """The object sees exactly what a stdio client parses from its lines, message for
+    message, for every information set and both view modes."""
+    opts = dict(requests=25, scenarios=["light", "overload"], seeds=[2], baselines=False,
+                information=information, shrink=False)
+    inproc = []
+    a = kvsched.conform(lambda: Recorder(inproc, information, views), **opts)
+    log = tmp_path / "wire.jsonl"
+    b = kvsched.conform([sys.executable, str(ROOT / "python/tests/recorder.py"), str(log),
+                         information, views], **opts)
+    wire = [json.loads(line) for line in log.read_text().splitlines()]
+    verdicts = [[s["verdict"]["code"] for s in r["scenarios"]] for r in (a, b)]
+    assert verdicts[0] == verdicts[1]
+    assert a["conforms"] == (views == "full")
+    assert len(inproc) == len(wire) > 50
+    for i, (x, y) in enumerate(zip(inproc, wire)):
+        assert x == y, f"message {i} differs"
+    # The information set shows: output lengths appear exactly when offered.
+    reqs = [r for m in inproc if m["type"] == "decide" for r in m["arrived"]]
+    assert reqs
+    assert all(("known" in r) == (information == "known") for r in reqs)
+    assert all(("predicted" in r) == (information == "predicted") for r in reqs)
+    decides = [m for m in inproc if m["type"] == "decide"]
+    assert all(("waiting" in m) == (views == "full") for m in decides)

@@ -1,0 +1,57 @@
+"""Long calls release the GIL and stop on Ctrl-C (SIGINT) with KeyboardInterrupt."""
+
+import os
+import signal
+import threading
+import time
+
+import kvsched
+import pytest
+from conftest import WORKLOAD
+from fcfs import Fcfs
+
+LONG = dict(requests=50_000_000, stream=True)  # minutes: never finishes within these tests
+
+
+def sigint_after(seconds):
+    t = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+    t.start()
+    return t
+
+
+def test_ctrl_c_interrupts_simulate():
+    sigint_after(0.5)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        kvsched.simulate(WORKLOAD, **LONG)
+    assert time.monotonic() - t0 < 5
+
+
+def test_ctrl_c_interrupts_in_process_conformance():
+    class Slow(Fcfs):
+        def decide(self, msg):
+            time.sleep(0.001)
+            return super().decide(msg)
+
+    sigint_after(0.5)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        kvsched.conform(Slow, requests=5000, baselines=False)
+    assert time.monotonic() - t0 < 5
+    # The module is usable afterwards.
+    assert kvsched.conform(Fcfs, requests=20, scenarios=["tiny"], baselines=False)["conforms"]
+
+
+def test_simulate_releases_the_gil():
+    done = []
+    worker = threading.Thread(
+        target=lambda: done.append(kvsched.simulate(WORKLOAD, requests=200_000, stream=True)))
+    worker.start()
+    ticks = 0
+    while worker.is_alive():
+        ticks += 1
+        time.sleep(0.001)
+    worker.join()
+    assert done and done[0]["completed"] == 200_000
+    # Holding the GIL for the whole run would leave this thread no turn before the end.
+    assert ticks > 20, ticks
