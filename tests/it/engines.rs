@@ -106,3 +106,177 @@ fn reserve_full_isl_admits_only_whole_prompts_and_no_reserve_admits_piecemeal() 
     assert_eq!(reserve.scheduler, "vllm-v1");
     assert_eq!(piecemeal.scheduler, "vllm-v1-no-reserve");
 }
+
+// --- Fixtures recorded from vLLM 0.33.0's real scheduler (bench/engines/vllm/run.sh) -------
+
+const VLLM_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/engines/vllm-0.33.0");
+
+/// Every committed real engine log, by file name.
+fn real_logs() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(VLLM_FIXTURES).join("logs");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn judge(text: &str) -> kvsched_verify::engine_log::EngineReport {
+    kvsched_verify::engine_log::check_engine_log(text.as_bytes()).expect("well-formed log")
+}
+
+#[test]
+fn check_trace_accepts_every_real_vllm_log() {
+    let logs = real_logs();
+    // Every scenario on two seeds (reserve on; reserve off where its log differs).
+    assert!(logs.len() >= 14, "{} logs", logs.len());
+    for scenario in kvsched::conform::battery::SCENARIOS {
+        assert!(logs.iter().any(|(n, _)| n.starts_with(&format!("{scenario}-seed"))), "{scenario}");
+    }
+    let mut preempting = 0;
+    for (name, text) in &logs {
+        let report = judge(text);
+        assert!(report.is_valid(), "{name}: {:?}", &report.violations[..]);
+        assert!(report.finished > 0 && report.finished as usize == report.requests, "{name}");
+        preempting += usize::from(report.preemptions > 0);
+    }
+    // Sometimes: the logs reach preemption (and so resumed requests re-sent as new).
+    assert!(preempting >= 2, "only {preempting} logs preempt");
+}
+
+/// A real log that preempts, as JSON values (one per line).
+fn preempting_log() -> (String, Vec<serde_json::Value>) {
+    let (name, text) =
+        real_logs().into_iter().find(|(_, t)| judge(t).preemptions > 0).expect("a preempting log");
+    (name, text.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+}
+
+fn reject(what: &str, lines: &[serde_json::Value]) -> Vec<String> {
+    let text: Vec<String> = lines.iter().map(|v| v.to_string()).collect();
+    let report = judge(&text.join("\n"));
+    assert!(!report.is_valid(), "{what}: a tampered log was accepted");
+    report.violations.iter().map(|v| format!("{:?}", v.kind)).collect()
+}
+
+#[test]
+fn tampered_real_vllm_logs_are_rejected() {
+    let (name, log) = preempting_log();
+    let steps = || log.iter().enumerate().skip(1);
+    // 1. Memory: a step claims one block more than the pool has.
+    let mut t = log.clone();
+    let cap = log[0]["kv_capacity_tokens"].as_u64().unwrap()
+        / log[0]["block_size_tokens"].as_u64().unwrap();
+    let (i, _) = steps().find(|(_, s)| s["num_used_blocks"].is_u64()).unwrap();
+    t[i]["num_used_blocks"] = (cap + 1).into();
+    let v = reject(&format!("{name}: over capacity"), &t);
+    assert!(v.iter().any(|k| k.starts_with("EngineKvOverCapacity")), "{v:?}");
+    // 2. Progress: a preemption is erased, so the resumed request's re-prefill from 0
+    //    contradicts the progress it kept.
+    let mut t = log.clone();
+    let (i, _) =
+        steps().find(|(_, s)| !s["preempted_req_ids"].as_array().unwrap().is_empty()).unwrap();
+    t[i]["preempted_req_ids"] = serde_json::json!([]);
+    reject(&format!("{name}: preemption erased"), &t);
+    // 3. A request advanced twice in one step.
+    let mut t = log.clone();
+    let (i, _) = steps().find(|(_, s)| !s["scheduled"].as_array().unwrap().is_empty()).unwrap();
+    let first = t[i]["scheduled"][0].clone();
+    t[i]["scheduled"].as_array_mut().unwrap().push(first);
+    let v = reject(&format!("{name}: double advance"), &t);
+    assert!(v.iter().any(|k| k.starts_with("DoubleAdvance")), "{v:?}");
+    // 4. The trap: a resumed request logged again as a new arrival.
+    let mut t = log.clone();
+    let resumed = steps().find_map(|(i, s)| {
+        s["scheduled"].as_array().unwrap().iter().find_map(|item| {
+            let id = item["req_id"].clone();
+            let seen_before = log[1..i]
+                .iter()
+                .any(|p| p["new_reqs"].as_array().unwrap().iter().any(|n| n["req_id"] == id));
+            (seen_before && item["num_computed_tokens"] == 0).then(|| (i, id))
+        })
+    });
+    let (i, id) = resumed.expect("a resumed request");
+    t[i]["new_reqs"].as_array_mut().unwrap().push(serde_json::json!({"req_id": id,
+        "prompt_len": 1}));
+    let v = reject(&format!("{name}: resumed request logged as new"), &t);
+    assert!(v.iter().any(|k| k.starts_with("DuplicateAdmission")), "{v:?}");
+}
+
+/// One committed real run: the battery's scenario and seed, with the real metrics.
+#[derive(serde::Deserialize)]
+struct RealRun {
+    reserve: bool,
+    scenario: String,
+    seed: u64,
+    requests: usize,
+    verdict: String,
+    metrics: serde_json::Value,
+}
+
+fn real_runs() -> Vec<RealRun> {
+    let path = std::path::Path::new(VLLM_FIXTURES).join("results.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(v["runs"].clone()).unwrap()
+}
+
+/// The same run: equal evictions, steps and makespan (integer nanoseconds underneath), and
+/// means equal to 1e-12 relative. The means are floating-point sums over requests whose last
+/// bit differs between the optimized binary that recorded them and a debug test build
+/// (`spec/ENGINES.md`, "Tolerance").
+fn same_run(ours: &serde_json::Value, real: &serde_json::Value) -> bool {
+    let exact = ["evictions", "steps", "makespan_s"].iter().all(|k| ours[k] == real[k]);
+    let close = ["mean_latency_s", "mean_ttft_s", "throughput_tokens_per_s"].iter().all(|k| {
+        let (a, b) = (ours[k].as_f64().unwrap(), real[k].as_f64().unwrap());
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+    });
+    exact && close
+}
+
+#[test]
+fn built_in_vllm_v1_reproduces_the_real_scheduler_run_by_run() {
+    let runs = real_runs();
+    let scenarios: std::collections::BTreeSet<&str> =
+        runs.iter().map(|r| r.scenario.as_str()).collect();
+    assert_eq!(scenarios.len(), kvsched::conform::battery::SCENARIOS.len(), "{scenarios:?}");
+    assert!(runs.iter().any(|r| r.reserve) && runs.iter().any(|r| !r.reserve));
+    let mut differ = Vec::new();
+    for r in &runs {
+        assert_eq!(r.verdict, "pass", "the real scheduler failed {} seed {}", r.scenario, r.seed);
+        let cfg = ConformConfig {
+            requests: r.requests,
+            seeds: vec![r.seed],
+            scenarios: vec![r.scenario.clone()],
+            baselines: vec![],
+            shrink: false,
+            ..ConformConfig::default()
+        };
+        let reserve = r.reserve;
+        let make = move || -> Box<dyn kvsched::sched::Scheduler> {
+            Box::new(if reserve { VllmV1::default() } else { VllmV1::no_reserve() })
+        };
+        let ours = kvsched::conform::check_scheduler(make, &cfg);
+        let s = &ours.scenarios[0];
+        assert_eq!(s.verdict.code, "pass", "{} seed {}", r.scenario, r.seed);
+        let ours = serde_json::to_value(s.metrics.as_ref().unwrap()).unwrap();
+        if !same_run(&ours, &r.metrics) {
+            differ.push(format!(
+                "reserve={} {} seed {}: ours {ours} real {}",
+                r.reserve, r.scenario, r.seed, r.metrics
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "{} of {} runs differ:\n{}",
+        differ.len(),
+        runs.len(),
+        differ.join("\n")
+    );
+}

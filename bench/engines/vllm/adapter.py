@@ -182,16 +182,20 @@ def run_record(instances, outdir, args):
             for rid, n, c, num_tokens in facts["items"]:
                 if c + n >= num_tokens and d.reqs[rid].num_output_tokens + 1 >= output[rid]:
                     finished.add(rid)
-            lines.append(vllm_sched.log_step(step, round(t, 9), facts, prompt, finished))
+            lines.append(vllm_sched.log_step(step, facts, prompt, finished))
             d.finish_step(finished)
             done |= finished
             work = sum(c + n for _, n, c, _ in facts["items"])
             t += d0 + d1 * work if facts["items"] else 0.0
             step += 1
+        text = "".join(json.dumps(rec, separators=(",", ":")) + "\n" for rec in lines)
         path = os.path.join(outdir, f"{name}.jsonl")
+        same = os.path.join(outdir, inst["label"].replace("/", "-") + ".jsonl")
+        if not reserve and os.path.exists(same) and open(same, encoding="utf-8").read() == text:
+            print(f"{path}: identical to {same}, not written", file=sys.stderr)
+            continue
         with open(path, "w", encoding="utf-8") as f:
-            for rec in lines:
-                f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            f.write(text)
         print(f"{path}: {step} steps, {len(done)}/{len(reqs)} finished", file=sys.stderr)
     return 0
 

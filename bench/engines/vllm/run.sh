@@ -8,8 +8,10 @@
 #    downloads, 9.5 GB on disk), unless it is already there.
 # 2. Starts the adapter server (imports vLLM once), then runs `kvsched conform` on the real
 #    scheduler: every scenario, seeds $SEEDS, with reserve_full_isl on and off.
-# 3. Records the instances and steps the real scheduler over them unfaked, writing one
-#    engine log per run (spec/TRACE.md), and checks every log with `kvsched check-trace`.
+# 3. Records the instances ($LOG_PLAN requests, seeds $LOG_SEEDS) and steps the real
+#    scheduler over them unfaked, writing one engine log per run (spec/TRACE.md; a
+#    no-reserve log only where it differs from the reserve one), and checks every log with
+#    `kvsched check-trace`.
 # 4. Compares the real results with the built-in vllm-v1 / vllm-v1-no-reserve, scenario by
 #    scenario, and writes the fixtures under tests/data/engines/vllm-$VLLM_VERSION/
 #    ($FIXTURES=0 to leave them alone).
@@ -22,7 +24,8 @@ VLLM_VENV="${VLLM_VENV:-/work/venvs/vllm-$VLLM_VERSION}"
 SEEDS="${SEEDS:-1,2,3,4,5}"
 REQUESTS="${REQUESTS:-200}"
 LOG_SEEDS="${LOG_SEEDS:-1,2}"
-LOG_REQUESTS="${LOG_REQUESTS:-30}"
+# Requests per scenario in the engine logs: small, since the logs are committed fixtures.
+LOG_PLAN="${LOG_PLAN:-tiny:60 adversarial:5 long-decode:2 light:4 boundary:4 overload:4 bursts:4}"
 FIXTURES="${FIXTURES:-1}"
 mkdir -p "$OUT"
 PY="$VLLM_VENV/bin/python"
@@ -60,10 +63,13 @@ for mode in reserve no-reserve; do
         || status=1
 done
 
-echo "== engine logs: $LOG_REQUESTS requests, seeds $LOG_SEEDS"
+echo "== engine logs: $LOG_PLAN (scenario:requests), seeds $LOG_SEEDS"
 rm -f "$OUT/instances.jsonl"
-"$KV" conform --information known --seeds "$LOG_SEEDS" --requests "$LOG_REQUESTS" \
-    --no-baselines --no-shrink -- python3 "$HERE/dump.py" "$OUT/instances.jsonl" > /dev/null
+for entry in $LOG_PLAN; do
+    "$KV" conform --information known --seeds "$LOG_SEEDS" --requests "${entry#*:}" \
+        --scenario "${entry%%:*}" --no-baselines --no-shrink \
+        -- python3 "$HERE/dump.py" "$OUT/instances.jsonl" > /dev/null
+done
 rm -rf "$OUT/logs"
 "$PY" "$HERE/adapter.py" record "$OUT/instances.jsonl" "$OUT/logs" 2>> "$OUT/server.log"
 "$PY" "$HERE/adapter.py" record "$OUT/instances.jsonl" "$OUT/logs" --no-reserve \
@@ -78,4 +84,8 @@ ARGS=("$OUT/conform-reserve.json" "$OUT/conform-no-reserve.json" --out "$OUT")
 [ "$FIXTURES" = 1 ] && ARGS+=(--fixtures "$ROOT/tests/data/engines/vllm-$VLLM_VERSION" \
     --logs "$OUT/logs")
 python3 "$HERE/compare.py" "${ARGS[@]}" | tee "$OUT/differential.md"
+if [ "$FIXTURES" = 1 ]; then
+    cp "$OUT/conform-reserve.txt" "$OUT/conform-no-reserve.txt" "$OUT/differential.md" \
+        "$ROOT/tests/data/engines/vllm-$VLLM_VERSION/"
+fi
 exit $status

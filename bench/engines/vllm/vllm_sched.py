@@ -215,16 +215,18 @@ def log_header(capacity_tokens, block_size, exact_usage, policy="vllm-v1"):
             "exact_usage": exact_usage, "model": f"vllm {vllm.__version__} Scheduler (CPU)"}
 
 
-def log_step(step, t_s, facts, prompt_of, finished):
+def log_step(step, facts, prompt_of, finished):
+    """One `engine_step` record (integer ids; the optional `t` and `waiting` are left out to
+    keep the committed fixtures small)."""
     return {
-        "k": "engine_step", "step": step, "t": t_s,
-        "new_reqs": [{"req_id": i, "prompt_len": prompt_of[i]} for i in facts["new"]],
-        "scheduled": [{"req_id": i, "num_scheduled_tokens": n, "num_computed_tokens": c}
+        "k": "engine_step", "step": step,
+        "new_reqs": [{"req_id": int(i), "prompt_len": prompt_of[i]} for i in facts["new"]],
+        "scheduled": [{"req_id": int(i), "num_scheduled_tokens": n, "num_computed_tokens": c}
                       for i, n, c, _ in facts["items"]],
-        "preempted_req_ids": facts["preempted"],
-        "finished_req_ids": sorted(finished),
+        "preempted_req_ids": [int(i) for i in facts["preempted"]],
+        "finished_req_ids": sorted(int(i) for i in finished),
         "num_used_blocks": facts["used_blocks"],
-        "running": facts["running"], "waiting": facts["waiting"],
+        "running": [int(i) for i in facts["running"]],
     }
 
 
