@@ -125,7 +125,6 @@ pub fn run(args: &Args) -> ExitCode {
             handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
             total_timeout: Duration::from_secs(args.total_timeout_s.max(1)),
             stderr_log: args.stderr_log.clone(),
-            ..ExternalOptions::default()
         },
     };
     let report = match &args.replay {

@@ -198,7 +198,7 @@ fn tampered_real_vllm_logs_are_rejected() {
             let seen_before = log[1..i]
                 .iter()
                 .any(|p| p["new_reqs"].as_array().unwrap().iter().any(|n| n["req_id"] == id));
-            (seen_before && item["num_computed_tokens"] == 0).then(|| (i, id))
+            (seen_before && item["num_computed_tokens"] == 0).then_some((i, id))
         })
     });
     let (i, id) = resumed.expect("a resumed request");
