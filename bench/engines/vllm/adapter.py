@@ -40,8 +40,10 @@ class VllmAdapter(Scheduler):
         import vllm_sched
 
         Scheduler.hello(self, msg)
+        # KVSCHED_VLLM_NO_SAMPLED_SLOT=1 turns the shim off (to measure what it changes).
+        slot = self.with_prefill and not os.environ.get("KVSCHED_VLLM_NO_SAMPLED_SLOT")
         self.driver = vllm_sched.Driver(self.capacity, self.block, reserve_full_isl=self.reserve,
-                                        sampled_slot=self.with_prefill, restart=True)
+                                        sampled_slot=slot, restart=True)
 
     def decide(self, msg):
         d = self.driver
