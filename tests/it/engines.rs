@@ -45,9 +45,9 @@ fn one_tiny_run(c: &ExternalCommand) -> String {
 
 #[test]
 fn a_slow_start_times_out_under_a_short_handshake_limit_and_passes_under_a_long_one() {
-    assert_eq!(one_tiny_run(&slow_fcfs(1.5, 300, 60)), "timeout");
-    // 1.5 s of start-up, a 1 s run limit: the run's time counts from `ready`.
-    assert_eq!(one_tiny_run(&slow_fcfs(1.5, 20_000, 1)), "pass");
+    assert_eq!(one_tiny_run(&slow_fcfs(3.0, 300, 60)), "timeout");
+    // 3 s of start-up, a 2 s run limit: the run's time counts from `ready`.
+    assert_eq!(one_tiny_run(&slow_fcfs(3.0, 20_000, 2)), "pass");
 }
 
 #[test]
