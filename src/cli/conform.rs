@@ -44,7 +44,11 @@ pub struct Args {
     /// Longest wait for one decision (milliseconds).
     #[arg(long, default_value_t = 5000)]
     pub decision_timeout_ms: u64,
-    /// Longest wall time of one scenario run (seconds).
+    /// Longest wait for the scheduler's `ready` after it is started (milliseconds). Raise it
+    /// for a real engine's scheduler, whose import can take tens of seconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
+    /// Longest wall time of one scenario run, counted from `ready` (seconds).
     #[arg(long, default_value_t = 300)]
     pub total_timeout_s: u64,
     /// Liveness bound: total time a request that was passed over (a later arrival admitted
@@ -119,9 +123,9 @@ pub fn run(args: &Args) -> ExitCode {
         args: args.command[1..].to_vec(),
         options: ExternalOptions {
             decision_timeout: Duration::from_millis(args.decision_timeout_ms.max(1)),
+            handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
             total_timeout: Duration::from_secs(args.total_timeout_s.max(1)),
             stderr_log: args.stderr_log.clone(),
-            ..ExternalOptions::default()
         },
     };
     let report = match &args.replay {

@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 pub struct ExternalOptions {
     /// Longest wait for one plan.
     pub decision_timeout: Duration,
-    /// Longest wait for `ready`.
+    /// Longest wait for `ready` (a real engine's scheduler may take tens of seconds to import).
     pub handshake_timeout: Duration,
-    /// Longest wall time of one run (one scenario).
+    /// Longest wall time of one run (one scenario), counted from `ready`: the handshake has
+    /// its own limit, so a slow start does not eat the run's time.
     pub total_timeout: Duration,
     /// Append the scheduler's stderr to this file.
     pub stderr_log: Option<std::path::PathBuf>,
@@ -190,6 +191,10 @@ pub struct External {
     steps_at_last: u64,
     line: Vec<u8>,
     out: Vec<u8>,
+    /// When `ready` arrived: the run's total time counts from here.
+    ready_at: Instant,
+    /// Wall time from spawning to `ready`.
+    pub handshake_time: Duration,
     /// Decisions answered.
     pub decisions: u64,
     /// Wall time spent in exchanges (writing `decide`, reading `plan`).
@@ -250,10 +255,14 @@ impl External {
             steps_at_last: 0,
             line: Vec::new(),
             out: Vec::new(),
+            ready_at: Instant::now(),
+            handshake_time: Duration::ZERO,
             decisions: 0,
             wire: Duration::ZERO,
         };
         ext.handshake(scenario, config)?;
+        ext.ready_at = Instant::now();
+        ext.handshake_time = ext.watch.start.elapsed();
         Ok(ext)
     }
 
@@ -358,7 +367,7 @@ impl External {
     }
 
     fn exchange(&mut self, view: &View<'_>) -> Result<Plan, Verdict> {
-        let elapsed = self.watch.start.elapsed();
+        let elapsed = self.ready_at.elapsed();
         let Some(left) = self.options.total_timeout.checked_sub(elapsed) else {
             return Err(Verdict::new("timeout", "total time limit of the run reached"));
         };

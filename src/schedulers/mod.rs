@@ -62,7 +62,15 @@ pub fn catalog() -> Vec<Entry> {
             name: "vllm-v1",
             models: "vLLM v1 scheduler: token budget, running first (chunked prefill), preempt \
                      last running by recompute, no admission in a step that preempted",
-            parameters: "max_num_batched_tokens=2048, max_num_seqs=256 (vllm serve on A100)",
+            parameters: "max_num_batched_tokens=2048, max_num_seqs=256 (vllm serve on A100), \
+                         reserve_full_isl=true (vLLM 0.33: admit only if the whole prompt's \
+                         blocks are free)",
+        },
+        Entry {
+            name: "vllm-v1-no-reserve",
+            models: "vllm-v1 with reserve_full_isl=false (vLLM 0.8 to 0.11): only the first \
+                     prefill chunk must fit at admission",
+            parameters: "max_num_batched_tokens=2048, max_num_seqs=256, reserve_full_isl=false",
         },
         Entry {
             name: "sarathi",
@@ -129,6 +137,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
     match name {
         "vllm-v0" => Some(Box::new(vllm_v0::VllmV0::default())),
         "vllm-v1" => Some(Box::new(vllm_v1::VllmV1::default())),
+        "vllm-v1-no-reserve" => Some(Box::new(vllm_v1::VllmV1::no_reserve())),
         "sarathi" => Some(Box::new(sarathi::Sarathi::default())),
         "sglang" => Some(Box::new(sglang::Sglang::default())),
         "orca" => Some(Box::new(orca::Orca::default())),

@@ -14,6 +14,14 @@
 //!   requests are admitted FCFS while the budget lasts, `len(running) < max_num_seqs`, and the
 //!   first chunk (`min(prompt, budget)`, chunked prefill on) fits in free KV; the first that
 //!   does not fit stops admission. There is no watermark in v1.
+//! - **Reserve the full prompt** (`reserve_full_isl`, on by default). vLLM 0.33 defaults to
+//!   `scheduler_reserve_full_isl=True`: the waiting loop passes `full_sequence_must_fit` to
+//!   `KVCacheManager.allocate_slots`, which refuses a new request unless the blocks of its
+//!   whole sequence (`request.num_tokens`: the prompt) are free, although it allocates only
+//!   the first chunk. Off (`vllm-v1-no-reserve`, vLLM 0.8 to 0.11 behaviour), only the first
+//!   chunk must fit, so a huge prompt is admitted piecemeal and preempted later. The real
+//!   scheduler's runs with both settings are in `tests/data/engines/vllm-0.33.0/`
+//!   (`spec/ENGINES.md`).
 //!
 //! Defaults (`vllm/engine/arg_utils.py`, `EngineArgs` batch defaults for `vllm serve`, i.e. the
 //! OpenAI server usage context): on GPUs with less than 70 GiB or on any A100 (the papers'
@@ -42,6 +50,9 @@ pub struct VllmV1 {
     pub max_num_batched_tokens: u64,
     /// Maximum running requests (`max_num_seqs`).
     pub max_num_seqs: usize,
+    /// Admit a waiting request only if the blocks of its whole prompt are free
+    /// (`scheduler_reserve_full_isl`, vLLM 0.33's default).
+    pub reserve_full_isl: bool,
     /// Take the `O(admissions)` path in the common case (default). Off, every decision takes
     /// the general `O(running)` path; the plans are the same (tested).
     pub fast_path: bool,
@@ -49,7 +60,19 @@ pub struct VllmV1 {
 
 impl Default for VllmV1 {
     fn default() -> Self {
-        VllmV1 { max_num_batched_tokens: 2048, max_num_seqs: 256, fast_path: true }
+        VllmV1 {
+            max_num_batched_tokens: 2048,
+            max_num_seqs: 256,
+            reserve_full_isl: true,
+            fast_path: true,
+        }
+    }
+}
+
+impl VllmV1 {
+    /// vLLM 0.8 to 0.11 behaviour: only the first prefill chunk must fit at admission.
+    pub fn no_reserve() -> Self {
+        VllmV1 { reserve_full_isl: false, ..VllmV1::default() }
     }
 }
 
@@ -148,7 +171,7 @@ impl VllmV1 {
             }
             let chunk = prompt.get().min(st.budget);
             let need = mem::chunk_growth(view, Tokens::ZERO, prompt, chunk);
-            if need > st.free {
+            if need > st.free || (self.reserve_full_isl && view.footprint(prompt) > st.free) {
                 break;
             }
             st.batch.push(BatchItem::Prefill { id, tokens: Tokens(chunk) });
@@ -160,7 +183,7 @@ impl VllmV1 {
 
 impl Scheduler for VllmV1 {
     fn name(&self) -> String {
-        "vllm-v1".into()
+        if self.reserve_full_isl { "vllm-v1" } else { "vllm-v1-no-reserve" }.into()
     }
 
     fn information(&self) -> Information {

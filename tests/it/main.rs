@@ -8,6 +8,7 @@ mod common;
 mod conform;
 mod engine;
 mod engine_log;
+mod engines;
 mod fluid;
 mod mcsf_engine;
 mod mcsf_opt;

@@ -310,11 +310,19 @@ fn vllm_v0_capacity_for_one_request_serves_in_order() {
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
     type Make = fn(bool) -> Box<dyn Scheduler>;
-    let variants: [(&str, Make); 4] = [
+    let variants: [(&str, Make); 5] = [
         ("vllm-v1", |f| Box::new(vllm_v1::VllmV1 { fast_path: f, ..Default::default() })),
+        ("vllm-v1-no-reserve", |f| {
+            Box::new(vllm_v1::VllmV1 { fast_path: f, ..vllm_v1::VllmV1::no_reserve() })
+        }),
         ("sarathi", |f| Box::new(sarathi::Sarathi { fast_path: f, ..Default::default() })),
         ("vllm-v1/small", |f| {
-            Box::new(vllm_v1::VllmV1 { max_num_batched_tokens: 20, max_num_seqs: 6, fast_path: f })
+            Box::new(vllm_v1::VllmV1 {
+                max_num_batched_tokens: 20,
+                max_num_seqs: 6,
+                reserve_full_isl: false,
+                fast_path: f,
+            })
         }),
         ("sarathi/small", |f| {
             Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6, fast_path: f })
