@@ -750,7 +750,7 @@ impl Runnable for Cancellable<dyn Runnable> {
 #[pyo3(signature = (scheduler, *, requests=200, seeds=vec![1], scenarios=vec![],
     information="hidden".to_string(), starvation_bound_ns=1_000_000_000, starvation_passes=0,
     baselines=true, shrink=true, shrink_runs=400, shrink_time_s=60, replay=None,
-    replay_out=None, decision_timeout_ms=5000, total_timeout_s=300))]
+    replay_out=None, decision_timeout_ms=5000, handshake_timeout_ms=10000, total_timeout_s=300))]
 #[allow(clippy::too_many_arguments)]
 fn conform(
     py: Python<'_>,
@@ -768,6 +768,7 @@ fn conform(
     replay: Option<&Bound<'_, PyAny>>,
     replay_out: Option<PathBuf>,
     decision_timeout_ms: u64,
+    handshake_timeout_ms: u64,
     total_timeout_s: u64,
 ) -> PyResult<Py<PyAny>> {
     let cancel = Cancel::default();
@@ -787,6 +788,7 @@ fn conform(
         scenarios,
         information,
         decision_timeout_ms,
+        handshake_timeout_ms,
         total_timeout_s,
         starvation_bound_ns,
         starvation_passes,
@@ -807,6 +809,7 @@ fn conform(
                     args: rest.to_vec(),
                     options: ExternalOptions {
                         decision_timeout: Duration::from_millis(decision_timeout_ms.max(1)),
+                        handshake_timeout: Duration::from_millis(handshake_timeout_ms.max(1)),
                         total_timeout: Duration::from_secs(total_timeout_s.max(1)),
                         ..ExternalOptions::default()
                     },
