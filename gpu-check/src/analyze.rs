@@ -383,9 +383,12 @@ pub fn report(affine: &Fitted, rich: &Fitted) -> String {
     }
     let q = &rich.quality;
     out += &format!(
-        "rich model: R2 {:.4}, MAPE {:.2} % over {} points\n  {:?}\n",
+        "rich model: R2 {:.4}, MAPE {:.2} %, max / median relative error {:.2} / {:.2} % over \
+         {} points\n  {:?}\n",
         q.r2,
         q.mape * 100.0,
+        q.max_rel_err.unwrap_or(f64::NAN) * 100.0,
+        q.median_rel_err.unwrap_or(f64::NAN) * 100.0,
         q.points,
         rich.step_time
     );

@@ -101,17 +101,32 @@ pub fn r2_mape(y: &[f64], pred: &[f64]) -> (f64, f64) {
     (r2, mape)
 }
 
+/// Largest and median relative error `|pred - y| / y` (`None`, `None` without points).
+pub fn rel_err_max_median(y: &[f64], pred: &[f64]) -> (Option<f64>, Option<f64>) {
+    let mut e: Vec<f64> = y.iter().zip(pred).map(|(v, p)| ((p - v) / v).abs()).collect();
+    if e.is_empty() {
+        return (None, None);
+    }
+    e.sort_by(f64::total_cmp);
+    let n = e.len();
+    let median = if n % 2 == 1 { e[n / 2] } else { (e[n / 2 - 1] + e[n / 2]) / 2.0 };
+    (Some(e[n - 1]), Some(median))
+}
+
 /// Quality of `model` over `samples`, with residuals.
 pub fn evaluate(model: &StepTime, samples: &[Sample], range: &str) -> Fitted {
     let y: Vec<f64> = samples.iter().map(|s| s.time_s).collect();
     let pred: Vec<f64> = samples.iter().map(|s| predict(model, &s.shape)).collect();
     let (r2, mape) = r2_mape(&y, &pred);
+    let (max_rel_err, median_rel_err) = rel_err_max_median(&y, &pred);
     Fitted {
         step_time: model.clone(),
         quality: FitQuality {
             r2,
             mape,
             points: samples.len() as u64,
+            max_rel_err,
+            median_rel_err,
             range: range.to_string(),
             notes: String::new(),
             regions: Vec::new(),
