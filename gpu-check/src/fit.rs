@@ -8,6 +8,14 @@
 //!   token-wise term piecewise linear between given knots (hinge basis). Terms that come out
 //!   negative are dropped and the fit repeated, because the spec requires non-negative
 //!   coefficients; terms the data cannot identify are dropped too.
+//! - [`fit_rich_on_tokenwise`]: the same model with the token-wise term **given** (a measured
+//!   token-wise curve, e.g. Vidur's token-wise profile) rather than fitted: the other terms are
+//!   fitted to what is left of each sample. When the samples are composed as token-wise ops plus
+//!   attention kernels (the Vidur route), the remainder is the attention part alone, and a free
+//!   token-wise term would absorb whatever attention the linear terms miss (prefill attention
+//!   above all); on Vidur's Llama-2-7B profile that put `base + tokenwise` 8-18 % above the
+//!   token-wise data between 128 and 4,096 batch tokens (BENCHMARKS.md, "Step time against
+//!   Vidur").
 //!
 //! Fit quality is R² and MAPE overall and per region ([`region_fit`]).
 
@@ -310,6 +318,52 @@ pub fn fit_rich(samples: &[Sample], terms: &RichTerms, range: &str) -> Result<Fi
         decode_s_per_request: lin[3],
         kv_s_per_token: lin[2],
         tokenwise,
+    };
+    model.compile().map_err(|e| format!("fit: rich fit is not a valid model: {e}"))?;
+    Ok(evaluate(&model, samples, range))
+}
+
+/// Fits the rich model with its token-wise term fixed to `tokenwise` (breakpoints in batch
+/// tokens and seconds, sorted, as the spec interpolates them): the constant and the linear terms
+/// of `terms` (its knots are ignored) are fitted by least squares to `time - tokenwise(batch
+/// tokens)`, negative terms dropped as in [`fit_rich`]; a negative constant is moved into the
+/// token-wise term so that every coefficient stays >= 0.
+pub fn fit_rich_on_tokenwise(
+    samples: &[Sample],
+    tokenwise: &[(u64, f64)],
+    terms: &RichTerms,
+    range: &str,
+) -> Result<Fitted, String> {
+    check_samples(samples)?;
+    if tokenwise.windows(2).any(|w| w[1].0 <= w[0].0) {
+        return Err("fit: token-wise curve: expected strictly increasing token counts".into());
+    }
+    let rest: Vec<Sample> = samples
+        .iter()
+        .map(|s| Sample { time_s: s.time_s - interpolate(tokenwise, s.batch_tokens()), ..*s })
+        .collect();
+    let mut active = [terms.prefill, terms.prefill_attn, terms.kv, terms.decode];
+    let n = samples.len() as f64;
+    let mean: Vec<f64> =
+        (0..4).map(|t| samples.iter().map(|s| linear_term(&s.shape, t)).sum::<f64>() / n).collect();
+    let (base, lin) = loop {
+        let (base, _, lin) = solve_rich(&rest, &[], &active)?;
+        let worst = (0..4)
+            .filter(|&t| active[t] && lin[t] < 0.0)
+            .min_by(|&a, &b| (lin[a] * mean[a]).total_cmp(&(lin[b] * mean[b])));
+        match worst {
+            Some(t) => active[t] = false,
+            None => break (base, lin),
+        }
+    };
+    let shift = base.min(0.0);
+    let model = StepTime::Rich {
+        base_s: base - shift,
+        prefill_s_per_token: lin[0],
+        prefill_attn_s_per_token2: lin[1],
+        decode_s_per_request: lin[3],
+        kv_s_per_token: lin[2],
+        tokenwise: tokenwise.iter().map(|&(x, y)| (x, (y + shift).max(0.0))).collect(),
     };
     model.compile().map_err(|e| format!("fit: rich fit is not a valid model: {e}"))?;
     Ok(evaluate(&model, samples, range))
