@@ -16,37 +16,20 @@
 # is the predictor: Vidur's forests and lookups against kvsched's fitted law.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-HERE="$ROOT/bench/vidur"
-VENV="${VIDUR_VENV:-/tmp/vidur-venv}"
-DATA="$(cd "${VIDUR_DATA:-$ROOT/../shared/data/vidur-a100}" && pwd)"
+source "$(dirname "$0")/common.sh"
 WORK="${WORK:-/tmp/kvsched-vidur-probe}"
 OUT="$ROOT/tests/data/vidur-probe-llama2-7b.csv"
-RF=--random_forrest_execution_time_predictor_config
-GRID=("${RF}_num_estimators" 250 "${RF}_max_depth" 16 "${RF}_min_samples_split" 5)
 for a in "$@"; do
   case "$a" in
-    --quick) GRID=("${RF}_num_estimators" 10 "${RF}_max_depth" 8 "${RF}_min_samples_split" 2
-                   "${RF}_k_fold_cv_splits" 2) ;;
+    --quick) GRID=("${GRID_QUICK[@]}") ;;
     -*) echo "unknown argument $a" >&2; exit 2 ;;
     *) OUT="$(cd "$(dirname "$a")" && pwd)/$(basename "$a")" ;;
   esac
 done
 
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import vidur' 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q 'vidur==0.0.26'
-fi
-
-rm -rf "$WORK" && mkdir -p "$WORK/profiles" "$WORK/vidur"
-ln -s "$DATA/llama-2-7b-mlp.csv" "$WORK/profiles/mlp.csv"
-"$VENV/bin/python" "$HERE/derive_attention.py" "$DATA/h8192-q64-kv8-tp2-attention.csv" \
-  "$WORK/profiles/attention.csv" 4096 32 32 1
-{
-  echo "num_workers,devices_per_node,collective,size,time_stats.all_reduce.median"
-  for n in 1 2; do for k in $(seq 0 12); do echo "$n,$n,all_reduce,$(( (1 << k) * 4096 * 2 )),0.0"; done; done
-} > "$WORK/profiles/all_reduce.csv"
+ensure_vidur
+rm -rf "$WORK" && mkdir -p "$WORK/vidur"
+llama2_7b_profiles "$WORK/profiles"
 
 ( cd "$WORK/vidur" && HF_HUB_OFFLINE=1 WANDB_MODE=disabled "$VENV/bin/python" "$HERE/vidur_run.py" \
     "$WORK/profiles" --probe "$OUT" -- \

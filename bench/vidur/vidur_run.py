@@ -121,38 +121,24 @@ def _timed_write(self):
 vsim.Simulator._write_output = _timed_write
 
 if step_time_toml:
-    import tomllib
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from kvsched_law import law  # noqa: E402
 
     from vidur._native.entities import ExecutionTime as ExecutionTimeC
     from vidur.execution_time_predictor import base_execution_time_predictor as base
 
-    st = tomllib.load(open(step_time_toml, "rb"))["step_time"]
-    assert st["kind"] == "rich", "--step-time: expected a rich step time"
-    tw = st.get("tokenwise", [])
-
-    def tokenwise(x):  # spec/src/step_time.rs: flat before the first point, linear after
-        if not tw:
-            return 0.0
-        if x <= tw[0][0] or len(tw) == 1:
-            return tw[0][1]
-        for (x0, y0), (x1, y1) in zip(tw, tw[1:]):
-            if x <= x1:
-                break
-        return max(0.0, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+    # KVSCHED_VIDUR_LOOKUPS=cap128[,round256][,overhead]: Vidur's decode-attention lookup rules
+    # applied to the law's decode part (a diagnostic for bench/vidur/lmsys.sh; kvsched_law.py).
+    rules = tuple(filter(None, os.environ.get("KVSCHED_VIDUR_LOOKUPS", "").split(",")))
+    if rules:
+        times["vidur_lookups"] = sorted(rules)
+    step = law(step_time_toml, rules)
 
     def kvsched_step_s(batch):
-        p = d = attn2 = kv = 0
-        for q, k in zip(batch.num_q_tokens, batch.num_kv_tokens):
-            kv += k  # Vidur's num_kv_tokens: context after this iteration's tokens
-            if q == 1:  # Vidur's own rule: one query token is a decode
-                d += 1
-            else:
-                p += q
-                attn2 += q * k
-        return (st["base_s"] + st.get("prefill_s_per_token", 0.0) * p
-                + st.get("prefill_attn_s_per_token2", 0.0) * attn2
-                + st.get("decode_s_per_request", 0.0) * d
-                + st.get("kv_s_per_token", 0.0) * kv + tokenwise(p + d))
+        # Vidur's own rule: one query token is a decode; num_kv_tokens is the context after this
+        # iteration's tokens.
+        pairs = list(zip(batch.num_q_tokens, batch.num_kv_tokens))
+        return step([(q, k - q) for q, k in pairs if q != 1], [k for q, k in pairs if q == 1])
 
     def _kvsched_execution_time(self, batch, pipeline_stage):
         ms = kvsched_step_s(batch) * 1e3
