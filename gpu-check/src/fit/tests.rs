@@ -169,7 +169,7 @@ fn rich_on_given_tokenwise_recovers_the_other_terms() {
     println!("{:?}\nr2 {} mape {}", f.step_time, f.quality.r2, f.quality.mape);
     assert!(rel(kv_s_per_token, 3.3e-7) < 0.03, "kv {kv_s_per_token}");
     assert!(rel(prefill_attn_s_per_token2, 4.4e-9) < 0.03, "{prefill_attn_s_per_token2}");
-    assert!(base_s >= 0.0 && base_s < 0.001, "base {base_s}");
+    assert!((0.0..0.001).contains(&base_s), "base {base_s}");
     assert_eq!(tokenwise.len(), curve.len());
     assert!(f.quality.mape < 0.012 && f.quality.max_rel_err.unwrap() < 0.06, "{:?}", f.quality);
     // A curve 5 ms too high: the constant would be negative; it is moved into the curve.
