@@ -21,6 +21,9 @@ p.add_argument("--output-mu", type=float, default=4.9)
 p.add_argument("--output-sigma", type=float, default=0.9)
 p.add_argument("--max-prompt", type=int, default=2048)
 p.add_argument("--max-output", type=int, default=2048)
+p.add_argument("--lmsys-bins", action="store_true",
+               help="workloads/lmsys-like.toml instead: prompt 60, outputs 50..500 (ten bins' "
+                    "upper edges) in the ratio 23:11:8:7:6:4:3:2:1:1")
 p.add_argument("--out", required=True)
 a = p.parse_args()
 
@@ -32,8 +35,13 @@ with open(a.out, "w") as f:
     for i in range(a.requests):
         if i > 0:
             t += rng.expovariate(a.rate)
-        prompt = min(a.max_prompt, max(1, round(rng.lognormvariate(a.prompt_mu, a.prompt_sigma))))
-        out = min(a.max_output, max(2, round(rng.lognormvariate(a.output_mu, a.output_sigma))))
+        if a.lmsys_bins:
+            prompt = 60
+            out = rng.choices(range(50, 501, 50), weights=[23, 11, 8, 7, 6, 4, 3, 2, 1, 1])[0]
+        else:
+            prompt = min(a.max_prompt,
+                         max(1, round(rng.lognormvariate(a.prompt_mu, a.prompt_sigma))))
+            out = min(a.max_output, max(2, round(rng.lognormvariate(a.output_mu, a.output_sigma))))
         out = min(out, 4096 - prompt)
         ts = f"{t:.6f}"
         f.write(f"2023-08-21,{ts},{prompt},{out},{ts},{prompt},{out}\n")

@@ -27,7 +27,16 @@ execution time is kvsched's law for that batch instead of the random forests' pr
 diagnostic that runs Vidur's scheduler and event loop on kvsched's step times, so that what is
 left of a difference is the simulators' semantics, not their predictors.
 
-Usage: vidur_run.py PROFILE_DIR [--step-time CAL.toml] -- VIDUR_ARGS...
+With `--probe OUT.csv`, no simulation runs: after Vidur has built its predictor (training), every
+probe batch of `probe_batches()` (short-prompt decode batches, long-context decodes, mixed
+prefill/decode batches as Sarathi forms them, short and long prefills) is timed by Vidur's own
+`get_execution_time`, and OUT.csv gets one row per batch: `class,name,decodes,decode_kv,prefills,
+vidur_s`. `decode_kv` is each decode's context including the token being computed (Vidur's
+`num_kv_tokens`); `prefills` lists `chunk@before` (chunk tokens after `before` cached ones).
+`bench/vidur/probe.sh` writes `tests/data/vidur-probe-llama2-7b.csv` this way, and the test
+`step_time_vidur_probe_errors_by_batch_shape` puts kvsched's law next to it.
+
+Usage: vidur_run.py PROFILE_DIR [--step-time CAL.toml] [--probe OUT.csv] -- VIDUR_ARGS...
 """
 import json
 import os
@@ -42,6 +51,9 @@ rest = sys.argv[2:]
 step_time_toml = None
 if rest[:1] == ["--step-time"]:
     step_time_toml, rest = rest[1], rest[2:]
+probe_out = None
+if rest[:1] == ["--probe"]:
+    probe_out, rest = rest[1], rest[2:]
 assert rest[:1] == ["--"], USAGE
 sys.argv = [sys.argv[0]] + rest[1:]
 
@@ -84,10 +96,14 @@ skl.SklearnExecutionTimePredictor._get_input_files = _local_files
 _orig_init = skl.SklearnExecutionTimePredictor.__init__
 
 
+PREDICTORS = []
+
+
 def _timed_init(self, *a, **k):
     t = time.perf_counter()
     _orig_init(self, *a, **k)
     times["predictor_s"] += time.perf_counter() - t
+    PREDICTORS.append(self)
 
 
 skl.SklearnExecutionTimePredictor.__init__ = _timed_init
@@ -105,38 +121,24 @@ def _timed_write(self):
 vsim.Simulator._write_output = _timed_write
 
 if step_time_toml:
-    import tomllib
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from kvsched_law import law  # noqa: E402
 
     from vidur._native.entities import ExecutionTime as ExecutionTimeC
     from vidur.execution_time_predictor import base_execution_time_predictor as base
 
-    st = tomllib.load(open(step_time_toml, "rb"))["step_time"]
-    assert st["kind"] == "rich", "--step-time: expected a rich step time"
-    tw = st.get("tokenwise", [])
-
-    def tokenwise(x):  # spec/src/step_time.rs: flat before the first point, linear after
-        if not tw:
-            return 0.0
-        if x <= tw[0][0] or len(tw) == 1:
-            return tw[0][1]
-        for (x0, y0), (x1, y1) in zip(tw, tw[1:]):
-            if x <= x1:
-                break
-        return max(0.0, y0 + (y1 - y0) * (x - x0) / (x1 - x0))
+    # KVSCHED_VIDUR_LOOKUPS=cap128[,round256][,overhead]: Vidur's decode-attention lookup rules
+    # applied to the law's decode part (a diagnostic for bench/vidur/lmsys.sh; kvsched_law.py).
+    rules = tuple(filter(None, os.environ.get("KVSCHED_VIDUR_LOOKUPS", "").split(",")))
+    if rules:
+        times["vidur_lookups"] = sorted(rules)
+    step = law(step_time_toml, rules)
 
     def kvsched_step_s(batch):
-        p = d = attn2 = kv = 0
-        for q, k in zip(batch.num_q_tokens, batch.num_kv_tokens):
-            kv += k  # Vidur's num_kv_tokens: context after this iteration's tokens
-            if q == 1:  # Vidur's own rule: one query token is a decode
-                d += 1
-            else:
-                p += q
-                attn2 += q * k
-        return (st["base_s"] + st.get("prefill_s_per_token", 0.0) * p
-                + st.get("prefill_attn_s_per_token2", 0.0) * attn2
-                + st.get("decode_s_per_request", 0.0) * d
-                + st.get("kv_s_per_token", 0.0) * kv + tokenwise(p + d))
+        # Vidur's own rule: one query token is a decode; num_kv_tokens is the context after this
+        # iteration's tokens.
+        pairs = list(zip(batch.num_q_tokens, batch.num_kv_tokens))
+        return step([(q, k - q) for q, k in pairs if q != 1], [k for q, k in pairs if q == 1])
 
     def _kvsched_execution_time(self, batch, pipeline_stage):
         ms = kvsched_step_s(batch) * 1e3
@@ -147,11 +149,59 @@ if step_time_toml:
     base.BaseExecutionTimePredictor.get_execution_time = _kvsched_execution_time
     times["step_time"] = os.path.abspath(step_time_toml)
 
+
+
+def probe_batches():
+    """(class, name, decodes, decode_kv, prefills) of every probe batch; see the module doc."""
+    out = []
+    for b in (16, 64, 128, 192, 256):
+        for kv in (64, 160, 320):
+            out.append(("decode short-prompt", f"{b} decodes at kv {kv}", b, kv, []))
+    for b in (8, 32, 128):
+        for kv in (1024, 2048, 4000):
+            out.append(("decode long-context", f"{b} decodes at kv {kv}", b, kv, []))
+    for b in (32, 128, 200, 256):  # Sarathi, chunk 512: decodes first, then short prompts
+        left, pre = 512 - b, []
+        while left > 0:
+            pre.append((min(60, left), 0))
+            left -= pre[-1][0]
+        out.append(("mixed short-prompt", f"{b} decodes at kv 160 + {len(pre)} prompts",
+                    b, 160, pre))
+    for b in (32, 128):
+        out.append(("mixed long-chunk", f"{b} decodes at kv 1024 + chunk {512 - b}@1024",
+                    b, 1024, [(512 - b, 1024)]))
+    for n in (2, 8):
+        out.append(("prefill short-prompt", f"{n} prompts of 60", 0, 0, [(60, 0)] * n))
+    for c, k in ((512, 0), (1024, 0), (2048, 0), (4096, 0), (512, 1024), (512, 3072)):
+        out.append(("prefill long", f"chunk {c}@{k}", 0, 0, [(c, k)]))
+    return out
+
+
+def run_probe(path):
+    from vidur.entities import Batch
+    from vidur.types import ReplicaId  # noqa: F401 (the replica id is only carried)
+
+    pred = PREDICTORS[0]
+    with open(path, "w") as f:
+        f.write("class,name,decodes,decode_kv,prefills,vidur_s\n")
+        for cls, name, b, kv, pre in probe_batches():
+            q = [c for c, _ in pre] + [1] * b
+            kvs = [k + c for c, k in pre] + [kv] * b
+            batch = Batch(0, [None] * len(q), q, kvs)
+            t = pred.get_execution_time(batch, 0).total_time
+            pres = ";".join(f"{c}@{k}" for c, k in pre)
+            f.write(f"{cls},{name},{b},{kv},{pres},{t:.9f}\n")
+
+
 config = SimulationConfig.create_from_cli_args()
 set_seeds(config.seed)
 t = time.perf_counter()
 sim = vsim.Simulator(config)  # builds the replicas' schedulers and the predictor (training)
 times["construct_s"] = time.perf_counter() - t
+if probe_out:
+    run_probe(probe_out)
+    print("VIDUR_TIMES " + json.dumps(times), flush=True)
+    sys.exit(0)
 t = time.perf_counter()
 sim.run()  # event loop, then _write_output
 times["run_s"] = time.perf_counter() - t

@@ -21,10 +21,16 @@
 //!   (compute-bound: FLOPs per chunk-token x context-token pair scale with the query width).
 //!
 //! The decode-only composite is what the WAIT paper's affine law describes: [`fit_affine`] on it
-//! gives `d0` and `d1`. The rich model is fitted to decode and prefill composites together.
+//! gives `d0` and `d1`. The rich model takes the token-wise curve above as its token-wise term
+//! (every profiled token count a breakpoint) and fits its constant and linear terms to the
+//! decode and prefill composites' remainder, the attention part ([`fit_rich_on_tokenwise`]).
+//! Until 2026-12-06 the token-wise term was fitted too (hinges at `2^k`, `3 * 2^k`), and it came
+//! out 8-18 % above the token-wise data from 128 to 4,096 tokens for Llama-2-7B: the term that
+//! overcharged Sarathi's many-request batches (BENCHMARKS.md, "Step time against Vidur").
 
 use crate::fit::{
-    default_knots, fit_affine, fit_rich, flat_region_end, region_fit, Fitted, RichTerms, Sample,
+    default_knots, fit_affine, fit_rich, fit_rich_on_tokenwise, flat_region_end, region_fit,
+    Fitted, RichTerms, Sample,
 };
 use crate::geometry::Geometry;
 use crate::lsq::lstsq;
@@ -231,8 +237,11 @@ pub fn analyze_vidur(
         affine.quality.regions.push(r);
     }
     let all: Vec<Sample> = decode.iter().chain(&prefill).copied().collect();
-    let knots = default_knots(&all);
-    let mut rich = fit_rich(&all, &RichTerms::all(knots), "decode and prefill composites")?;
+    // The token-wise term is the profile's own token-wise curve, not a fitted one (see
+    // `fit_rich_on_tokenwise`); the other terms model the attention part.
+    let terms = RichTerms::all(Vec::new());
+    let range = "decode and prefill composites";
+    let mut rich = fit_rich_on_tokenwise(&all, &tokenwise, &terms, range)?;
     rich.quality.regions = decode_regions(&rich, &decode, flat_end);
     if let Some(r) = region_fit(&rich.step_time, &prefill, "prefill", "prefill chunks", |_| true) {
         rich.quality.regions.push(r);
@@ -383,9 +392,12 @@ pub fn report(affine: &Fitted, rich: &Fitted) -> String {
     }
     let q = &rich.quality;
     out += &format!(
-        "rich model: R2 {:.4}, MAPE {:.2} % over {} points\n  {:?}\n",
+        "rich model: R2 {:.4}, MAPE {:.2} %, max / median relative error {:.2} / {:.2} % over \
+         {} points\n  {:?}\n",
         q.r2,
         q.mape * 100.0,
+        q.max_rel_err.unwrap_or(f64::NAN) * 100.0,
+        q.median_rel_err.unwrap_or(f64::NAN) * 100.0,
         q.points,
         rich.step_time
     );

@@ -8,6 +8,14 @@
 //!   token-wise term piecewise linear between given knots (hinge basis). Terms that come out
 //!   negative are dropped and the fit repeated, because the spec requires non-negative
 //!   coefficients; terms the data cannot identify are dropped too.
+//! - [`fit_rich_on_tokenwise`]: the same model with the token-wise term **given** (a measured
+//!   token-wise curve, e.g. Vidur's token-wise profile) rather than fitted: the other terms are
+//!   fitted to what is left of each sample. When the samples are composed as token-wise ops plus
+//!   attention kernels (the Vidur route), the remainder is the attention part alone, and a free
+//!   token-wise term would absorb whatever attention the linear terms miss (prefill attention
+//!   above all); on Vidur's Llama-2-7B profile that put `base + tokenwise` 8-18 % above the
+//!   token-wise data between 128 and 4,096 batch tokens (BENCHMARKS.md, "Step time against
+//!   Vidur").
 //!
 //! Fit quality is R² and MAPE overall and per region ([`region_fit`]).
 
@@ -101,17 +109,32 @@ pub fn r2_mape(y: &[f64], pred: &[f64]) -> (f64, f64) {
     (r2, mape)
 }
 
+/// Largest and median relative error `|pred - y| / y` (`None`, `None` without points).
+pub fn rel_err_max_median(y: &[f64], pred: &[f64]) -> (Option<f64>, Option<f64>) {
+    let mut e: Vec<f64> = y.iter().zip(pred).map(|(v, p)| ((p - v) / v).abs()).collect();
+    if e.is_empty() {
+        return (None, None);
+    }
+    e.sort_by(f64::total_cmp);
+    let n = e.len();
+    let median = if n % 2 == 1 { e[n / 2] } else { (e[n / 2 - 1] + e[n / 2]) / 2.0 };
+    (Some(e[n - 1]), Some(median))
+}
+
 /// Quality of `model` over `samples`, with residuals.
 pub fn evaluate(model: &StepTime, samples: &[Sample], range: &str) -> Fitted {
     let y: Vec<f64> = samples.iter().map(|s| s.time_s).collect();
     let pred: Vec<f64> = samples.iter().map(|s| predict(model, &s.shape)).collect();
     let (r2, mape) = r2_mape(&y, &pred);
+    let (max_rel_err, median_rel_err) = rel_err_max_median(&y, &pred);
     Fitted {
         step_time: model.clone(),
         quality: FitQuality {
             r2,
             mape,
             points: samples.len() as u64,
+            max_rel_err,
+            median_rel_err,
             range: range.to_string(),
             notes: String::new(),
             regions: Vec::new(),
@@ -295,6 +318,52 @@ pub fn fit_rich(samples: &[Sample], terms: &RichTerms, range: &str) -> Result<Fi
         decode_s_per_request: lin[3],
         kv_s_per_token: lin[2],
         tokenwise,
+    };
+    model.compile().map_err(|e| format!("fit: rich fit is not a valid model: {e}"))?;
+    Ok(evaluate(&model, samples, range))
+}
+
+/// Fits the rich model with its token-wise term fixed to `tokenwise` (breakpoints in batch
+/// tokens and seconds, sorted, as the spec interpolates them): the constant and the linear terms
+/// of `terms` (its knots are ignored) are fitted by least squares to `time - tokenwise(batch
+/// tokens)`, negative terms dropped as in [`fit_rich`]; a negative constant is moved into the
+/// token-wise term so that every coefficient stays >= 0.
+pub fn fit_rich_on_tokenwise(
+    samples: &[Sample],
+    tokenwise: &[(u64, f64)],
+    terms: &RichTerms,
+    range: &str,
+) -> Result<Fitted, String> {
+    check_samples(samples)?;
+    if tokenwise.windows(2).any(|w| w[1].0 <= w[0].0) {
+        return Err("fit: token-wise curve: expected strictly increasing token counts".into());
+    }
+    let rest: Vec<Sample> = samples
+        .iter()
+        .map(|s| Sample { time_s: s.time_s - interpolate(tokenwise, s.batch_tokens()), ..*s })
+        .collect();
+    let mut active = [terms.prefill, terms.prefill_attn, terms.kv, terms.decode];
+    let n = samples.len() as f64;
+    let mean: Vec<f64> =
+        (0..4).map(|t| samples.iter().map(|s| linear_term(&s.shape, t)).sum::<f64>() / n).collect();
+    let (base, lin) = loop {
+        let (base, _, lin) = solve_rich(&rest, &[], &active)?;
+        let worst = (0..4)
+            .filter(|&t| active[t] && lin[t] < 0.0)
+            .min_by(|&a, &b| (lin[a] * mean[a]).total_cmp(&(lin[b] * mean[b])));
+        match worst {
+            Some(t) => active[t] = false,
+            None => break (base, lin),
+        }
+    };
+    let shift = base.min(0.0);
+    let model = StepTime::Rich {
+        base_s: base - shift,
+        prefill_s_per_token: lin[0],
+        prefill_attn_s_per_token2: lin[1],
+        decode_s_per_request: lin[3],
+        kv_s_per_token: lin[2],
+        tokenwise: tokenwise.iter().map(|&(x, y)| (x, (y + shift).max(0.0))).collect(),
     };
     model.compile().map_err(|e| format!("fit: rich fit is not a valid model: {e}"))?;
     Ok(evaluate(&model, samples, range))

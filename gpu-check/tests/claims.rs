@@ -2,8 +2,9 @@
 //! without the shared data: the recorded A100 calibration (`spec/calibration/`) and small
 //! Vidur-schema fixtures (`tests/fixtures/`, written by `kvsched_gpu_check::synth`).
 //!
-//! Set `KVSCHED_VIDUR_DIR` to the directory of the Vidur A100 profiles to also re-run the
-//! analysis on them and compare with the recorded calibration (never set in CI).
+//! With the Vidur A100 profiles present (`KVSCHED_VIDUR_DIR`, or else `../shared/data/vidur-a100`
+//! beside the repository, where CI has them), the analysis is also re-run on them and compared
+//! with the recorded calibrations; without them those tests print a `SKIP` line and pass.
 
 use kvsched_gpu_check::analyze::{analyze_vidur, WAIT_D0, WAIT_D1};
 use kvsched_gpu_check::geometry::{Geometry, A100_80GB_BYTES};
@@ -14,6 +15,7 @@ use kvsched_spec::StepTime;
 
 const A100: &str = include_str!("../../spec/calibration/a100-llama2-7b.toml");
 const A100X2_70B: &str = include_str!("../../spec/calibration/a100x2-llama2-70b-tp2.toml");
+const A100_L3_8B: &str = include_str!("../../spec/calibration/a100-llama3-8b.toml");
 
 fn fixture_grid() -> (Vec<u64>, Vec<(u64, u64)>, Vec<(u64, u64)>) {
     let tokens: Vec<u64> = [1, 2, 4, 8, 16, 32, 64, 96, 128, 256, 512, 1024, 2048, 4096].into();
@@ -129,12 +131,59 @@ fn h_affine_a100_pipeline_on_fixtures() {
     assert!(a.rich.quality.r2 > 0.99);
 }
 
+/// The profile directory: `KVSCHED_VIDUR_DIR`, else `../shared/data/vidur-a100` beside the
+/// repository; `None` (with a `SKIP` line) when neither holds the profiles.
 fn vidur_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("KVSCHED_VIDUR_DIR").map(std::path::PathBuf::from);
-    if dir.is_none() {
-        println!("KVSCHED_VIDUR_DIR not set: comparison with the shared profiles skipped");
+    let default = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/vidur-a100");
+    let dir = std::env::var_os("KVSCHED_VIDUR_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(default));
+    if dir.join("h8192-q64-kv8-tp2-attention.csv").is_file() {
+        Some(dir)
+    } else {
+        println!(
+            "SKIP: no Vidur A100 profiles at {} (set KVSCHED_VIDUR_DIR): the re-fit on the \
+             shared data is not checked",
+            dir.display()
+        );
+        None
     }
-    dir
+}
+
+/// Re-fits `mlp_file` + the attention profile for `preset` at `tp` and checks that the result
+/// equals the recorded calibration `text`: coefficients, and the fit quality (R2, MAPE, max and
+/// median relative error over the composed profile rows) to 1e-12.
+fn refit_matches(
+    dir: &std::path::Path,
+    mlp_file: &str,
+    preset: &str,
+    tp: u64,
+    name: &str,
+    text: &str,
+) {
+    let (Profile::Mlp(mlp), Profile::Attention(attn)) =
+        (read_profile(dir, mlp_file), read_profile(dir, "h8192-q64-kv8-tp2-attention.csv"))
+    else {
+        panic!("profile kinds")
+    };
+    let a = analyze_vidur(&mlp, &attn, &Geometry::preset(preset, tp).unwrap()).unwrap();
+    let cal = Calibration::parse(name, text).unwrap();
+    assert_eq!(a.affine.step_time, cal.affine.as_ref().unwrap().step_time(), "{name}: affine");
+    assert_eq!(a.rich.step_time, cal.step_time, "{name}: rich");
+    let (q, r) = (&a.rich.quality, &cal.fit);
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-12 * x.abs().max(1.0);
+    println!(
+        "{name}: re-fit from {}: R2 {:.4}, MAPE {:.2} %, max {:.2} %, median {:.2} % over {} rows",
+        dir.display(),
+        q.r2,
+        q.mape * 100.0,
+        q.max_rel_err.unwrap() * 100.0,
+        q.median_rel_err.unwrap() * 100.0,
+        q.points
+    );
+    assert!(close(q.r2, r.r2) && close(q.mape, r.mape) && q.points == r.points, "{r:?}");
+    assert!(close(q.max_rel_err.unwrap(), r.max_rel_err.expect("max_rel_err recorded")));
+    assert!(close(q.median_rel_err.unwrap(), r.median_rel_err.expect("median_rel_err recorded")));
 }
 
 fn read_profile(dir: &std::path::Path, name: &str) -> Profile {
@@ -149,28 +198,50 @@ fn llama2_70b_tp2_calibration_is_consistent() {
     let g = Geometry::preset("llama-2-70b", 2).unwrap();
     assert_eq!(cal.kv_bytes_per_token, Some(g.kv_bytes_per_token()));
     assert_eq!(cal.kv_capacity_tokens, Some(16_492), "the MC-SF paper's M");
-    assert!(cal.fit.notes.contains("MLP width ratio 1.3023"), "{}", cal.fit.notes);
+    // Fitted from Llama-2-70B's own token-wise profile: nothing scaled.
+    assert!(cal.source.contains("llama-2-70b-mlp.csv"), "{}", cal.source);
+    assert!(!cal.fit.notes.contains("MLP width ratio"), "{}", cal.fit.notes);
     let StepTime::Rich { base_s, kv_s_per_token, .. } = cal.step_time else { panic!() };
     println!("70B/TP2: base {base_s:.4} s, kv {kv_s_per_token:.3e} s/token, {}", cal.fit.notes);
     assert!(cal.fit.mape < 0.05, "{:?}", cal.fit);
 }
 
-/// With `KVSCHED_VIDUR_DIR` set: re-run the 70B / TP 2 fit on the real profiles (the MLP profile
-/// of width 22,016 scaled to 28,672) and compare with the record.
+/// With the profiles present: re-run the 70B / TP 2 fit on Llama-2-70B's own token-wise profile
+/// (`llama-2-70b-mlp.csv`, MLP width 28,672: ratio 1) and compare with the record, fit quality
+/// included.
 #[test]
 fn recorded_70b_calibration_matches_the_profiles_when_available() {
     let Some(dir) = vidur_dir() else { return };
-    let (Profile::Mlp(mlp), Profile::Attention(attn)) = (
-        read_profile(&dir, "h8192-tp2-mlp.csv"),
-        read_profile(&dir, "h8192-q64-kv8-tp2-attention.csv"),
-    ) else {
-        panic!("profile kinds")
-    };
-    let a = analyze_vidur(&mlp, &attn, &Geometry::preset("llama-2-70b", 2).unwrap()).unwrap();
-    let cal = Calibration::parse("a100x2-llama2-70b-tp2.toml", A100X2_70B).unwrap();
-    assert!((a.mlp_ratio - 28_672.0 / 22_016.0).abs() < 1e-12);
-    assert_eq!(a.affine.step_time, cal.affine.as_ref().unwrap().step_time());
-    assert_eq!(a.rich.step_time, cal.step_time);
+    let name = "a100x2-llama2-70b-tp2.toml";
+    refit_matches(&dir, "llama-2-70b-mlp.csv", "llama-2-70b", 2, name, A100X2_70B);
+}
+
+/// The Meta-Llama-3-8B calibration without the data: its geometry (GQA, 8 KV heads: 131,072 KV
+/// bytes per token), the WAIT authors' capacity, and a recorded fit quality that holds.
+#[test]
+fn llama3_8b_calibration_is_consistent() {
+    let cal = Calibration::parse("a100-llama3-8b.toml", A100_L3_8B).unwrap();
+    let g = Geometry::preset("llama-3-8b", 1).unwrap();
+    assert_eq!(cal.kv_bytes_per_token, Some(g.kv_bytes_per_token()));
+    assert_eq!(cal.kv_capacity_tokens, Some(29_952 * 16), "the WAIT authors' num_blocks x 16");
+    assert!(cal.source.contains("llama-3-8b-mlp.csv"), "{}", cal.source);
+    assert!(cal.fit.notes.contains("KV bytes ratio 2.000"), "{}", cal.fit.notes);
+    let (max, med) = (cal.fit.max_rel_err.unwrap(), cal.fit.median_rel_err.unwrap());
+    println!(
+        "Llama-3-8B: MAPE {:.2} %, max {:.2} %, median {:.2} %",
+        cal.fit.mape * 100.0,
+        max * 100.0,
+        med * 100.0
+    );
+    assert!(cal.fit.mape < 0.05 && med < cal.fit.mape && max < 0.25, "{:?}", cal.fit);
+}
+
+/// With the profiles present: re-run the Llama-3-8B fit and compare with the record.
+#[test]
+fn recorded_llama3_8b_calibration_matches_the_profiles_when_available() {
+    let Some(dir) = vidur_dir() else { return };
+    let name = "a100-llama3-8b.toml";
+    refit_matches(&dir, "llama-3-8b-mlp.csv", "llama-3-8b", 1, name, A100_L3_8B);
 }
 
 /// With `KVSCHED_VIDUR_DIR` set: re-run on the real profiles and compare with the record.

@@ -81,6 +81,13 @@ pub struct FitQuality {
     pub mape: f64,
     /// Number of measurements.
     pub points: u64,
+    /// Largest relative error `|predicted - measured| / measured` over the measurements (a
+    /// fraction), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rel_err: Option<f64>,
+    /// Median relative error over the measurements (a fraction), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub median_rel_err: Option<f64>,
     /// The range of operating points the fit covers (in words).
     pub range: String,
     /// Free-form notes (assumptions, where the model does not hold).
@@ -141,6 +148,13 @@ fn check_quality(field: &str, q: &FitQuality) -> Result<(), String> {
     }
     if !q.mape.is_finite() || q.mape < 0.0 {
         return Err(format!("{field}.mape: expected a finite fraction >= 0, got {}", q.mape));
+    }
+    for (name, v) in [("max_rel_err", q.max_rel_err), ("median_rel_err", q.median_rel_err)] {
+        if let Some(v) = v {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("{field}.{name}: expected a finite fraction >= 0, got {v}"));
+            }
+        }
     }
     for (i, r) in q.regions.iter().enumerate() {
         if !r.r2.is_finite() || r.r2 > 1.0 + 1e-9 || !r.mape.is_finite() || r.mape < 0.0 {

@@ -14,6 +14,7 @@ mod mcsf_engine;
 mod mcsf_opt;
 mod reproduce;
 mod schedulers;
+mod step_time_vidur;
 mod tidy;
 mod trace_check;
 mod wait_claims;

@@ -143,3 +143,47 @@ fn knots_and_flat_region() {
     assert_eq!(flat_region_end(&curve, 0.06), 64);
     assert_eq!(flat_region_end(&curve, 0.35), 128);
 }
+
+/// With the token-wise term given (the truth's own curve, offset by `base`), the linear terms are
+/// recovered within 3 % from 1 % noise, and the recorded token-wise term is the given curve; a
+/// curve that already holds more than the constant (negative base) is shifted so that every
+/// coefficient stays >= 0 and the predictions are unchanged.
+#[test]
+fn rich_on_given_tokenwise_recovers_the_other_terms() {
+    let truth = rich_truth();
+    let shapes = mixed_shapes(3000, 5);
+    let samples = noisy(&truth, &shapes, 0.01, 6);
+    let curve: Vec<(u64, f64)> = [1u64, 96, 512, 4096]
+        .iter()
+        .map(|&x| (x, predict(&truth, &BatchShape { prefill_tokens: x, ..Default::default() })))
+        .collect();
+    // `curve` is the truth's base (9.3 ms) plus its token-wise term, so the fitted base comes
+    // out near 0.
+    let terms = RichTerms::all(Vec::new());
+    let f = fit_rich_on_tokenwise(&samples, &curve, &terms, "synthetic").unwrap();
+    let StepTime::Rich { base_s, kv_s_per_token, prefill_attn_s_per_token2, ref tokenwise, .. } =
+        f.step_time
+    else {
+        panic!()
+    };
+    println!("{:?}\nr2 {} mape {}", f.step_time, f.quality.r2, f.quality.mape);
+    assert!(rel(kv_s_per_token, 3.3e-7) < 0.03, "kv {kv_s_per_token}");
+    assert!(rel(prefill_attn_s_per_token2, 4.4e-9) < 0.03, "{prefill_attn_s_per_token2}");
+    assert!((0.0..0.001).contains(&base_s), "base {base_s}");
+    assert_eq!(tokenwise.len(), curve.len());
+    assert!(f.quality.mape < 0.012 && f.quality.max_rel_err.unwrap() < 0.06, "{:?}", f.quality);
+    // A curve 5 ms too high: the constant would be negative; it is moved into the curve.
+    let high: Vec<(u64, f64)> = curve.iter().map(|&(x, y)| (x, y + 0.005)).collect();
+    let g = fit_rich_on_tokenwise(&samples, &high, &terms, "synthetic").unwrap();
+    let StepTime::Rich { base_s, .. } = g.step_time else { panic!() };
+    assert_eq!(base_s, 0.0);
+    assert!(g.step_time.compile().is_ok());
+    assert!(
+        (g.quality.mape - f.quality.mape).abs() < 1e-3,
+        "{} {}",
+        g.quality.mape,
+        f.quality.mape
+    );
+    let bad = [(8u64, 0.01), (8u64, 0.02)];
+    assert!(fit_rich_on_tokenwise(&samples, &bad, &terms, "synthetic").is_err());
+}
