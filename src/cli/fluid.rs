@@ -5,7 +5,6 @@
 //! for stable and unstable workloads alike (stability is a result); exit 2 for a bad file.
 
 use kvsched_spec::fluid::{FluidSolution, Regime};
-use kvsched_spec::WorkloadFile;
 use std::process::ExitCode;
 
 /// Arguments.
@@ -20,12 +19,9 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    let text = match super::read_file(&args.workload) {
-        Ok(t) => t,
-        Err(e) => return super::input_error(e),
-    };
     let name = args.workload.display().to_string();
-    let workload = match WorkloadFile::parse(&name, &text) {
+    // The same validation as `simulate` (one path: `cli::load_workload`).
+    let workload = match super::load_workload(&args.workload, None, 1.0) {
         Ok(w) => w,
         Err(e) => return super::input_error(e),
     };

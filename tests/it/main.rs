@@ -9,6 +9,7 @@ mod conform;
 mod engine;
 mod engine_log;
 mod fluid;
+mod hardening;
 mod mcsf_engine;
 mod mcsf_opt;
 mod reproduce;
