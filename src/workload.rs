@@ -317,22 +317,7 @@ pub fn read_vidur_csv(
         let p = prefill.map(|c| field(c, "num_prefill_tokens")).transpose()?.unwrap_or(0);
         let d = decode.map(|c| field(c, "num_decode_tokens")).transpose()?.unwrap_or(0);
         let at = match arrived {
-            Some(c) => {
-                let raw = record.get(c).unwrap_or("");
-                let v: f64 = raw
-                    .parse()
-                    .map_err(|_| err(line, format!("arrived_at: expected seconds, got {raw:?}")))?;
-                if !(v.is_finite() && v >= 0.0 && Nanos::from_secs_f64(v).is_some()) {
-                    return Err(err(
-                        line,
-                        format!(
-                            "arrived_at: expected seconds in [0, {MAX_TIME_S:e}] (2^62 ns), \
-                             got {raw:?}"
-                        ),
-                    ));
-                }
-                v
-            }
+            Some(c) => parse_arrival(record.get(c).unwrap_or("")).map_err(|m| err(line, m))?,
             None => {
                 let rate = rate_per_s.unwrap_or(1.0);
                 t += Exp::new(rate).map_or(f64::INFINITY, |e| e.sample(&mut rng));
@@ -364,6 +349,17 @@ pub fn read_vidur_csv(
             class: 0,
         })
         .collect())
+}
+
+/// An `arrived_at` cell: seconds in `[0, 2^62 ns]`.
+fn parse_arrival(raw: &str) -> Result<f64, String> {
+    let v: f64 = raw.parse().map_err(|_| format!("arrived_at: expected seconds, got {raw:?}"))?;
+    if !(v.is_finite() && v >= 0.0 && Nanos::from_secs_f64(v).is_some()) {
+        return Err(format!(
+            "arrived_at: expected seconds in [0, {MAX_TIME_S:e}] (2^62 ns), got {raw:?}"
+        ));
+    }
+    Ok(v)
 }
 
 /// A length distribution for traces that lack a length column.

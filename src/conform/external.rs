@@ -111,7 +111,7 @@ const TOKEN_VAR: &str = "KVSCHED_CONFORM_RUN";
 /// strings for `kill`. Empty where there is no `/proc`.
 fn descendants(root: u32, token: &str) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    let mut parent = std::collections::HashMap::new();
+    let mut parent = std::collections::BTreeMap::new();
     let mut marked = Vec::new();
     for entry in dir.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {

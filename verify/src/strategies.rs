@@ -286,7 +286,7 @@ fn wild_action(instance: &Instance, state: &State, c: &ActionChoice) -> Action {
             Action::Idle { until_ns: state.time_ns.saturating_sub(back) }
         }
         // Now and then past the end of simulated time (`TimeLimit`).
-        3 if c.size % 7 == 0 => {
+        3 if c.size.is_multiple_of(7) => {
             Action::Idle { until_ns: Nanos(kvsched_spec::units::MAX_TIME_NS + 1) }
         }
         3 => Action::Idle { until_ns: state.time_ns + Nanos(u64::from(c.size) * 1_000_000) },
