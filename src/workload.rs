@@ -87,9 +87,29 @@ impl Modulation {
     }
 }
 
-/// Generates requests from a workload file with seed `seed`.
+/// Generates requests from a workload file with seed `seed`. For built-in workloads: a stream
+/// that ends in an error (see [`try_generate`]) panics here.
 pub fn generate(workload: &WorkloadFile, amount: Amount, seed: u64) -> Vec<Request> {
-    Generator::new(workload, amount, seed).collect()
+    try_generate(workload, amount, seed).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The most requests one stream may hold: ids are `u32`, and `u32::MAX` is reserved.
+pub const MAX_STREAM_REQUESTS: u64 = u32::MAX as u64 - 1;
+
+/// [`generate`] for a workload from the user: an arrival past the end of simulated time
+/// (2^62 ns), or more than [`MAX_STREAM_REQUESTS`] (or `max_requests`) before a horizon, is an
+/// error naming the cause, never a panic.
+pub fn try_generate(
+    workload: &WorkloadFile,
+    amount: Amount,
+    seed: u64,
+) -> Result<Vec<Request>, String> {
+    let mut g = Generator::new(workload, amount, seed);
+    let requests: Vec<Request> = g.by_ref().collect();
+    match g.error() {
+        Some(e) => Err(e.to_string()),
+        None => Ok(requests),
+    }
 }
 
 /// The requests of [`generate`], one at a time: a run can stream its arrivals instead of
@@ -104,6 +124,8 @@ pub struct Generator<'a> {
     total_rate: f64,
     t: f64,
     emitted: u64,
+    max_requests: u64,
+    error: Option<String>,
 }
 
 impl<'a> Generator<'a> {
@@ -118,11 +140,31 @@ impl<'a> Generator<'a> {
             modulation,
             arrivals: stream(seed, Stream::Arrivals),
             lengths: stream(seed, Stream::Lengths),
-            gap: (peak_rate > 0.0).then(|| Exp::new(peak_rate).expect("positive rate")),
+            gap: (peak_rate > 0.0).then(|| Exp::new(peak_rate).ok()).flatten(),
             total_rate,
             t: 0.0,
             emitted: 0,
+            max_requests: MAX_STREAM_REQUESTS,
+            error: None,
         }
+    }
+
+    /// Caps the number of requests (for `--horizon-s`, whose count is not known in advance):
+    /// the stream ends with an [`Generator::error`] when it would emit more.
+    pub fn with_max_requests(mut self, max: u64) -> Self {
+        self.max_requests = max.min(MAX_STREAM_REQUESTS);
+        self
+    }
+
+    /// Why the stream ended early, if it did: an arrival past 2^62 ns, or too many requests.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn fail(&mut self, message: String) -> Option<Request> {
+        self.error = Some(message);
+        self.gap = None;
+        None
     }
 }
 
@@ -149,13 +191,28 @@ impl Iterator for Generator<'_> {
             if accept * self.modulation.max_scale() >= self.modulation.scale_at(self.t) {
                 continue;
             }
+            let Some(arrival_ns) = Nanos::from_secs_f64(self.t) else {
+                return self.fail(format!(
+                    "request {} would arrive at {:e} s, past the end of simulated time (2^62 ns, \
+                     about 146 years): the rates (rate_per_s times --rate-scale) are too small \
+                     for this many requests",
+                    self.emitted, self.t
+                ));
+            };
+            if self.emitted >= self.max_requests {
+                return self.fail(format!(
+                    "more than {} requests before the horizon: give a shorter --horizon-s or \
+                     smaller rates",
+                    self.max_requests
+                ));
+            }
             let class = pick_class(self.workload, self.total_rate, &mut self.lengths);
             let c = &self.workload.classes[class];
             let id = RequestId(self.emitted as u32);
             self.emitted += 1;
             return Some(Request {
                 id,
-                arrival_ns: Nanos::from_secs_f64(self.t).expect("finite arrival"),
+                arrival_ns,
                 prompt_tokens: Tokens(c.prompt_tokens),
                 output_tokens: Tokens(c.output_tokens),
                 predicted_output_tokens: None,
@@ -197,6 +254,9 @@ pub fn add_prediction(r: &mut Request, eps: f64, rng: &mut Prng) {
     let p = (r.output_tokens.get() as f64 * f).round().max(1.0) as u64;
     r.predicted_output_tokens = Some(Tokens(p));
 }
+
+/// The end of simulated time in seconds (2^62 ns).
+const MAX_TIME_S: f64 = kvsched_spec::units::MAX_TIME_NS as f64 / 1e9;
 
 /// A Vidur-format trace error, naming the file and line.
 #[derive(Debug, thiserror::Error)]
@@ -257,24 +317,23 @@ pub fn read_vidur_csv(
         let p = prefill.map(|c| field(c, "num_prefill_tokens")).transpose()?.unwrap_or(0);
         let d = decode.map(|c| field(c, "num_decode_tokens")).transpose()?.unwrap_or(0);
         let at = match arrived {
-            Some(c) => {
-                let raw = record.get(c).unwrap_or("");
-                let v: f64 = raw
-                    .parse()
-                    .map_err(|_| err(line, format!("arrived_at: expected seconds, got {raw:?}")))?;
-                if !(v.is_finite() && v >= 0.0) {
+            Some(c) => parse_arrival(record.get(c).unwrap_or("")).map_err(|m| err(line, m))?,
+            None => {
+                let rate = rate_per_s.unwrap_or(1.0);
+                t += Exp::new(rate).map_or(f64::INFINITY, |e| e.sample(&mut rng));
+                if Nanos::from_secs_f64(t).is_none() {
                     return Err(err(
                         line,
-                        format!("arrived_at: expected seconds >= 0, got {raw:?}"),
+                        "--rate: too small, arrivals pass the end of simulated time (2^62 ns)"
+                            .into(),
                     ));
                 }
-                v
-            }
-            None => {
-                t += Exp::new(rate_per_s.expect("checked")).expect("positive").sample(&mut rng);
                 t
             }
         };
+        if rows.len() as u64 >= MAX_STREAM_REQUESTS {
+            return Err(err(line, format!("more than {MAX_STREAM_REQUESTS} rows")));
+        }
         rows.push((at, p, d));
     }
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -283,13 +342,24 @@ pub fn read_vidur_csv(
         .enumerate()
         .map(|(i, (at, p, d))| Request {
             id: RequestId(i as u32),
-            arrival_ns: Nanos::from_secs_f64(at).expect("validated"),
+            arrival_ns: Nanos::from_secs_f64(at).unwrap_or(Nanos(kvsched_spec::units::MAX_TIME_NS)),
             prompt_tokens: Tokens(p),
             output_tokens: Tokens(d),
             predicted_output_tokens: None,
             class: 0,
         })
         .collect())
+}
+
+/// An `arrived_at` cell: seconds in `[0, 2^62 ns]`.
+fn parse_arrival(raw: &str) -> Result<f64, String> {
+    let v: f64 = raw.parse().map_err(|_| format!("arrived_at: expected seconds, got {raw:?}"))?;
+    if !(v.is_finite() && v >= 0.0 && Nanos::from_secs_f64(v).is_some()) {
+        return Err(format!(
+            "arrived_at: expected seconds in [0, {MAX_TIME_S:e}] (2^62 ns), got {raw:?}"
+        ));
+    }
+    Ok(v)
 }
 
 /// A length distribution for traces that lack a length column.

@@ -782,7 +782,7 @@ fn conform(
     let args = cli::conform::Args {
         replay: None,
         report: None,
-        replay_out: replay_out.clone().unwrap_or_default(),
+        replay_out: replay_out.clone(),
         requests,
         seeds,
         scenarios,

@@ -86,6 +86,18 @@ impl Instance {
             if r.output_tokens == Tokens::ZERO {
                 problems.push(format!("requests[{i}].output_tokens: expected at least 1"));
             }
+            let peak = self.config.memory.footprint(r.peak_tokens());
+            if r.prompt_tokens > Tokens::ZERO && peak > self.config.memory.capacity() {
+                problems.push(format!(
+                    "requests[{i}].output_tokens: prompt + output = {} tokens ({peak} in whole \
+                     blocks) can never fit in the capacity of {}",
+                    r.peak_tokens(),
+                    self.config.memory.capacity()
+                ));
+            }
+            if r.arrival_ns.get() > crate::units::MAX_TIME_NS {
+                problems.push(format!("requests[{i}].arrival_ns: expected at most 2^62 ns"));
+            }
             if let Some(p) = prev {
                 if r.arrival_ns < p {
                     problems.push(format!("requests[{i}].arrival_ns: expected sorted arrivals"));

@@ -100,8 +100,10 @@ pub struct State {
 }
 
 /// One item of a batch.
+///
+/// Unknown fields inside an item are errors (`deny_unknown_fields`, `spec/TRACE.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum BatchItem {
     /// Prefill `tokens` more prompt tokens of a waiting (admit) or partly prefilled request.
     Prefill {
@@ -222,6 +224,13 @@ pub enum Violation {
         /// Requested time.
         until_ns: Nanos,
     },
+    /// The action would move time past [`crate::units::MAX_TIME_NS`].
+    TimeLimit {
+        /// Current time.
+        now_ns: Nanos,
+        /// The time the action would reach (saturated at `u64::MAX`).
+        until_ns: Nanos,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -251,6 +260,10 @@ impl fmt::Display for Violation {
             Violation::TimeNotForward { now_ns, until_ns } => {
                 write!(f, "idle until {until_ns} does not move forward from {now_ns}")
             }
+            Violation::TimeLimit { now_ns, until_ns } => write!(
+                f,
+                "time would pass the end of simulated time (2^62 ns): from {now_ns} to {until_ns}"
+            ),
         }
     }
 }
@@ -419,6 +432,9 @@ fn idle(instance: &Instance, state: &mut State, until_ns: Nanos) -> Result<(), V
     if until_ns <= state.time_ns {
         return Err(Violation::TimeNotForward { now_ns: state.time_ns, until_ns });
     }
+    if until_ns.get() > crate::units::MAX_TIME_NS {
+        return Err(Violation::TimeLimit { now_ns: state.time_ns, until_ns });
+    }
     if let Some(next) = instance.requests.get(state.next_arrival) {
         if next.arrival_ns < until_ns {
             return Err(Violation::ArrivalSkipped { id: next.id });
@@ -518,9 +534,13 @@ fn step(
     if used > mem.capacity() {
         return Err(Violation::MemoryExceeded { used, capacity: mem.capacity() });
     }
-    // Every check passed: commit.
     let duration_ns = step_time.duration_ns(&shape);
-    state.time_ns += duration_ns;
+    let end = state.time_ns.get().saturating_add(duration_ns.get());
+    if end > crate::units::MAX_TIME_NS {
+        return Err(Violation::TimeLimit { now_ns: state.time_ns, until_ns: Nanos(end) });
+    }
+    // Every check passed: commit.
+    state.time_ns = Nanos(end);
     state.kv_used = used;
     state.steps += 1;
     let mut report = StepReport { duration_ns, shape, kv_peak: used, ..StepReport::default() };

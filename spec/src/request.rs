@@ -53,7 +53,7 @@ pub struct Request {
 impl Request {
     /// Peak KV tokens this request holds: prompt plus all output tokens.
     pub fn peak_tokens(&self) -> Tokens {
-        self.prompt_tokens + self.output_tokens
+        Tokens(self.prompt_tokens.get().saturating_add(self.output_tokens.get()))
     }
 }
 
@@ -116,9 +116,8 @@ impl RequestView {
     pub fn prompt_tokens(&self) -> Tokens {
         self.prompt_tokens
     }
-    /// Workload class. Visible under every information set, because class-aware policies need
-    /// it; under [`Information::Hidden`] the spec requires classes that do not encode the output
-    /// length (see [`Information::view`]).
+    /// Workload class: the true class under [`Information::Known`], and 0 under `Hidden` and
+    /// `Predicted` (see [`Information::view`]).
     pub fn class(&self) -> u32 {
         self.class
     }
@@ -142,15 +141,17 @@ pub struct Revealed {
 impl Information {
     /// The view of `request` under this information set.
     ///
-    /// Under `Hidden` the class is replaced by 0: in the papers' model the type of a request is
-    /// its output length, so a visible class would leak it. Under `Predicted` a missing
-    /// prediction is shown as `Hidden`.
+    /// The class is visible only under `Known`. In the papers' model the type of a request is
+    /// its output length, so a visible class would leak under `Hidden` what is hidden, and under
+    /// `Predicted` more than the prediction tells (a class of fixed length gives the exact
+    /// length where the prediction is noisy): under both it is replaced by 0. Under
+    /// `Predicted` a missing prediction is shown as `Hidden`.
     pub fn view(self, request: &Request) -> RequestView {
         let (hint, class) = match self {
             Information::Known => (OutputHint::Known(request.output_tokens), request.class),
             Information::Predicted => match request.predicted_output_tokens {
-                Some(p) => (OutputHint::Predicted(p), request.class),
-                None => (OutputHint::Hidden, request.class),
+                Some(p) => (OutputHint::Predicted(p), 0),
+                None => (OutputHint::Hidden, 0),
             },
             Information::Hidden => (OutputHint::Hidden, 0),
         };

@@ -192,7 +192,7 @@ impl CompiledStepTime {
     /// Duration of one step.
     pub fn duration_ns(&self, shape: &BatchShape) -> Nanos {
         let total = self.fixed_as(shape) + self.kv_as * shape.attended_kv_tokens as u128;
-        Nanos((total / AS_PER_NS) as u64)
+        Nanos(u64::try_from(total / AS_PER_NS).unwrap_or(u64::MAX))
     }
 
     /// Total duration of `steps` consecutive decode-only steps of the same `decode_requests`
@@ -208,7 +208,7 @@ impl CompiledStepTime {
         let shape = BatchShape { decode_requests, ..BatchShape::default() };
         let c = self.fixed_as(&shape) + self.kv_as * first_attended_kv_tokens as u128;
         let a = self.kv_as * decode_requests as u128;
-        Nanos(floor_sum(steps as u128, AS_PER_NS, a, c) as u64)
+        Nanos(u64::try_from(floor_sum(steps as u128, AS_PER_NS, a, c)).unwrap_or(u64::MAX))
     }
 }
 
@@ -222,14 +222,20 @@ pub fn floor_sum(n: u128, m: u128, mut a: u128, mut b: u128) -> u128 {
             return ans;
         }
         if a >= m {
-            ans += n * (n - 1) / 2 * (a / m);
+            // Saturating: a sum past u128 is far past the end of simulated time anyway.
+            let pairs = if n % 2 == 0 {
+                (n / 2).saturating_mul(n - 1)
+            } else {
+                n.saturating_mul((n - 1) / 2)
+            };
+            ans = ans.saturating_add(pairs.saturating_mul(a / m));
             a %= m;
         }
         if b >= m {
-            ans += n * (b / m);
+            ans = ans.saturating_add(n.saturating_mul(b / m));
             b %= m;
         }
-        let y_max = a * n + b;
+        let y_max = a.saturating_mul(n).saturating_add(b);
         if y_max < m {
             return ans;
         }

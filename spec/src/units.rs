@@ -137,12 +137,17 @@ impl Bytes {
 /// Nanoseconds in one second.
 pub const NANOS_PER_S: u64 = 1_000_000_000;
 
+/// The end of simulated time: 2^62 ns (about 146 years). Every time and duration of the model
+/// lies in `[0, MAX_TIME_NS]`; an arrival, a step or an idle past it is an error, never a
+/// wrapped or panicking addition.
+pub const MAX_TIME_NS: u64 = 1 << 62;
+
 impl Nanos {
-    /// Converts seconds to nanoseconds, rounding to nearest. Negative or non-finite input is an
-    /// error, returned as `None`.
+    /// Converts seconds to nanoseconds, rounding to nearest. Negative or non-finite input, or a
+    /// time past [`MAX_TIME_NS`], is an error, returned as `None`.
     pub fn from_secs_f64(secs: f64) -> Option<Nanos> {
         let ns = secs * NANOS_PER_S as f64;
-        if !ns.is_finite() || ns < 0.0 || ns > u64::MAX as f64 {
+        if !ns.is_finite() || ns < 0.0 || ns > MAX_TIME_NS as f64 {
             return None;
         }
         Some(Nanos(ns.round() as u64))

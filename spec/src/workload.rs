@@ -21,7 +21,19 @@ use crate::instance::{EvictionRule, FirstToken, ModelConfig};
 use crate::memory::MemoryConfig;
 use crate::request::Information;
 use crate::step_time::StepTime;
+use crate::units::Tokens;
 use serde::{Deserialize, Serialize};
+
+/// The largest `rate_per_s` of a class (and of a class after `--rate-scale`): above it the
+/// superposed rate of many classes could overflow to infinity.
+pub const MAX_RATE_PER_S: f64 = 1e9;
+
+/// The largest rate scale of an `[arrivals]` process.
+pub const MAX_SCALE: f64 = 1e6;
+/// The shortest mean holding time of a Markov-modulated process (seconds).
+pub const MIN_MEAN_HOLD_S: f64 = 1e-3;
+/// The longest mean holding time of a Markov-modulated process (seconds).
+pub const MAX_MEAN_HOLD_S: f64 = 1e9;
 
 /// The only workload format version.
 pub const WORKLOAD_FORMAT_VERSION: u32 = 1;
@@ -196,6 +208,16 @@ impl WorkloadFile {
         Ok(parsed)
     }
 
+    /// Validates a workload built or changed in memory (`--rate-scale`, `--calibration`): the
+    /// same checks as [`WorkloadFile::parse`], reported against `file` without a line.
+    pub fn check(&self, file: &str) -> Result<(), WorkloadError> {
+        self.validate().map_err(|(message, _)| WorkloadError {
+            file: file.to_string(),
+            line: None,
+            message,
+        })
+    }
+
     fn validate(&self) -> Result<(), (String, Option<Where>)> {
         if self.format_version != WORKLOAD_FORMAT_VERSION {
             let msg = format!(
@@ -218,9 +240,25 @@ impl WorkloadFile {
                 let msg = format!("class[{i}].output_tokens: expected at least 1");
                 return Err((msg, Some(Where::Class(i, "output_tokens"))));
             }
-            if !c.rate_per_s.is_finite() || c.rate_per_s < 0.0 {
-                let msg = format!("class[{i}].rate_per_s: expected a finite rate >= 0");
+            if !c.rate_per_s.is_finite() || c.rate_per_s < 0.0 || c.rate_per_s > MAX_RATE_PER_S {
+                let msg = format!(
+                    "class[{i}].rate_per_s: expected a rate in [0, {MAX_RATE_PER_S:e}], got {}",
+                    c.rate_per_s
+                );
                 return Err((msg, Some(Where::Class(i, "rate_per_s"))));
+            }
+            // A request that cannot fit alone in an empty cache can never complete: every
+            // policy would stall or livelock on it, so the file is refused here.
+            let peak =
+                self.memory.footprint(Tokens(c.prompt_tokens.saturating_add(c.output_tokens)));
+            if peak > self.memory.capacity() {
+                let msg = format!(
+                    "class[{i}].output_tokens: prompt_tokens + output_tokens = {} ({peak} in \
+                     whole blocks) can never fit in memory.kv_capacity_tokens (usable {})",
+                    c.prompt_tokens.saturating_add(c.output_tokens),
+                    self.memory.capacity()
+                );
+                return Err((msg, Some(Where::Class(i, "output_tokens"))));
             }
         }
         if self.classes.iter().all(|c| c.rate_per_s == 0.0) {
@@ -261,21 +299,35 @@ impl ArrivalProcess {
                     return Err("arrivals.pieces: expected at least one (duration_s, scale)".into());
                 }
                 for (i, &(d, s)) in pieces.iter().enumerate() {
-                    if !(ok(d) && d > 0.0 && ok(s)) {
+                    if !(ok(d) && d > 0.0 && ok(s) && s <= MAX_SCALE) {
                         return Err(format!(
-                            "arrivals.pieces[{i}]: expected duration_s > 0 and scale >= 0"
+                            "arrivals.pieces[{i}]: expected duration_s > 0 and scale in \
+                             [0, {MAX_SCALE:e}]"
                         ));
                     }
+                }
+                if !pieces.iter().any(|p| p.1 > 0.0) {
+                    return Err("arrivals.pieces: expected at least one positive scale".into());
                 }
                 Ok(())
             }
             ArrivalProcess::Markov { low_scale, high_scale, mean_low_s, mean_high_s } => {
-                if !(ok(*low_scale) && ok(*high_scale)) {
-                    return Err("arrivals.low_scale/high_scale: expected finite scales >= 0".into());
+                let scale_ok = |x: f64| ok(x) && x <= MAX_SCALE;
+                if !(scale_ok(*low_scale) && scale_ok(*high_scale)) {
+                    return Err(format!(
+                        "arrivals.low_scale/high_scale: expected scales in [0, {MAX_SCALE:e}]"
+                    ));
                 }
-                if !(ok(*mean_low_s) && *mean_low_s > 0.0 && ok(*mean_high_s) && *mean_high_s > 0.0)
-                {
-                    return Err("arrivals.mean_low_s/mean_high_s: expected positive means".into());
+                if *low_scale == 0.0 && *high_scale == 0.0 {
+                    return Err("arrivals.low_scale/high_scale: expected one positive scale".into());
+                }
+                // Shorter holding times would not move a clock of 2^62 ns forward.
+                let mean_ok = |x: f64| ok(x) && (MIN_MEAN_HOLD_S..=MAX_MEAN_HOLD_S).contains(&x);
+                if !(mean_ok(*mean_low_s) && mean_ok(*mean_high_s)) {
+                    return Err(format!(
+                        "arrivals.mean_low_s/mean_high_s: expected means in \
+                         [{MIN_MEAN_HOLD_S:e}, {MAX_MEAN_HOLD_S:e}] seconds"
+                    ));
                 }
                 Ok(())
             }

@@ -95,6 +95,10 @@ fn run_inner(args: &Args) -> Result<(), String> {
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
+    let max = crate::workload::MAX_STREAM_REQUESTS;
+    if let Err(e) = super::check_range("--max-requests", args.max_requests, 10_000..=max) {
+        return super::input_error(e);
+    }
     match run_inner(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::input_error(e),

@@ -7,6 +7,7 @@
 //! bad input (unknown scenario, unreadable replay, a command that cannot be started). The JSON
 //! report is rewritten after every scenario, so it holds whatever completed.
 
+use super::check_range;
 use crate::conform::{
     parse_replay, run_battery, run_replay, scenarios, ConformConfig, ConformReport,
     ExternalCommand, ExternalOptions,
@@ -25,9 +26,10 @@ pub struct Args {
     /// Write the machine-readable report here (JSON).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Where to save the shrunk failure.
-    #[arg(long, default_value = "kvsched-replay.json")]
-    pub replay_out: PathBuf,
+    /// Where to save the shrunk failure (default: `kvsched-replay.json` next to `--report`,
+    /// else `kvsched-replay-PID.json` in the system's temporary directory). The path is printed.
+    #[arg(long)]
+    pub replay_out: Option<PathBuf>,
     /// Requests per scenario.
     #[arg(long, default_value_t = 200)]
     pub requests: usize,
@@ -104,7 +106,41 @@ pub fn config(args: &Args) -> Result<ConformConfig, String> {
     if cfg.requests == 0 || cfg.seeds.is_empty() {
         return Err("--requests and --seeds: expected at least one".into());
     }
+    check_range("--requests", cfg.requests, 1..=MAX_CONFORM_REQUESTS)?;
+    check_range("--seeds (count)", cfg.seeds.len(), 1..=MAX_CONFORM_SEEDS)?;
+    check_range("--shrink-runs", args.shrink_runs, 0..=100_000)?;
+    check_range("--shrink-time-s", args.shrink_time_s, 0..=MAX_TIMEOUT_S)?;
     Ok(cfg)
+}
+
+/// The most requests per scenario (each scenario's instance is held in memory, with the
+/// baselines' runs).
+pub const MAX_CONFORM_REQUESTS: usize = 1_000_000;
+/// The most seeds.
+pub const MAX_CONFORM_SEEDS: usize = 10_000;
+/// The longest `--decision-timeout-ms` and `--handshake-timeout-ms` (one hour).
+pub const MAX_DECISION_TIMEOUT_MS: u64 = 3_600_000;
+/// The longest `--total-timeout-s` and `--shrink-time-s` (one day).
+pub const MAX_TIMEOUT_S: u64 = 86_400;
+
+/// Every timeout option in its range (README, "Limits").
+fn check_timeouts(args: &Args) -> Result<(), String> {
+    check_range("--decision-timeout-ms", args.decision_timeout_ms, 1..=MAX_DECISION_TIMEOUT_MS)?;
+    check_range("--handshake-timeout-ms", args.handshake_timeout_ms, 1..=MAX_DECISION_TIMEOUT_MS)?;
+    check_range("--total-timeout-s", args.total_timeout_s, 1..=MAX_TIMEOUT_S)?;
+    Ok(())
+}
+
+/// Where a failing run's replay goes: `--replay-out`, else next to `--report`, else the
+/// system's temporary directory (never the current directory by surprise).
+pub fn replay_path(args: &Args) -> PathBuf {
+    if let Some(p) = &args.replay_out {
+        return p.clone();
+    }
+    match args.report.as_deref().and_then(Path::parent) {
+        Some(dir) => dir.join("kvsched-replay.json"),
+        None => std::env::temp_dir().join(format!("kvsched-replay-{}.json", std::process::id())),
+    }
 }
 
 fn write_report(path: Option<&Path>, report: &ConformReport) {
@@ -118,6 +154,9 @@ fn write_report(path: Option<&Path>, report: &ConformReport) {
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
+    if let Err(e) = check_timeouts(args) {
+        return super::input_error(e);
+    }
     let command = ExternalCommand {
         program: args.command[0].clone(),
         args: args.command[1..].to_vec(),
@@ -165,9 +204,15 @@ fn battery(args: &Args, command: &ExternalCommand) -> Result<ConformReport, Stri
     });
     if let Some(sh) = &report.shrunk {
         let text = serde_json::to_string_pretty(&sh.replay).expect("replays serialize");
-        match std::fs::write(&args.replay_out, text + "\n") {
-            Ok(()) => outln!("replay saved to {}", args.replay_out.display()),
-            Err(e) => eprintln!("error: {}: cannot write replay: {e}", args.replay_out.display()),
+        let path = replay_path(args);
+        match std::fs::write(&path, text + "\n") {
+            Ok(()) => outln!(
+                "replay saved to {} (rerun: kvsched conform --replay {} -- {})",
+                path.display(),
+                path.display(),
+                command_label(command)
+            ),
+            Err(e) => eprintln!("error: {}: cannot write replay: {e}", path.display()),
         }
     }
     Ok(report)

@@ -5,7 +5,6 @@
 //! for stable and unstable workloads alike (stability is a result); exit 2 for a bad file.
 
 use kvsched_spec::fluid::{FluidSolution, Regime};
-use kvsched_spec::WorkloadFile;
 use std::process::ExitCode;
 
 /// Arguments.
@@ -20,12 +19,9 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    let text = match super::read_file(&args.workload) {
-        Ok(t) => t,
-        Err(e) => return super::input_error(e),
-    };
     let name = args.workload.display().to_string();
-    let workload = match WorkloadFile::parse(&name, &text) {
+    // The same validation as `simulate` (one path: `cli::load_workload`).
+    let workload = match super::load_workload(&args.workload, None, 1.0) {
         Ok(w) => w,
         Err(e) => return super::input_error(e),
     };
@@ -44,9 +40,11 @@ pub fn run(args: &Args) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The fluid equilibrium of `workload` (named `name` in the error).
-pub fn solve(name: &str, workload: &WorkloadFile) -> Result<FluidSolution, String> {
-    FluidSolution::from_workload(workload).map_err(|e| format!("{name}: {e}"))
+/// The fluid equilibrium of `workload` (named `name` in the error), after the same validation
+/// as `simulate` ([`super::adjust_workload`]).
+pub fn solve(name: &str, workload: &kvsched_spec::WorkloadFile) -> Result<FluidSolution, String> {
+    let workload = super::adjust_workload(workload.clone(), name, None, 1.0)?;
+    FluidSolution::from_workload(&workload).map_err(|e| format!("{name}: {e}"))
 }
 
 fn opt(x: Option<f64>, digits: usize) -> String {

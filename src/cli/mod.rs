@@ -60,3 +60,70 @@ pub fn input_error(err: impl std::fmt::Display) -> ExitCode {
 pub fn read_file(path: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
 }
+
+/// The most requests a command holds in memory at once (`simulate` without `--stream`,
+/// `--horizon-s`): each costs a few hundred bytes in the engine and its records, so this caps a
+/// run at a few GB. `simulate --stream` holds only the requests in flight and takes up to
+/// [`crate::workload::MAX_STREAM_REQUESTS`].
+pub const MAX_HELD_REQUESTS: u64 = 10_000_000;
+
+/// Reads and validates a workload file, then applies `--calibration` and `--rate-scale` and
+/// validates the result again: the one validation path of `fluid`, `simulate` and `bench`.
+pub fn load_workload(
+    path: &std::path::Path,
+    calibration: Option<&std::path::Path>,
+    rate_scale: f64,
+) -> Result<kvsched_spec::WorkloadFile, String> {
+    let name = path.display().to_string();
+    let workload =
+        kvsched_spec::WorkloadFile::parse(&name, &read_file(path)?).map_err(|e| e.to_string())?;
+    adjust_workload(workload, &name, calibration, rate_scale)
+}
+
+/// A parsed workload (`name` is its file, or what stands for it) with the calibration's step
+/// time and the rate scale applied, then checked: the one validation `simulate`, `fluid` and
+/// the Python package share.
+pub fn adjust_workload(
+    mut workload: kvsched_spec::WorkloadFile,
+    name: &str,
+    calibration: Option<&std::path::Path>,
+    rate_scale: f64,
+) -> Result<kvsched_spec::WorkloadFile, String> {
+    use kvsched_spec::calibration::Calibration;
+    if let Some(cal) = calibration {
+        let cpath = cal.display().to_string();
+        let c = Calibration::parse(&cpath, &read_file(cal)?).map_err(|e| e.to_string())?;
+        workload.step_time = c.step_time;
+    }
+    if !(rate_scale.is_finite() && rate_scale > 0.0) {
+        return Err(format!("--rate-scale: expected a positive number, got {rate_scale}"));
+    }
+    for c in &mut workload.classes {
+        c.rate_per_s *= rate_scale;
+    }
+    workload.check(name).map_err(|e| {
+        if rate_scale == 1.0 {
+            e.to_string()
+        } else {
+            format!("{e} (after --rate-scale {rate_scale})")
+        }
+    })?;
+    Ok(workload)
+}
+
+/// Checks that a numeric option lies in `range`, with an error naming the flag.
+pub fn check_range<T: PartialOrd + std::fmt::Display>(
+    flag: &str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, String> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{flag}: expected a value in [{}, {}], got {value}",
+            range.start(),
+            range.end()
+        ))
+    }
+}

@@ -45,6 +45,37 @@ pub struct Args {
     pub seed: u64,
 }
 
+/// The largest `memory_tokens` `opt` takes: its solvers hold arrays indexed by memory level.
+pub const MAX_OPT_MEMORY_TOKENS: u64 = 1 << 20;
+/// The largest horizon (last arrival round plus every output token) `opt` takes: its solvers
+/// and checks hold arrays indexed by round.
+pub const MAX_OPT_ROUNDS: u64 = 1 << 22;
+
+/// The resource budget of `opt`: allocation proportional to `memory_tokens` or to the rounds
+/// is refused above the limits, naming the field.
+pub fn budget_problems(inst: &RoundInstance) -> Vec<String> {
+    let mut problems = Vec::new();
+    if inst.memory_tokens > MAX_OPT_MEMORY_TOKENS {
+        problems.push(format!(
+            "memory_tokens: {} is above the limit of {MAX_OPT_MEMORY_TOKENS} that opt handles \
+             (its solvers allocate in proportion to memory)",
+            inst.memory_tokens
+        ));
+    }
+    let max_a = inst.requests.iter().map(|r| r.arrival_round).max().unwrap_or(0);
+    let outputs = inst.requests.iter().fold(0u64, |a, r| a.saturating_add(r.output_tokens));
+    let horizon = max_a.saturating_add(outputs);
+    if horizon > MAX_OPT_ROUNDS {
+        let i = inst.requests.iter().position(|r| r.arrival_round == max_a).unwrap_or(0);
+        problems.push(format!(
+            "requests[{i}].arrival_round: the horizon (last arrival round {max_a} plus {outputs} \
+             output tokens) is above the limit of {MAX_OPT_ROUNDS} rounds that opt handles \
+             (its solvers allocate in proportion to rounds)"
+        ));
+    }
+    problems
+}
+
 /// Reads and validates an instance; errors name the file and the line or field.
 pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
     let text = super::read_file(path)?;
@@ -54,7 +85,8 @@ pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
     } else {
         toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
     };
-    let problems = inst.validate();
+    let mut problems = inst.validate();
+    problems.extend(budget_problems(&inst));
     if !problems.is_empty() {
         return Err(format!("{}: {}", path.display(), problems.join("; ")));
     }

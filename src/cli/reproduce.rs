@@ -46,10 +46,22 @@ pub fn run(args: &Args) -> ExitCode {
         rayon::current_num_threads()
     );
     let t = std::time::Instant::now();
-    let r = report::reproduce(&ctx, &claims, &|line| eprintln!("  done {line}"));
+    // Finished experiments go to a checkpoint in the report directory as they complete, so an
+    // interrupted run (SIGINT, SIGTERM, a crash) resumes where it stopped; the checkpoint is
+    // removed once the report is written.
+    if let Err(e) = std::fs::create_dir_all(&args.out) {
+        return super::input_error(format!("{}: {e}", args.out.display()));
+    }
+    let checkpoint = args.out.join(report::CHECKPOINT);
+    let log = |line: &str| eprintln!("  done {line}");
+    let r = match report::reproduce_resumable(&ctx, &claims, &log, Some(&checkpoint)) {
+        Ok(r) => r,
+        Err(e) => return super::input_error(e),
+    };
     if let Err(e) = report::write(&r, &args.out) {
         return super::input_error(e);
     }
+    let _ = std::fs::remove_file(&checkpoint);
     out!("{}", report::summary_table(&r.claims));
     let count = |v: &str| r.claims.iter().filter(|c| c.verdict == v).count();
     eprintln!(

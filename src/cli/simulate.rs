@@ -4,14 +4,15 @@
 //! trace with `--trace-csv`), runs one scheduler, and prints the summary. The measurement
 //! window is the middle 50% of requests by arrival unless `--window` says otherwise.
 
+use super::{check_range, MAX_HELD_REQUESTS};
 use super::{input_error, read_file};
 use crate::sched::Scheduler;
 use crate::schedulers;
 use crate::sim::{simulate, Check, Outcome, SimError, SimOptions, Stepping};
 use crate::workload::{
-    add_predictions, fill_lengths, generate, read_vidur_csv, Amount, LengthDist,
+    add_predictions, fill_lengths, read_vidur_csv, Amount, Generator, LengthDist,
+    MAX_STREAM_REQUESTS,
 };
-use kvsched_spec::calibration::Calibration;
 use kvsched_spec::{Instance, WorkloadFile};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,20 +92,47 @@ fn load_workload(
     args: &Args,
     load: impl FnOnce() -> Result<WorkloadFile, String>,
 ) -> Result<WorkloadFile, String> {
-    let mut workload = load()?;
-    if let Some(cal) = &args.calibration {
-        let cpath = cal.display().to_string();
-        let c = Calibration::parse(&cpath, &read_file(cal)?).map_err(|e| e.to_string())?;
-        workload.step_time = c.step_time;
-    }
-    if !(args.rate_scale.is_finite() && args.rate_scale > 0.0) {
-        return Err(format!("--rate-scale: expected a positive number, got {}", args.rate_scale));
-    }
-    for c in &mut workload.classes {
-        c.rate_per_s *= args.rate_scale;
-    }
-    Ok(workload)
+    let name = args.workload.display().to_string();
+    super::adjust_workload(load()?, &name, args.calibration.as_deref(), args.rate_scale)
 }
+
+/// Every numeric option in its range (README, "Limits").
+fn check_options(args: &Args) -> Result<(), String> {
+    if !(args.window.is_finite() && args.window > 0.0 && args.window <= 1.0) {
+        return Err(format!("--window: expected a fraction in (0, 1], got {}", args.window));
+    }
+    let max = if args.stream { MAX_STREAM_REQUESTS } else { MAX_HELD_REQUESTS };
+    if args.trace_csv.is_none() && args.horizon_s.is_none() {
+        check_range("--requests", args.requests, 1..=max).map_err(|e| {
+            if args.stream {
+                e
+            } else {
+                format!("{e} (every request is held in memory; --stream takes more)")
+            }
+        })?;
+    }
+    if let Some(h) = args.horizon_s {
+        if !(h.is_finite() && h > 0.0 && h <= MAX_HORIZON_S) {
+            return Err(format!(
+                "--horizon-s: expected seconds in (0, {MAX_HORIZON_S:e}] (2^62 ns), got {h}"
+            ));
+        }
+    }
+    if let Some(eps) = args.prediction_noise {
+        if !(0.0..1.0).contains(&eps) {
+            return Err(format!("--prediction-noise: expected a number in [0, 1), got {eps}"));
+        }
+    }
+    if let Some(r) = args.rate {
+        if !(r.is_finite() && r > 0.0 && r <= kvsched_spec::workload::MAX_RATE_PER_S) {
+            return Err(format!("--rate: expected a positive rate up to 1e9, got {r}"));
+        }
+    }
+    Ok(())
+}
+
+/// The longest `--horizon-s`: the end of simulated time.
+const MAX_HORIZON_S: f64 = kvsched_spec::units::MAX_TIME_NS as f64 / 1e9;
 
 fn load_instance(
     args: &Args,
@@ -123,21 +151,28 @@ fn load_instance(
         }
         None => {
             let amount = match args.horizon_s {
-                Some(h) if h.is_finite() && h > 0.0 => Amount::HorizonS(h),
-                Some(h) => return Err(format!("--horizon-s: expected a positive number, got {h}")),
+                Some(h) => Amount::HorizonS(h),
                 None => Amount::Requests(args.requests),
             };
-            generate(&workload, amount, args.seed)
+            let mut g =
+                Generator::new(&workload, amount, args.seed).with_max_requests(MAX_HELD_REQUESTS);
+            let requests: Vec<_> = g.by_ref().collect();
+            if let Some(e) = g.error() {
+                return Err(format!("{}: {e}", args.workload.display()));
+            }
+            requests
         }
     };
     if let Some(eps) = args.prediction_noise {
-        if !(0.0..1.0).contains(&eps) {
-            return Err(format!("--prediction-noise: expected a number in [0, 1), got {eps}"));
-        }
         add_predictions(&mut requests, eps, args.seed);
     }
     let config = workload.model_config(kvsched_spec::Information::Hidden);
-    Ok((Instance { config, requests }, workload))
+    let instance = Instance { config, requests };
+    if let Some(problem) = instance.validate().into_iter().next() {
+        let source = args.trace_csv.as_ref().unwrap_or(&args.workload);
+        return Err(format!("{}: {problem}", source.display()));
+    }
+    Ok((instance, workload))
 }
 
 fn fill_trace_lengths(args: &Args, requests: &mut [kvsched_spec::Request]) -> Result<(), String> {
@@ -174,6 +209,7 @@ pub fn execute(
     load: impl FnOnce() -> Result<WorkloadFile, String>,
     wrap: impl FnOnce(Box<dyn Scheduler>) -> Box<dyn Scheduler>,
 ) -> Result<RunResult, String> {
+    check_options(args)?;
     if args.stream {
         return execute_streamed(args, load, wrap);
     }
@@ -221,11 +257,6 @@ fn execute_streamed(
     if let Some((_, flag)) = unsupported.iter().find(|(set, _)| *set) {
         return Err(format!("--stream: cannot be combined with {flag}"));
     }
-    if let Some(eps) = args.prediction_noise {
-        if !(0.0..1.0).contains(&eps) {
-            return Err(format!("--prediction-noise: expected a number in [0, 1), got {eps}"));
-        }
-    }
     let workload = load_workload(args, load)?;
     let Some(scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
         return Err(format!("--scheduler: unknown {:?}", args.scheduler));
@@ -244,11 +275,10 @@ fn execute_streamed(
         seed: Some(args.seed),
         ..SimOptions::default()
     };
-    let generator =
-        crate::workload::Generator::new(&workload, Amount::Requests(args.requests), args.seed);
+    let mut generator = Generator::new(&workload, Amount::Requests(args.requests), args.seed);
     let mut noise =
         args.prediction_noise.map(|eps| (eps, crate::workload::prediction_stream(args.seed)));
-    let mut source = generator.map(|mut r| {
+    let mut source = generator.by_ref().map(|mut r| {
         if let Some((eps, rng)) = noise.as_mut() {
             crate::workload::add_prediction(&mut r, *eps, rng);
         }
@@ -263,6 +293,10 @@ fn execute_streamed(
         options,
         args.window,
     );
+    drop(source);
+    if let Some(e) = generator.error() {
+        return Err(format!("{}: {e}", args.workload.display()));
+    }
     Ok(match result {
         Ok(o) => (o, None),
         Err(e) => (*e.partial.clone(), Some(e)),

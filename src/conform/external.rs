@@ -3,10 +3,12 @@
 //!
 //! [`ExternalCommand`] spawns the process (in its own process group, with piped stdin, stdout
 //! and stderr), sends `hello`, reads `ready`, and at every decision point writes one `decide`
-//! line and reads one `plan` line. Reads and writes happen on the calling thread; a watchdog
-//! thread enforces the per-decision and total timeouts by killing the process group, which
-//! unblocks any pending read or write. Stderr is drained by its own thread into a tail kept for
-//! the report (and, optionally, a log).
+//! line and reads one `plan` line. Writes happen on the calling thread; stdout is read by its
+//! own thread into a channel that the calling thread waits on only until the deadline. A
+//! watchdog thread enforces the per-decision and total timeouts by killing the whole process
+//! tree: the process group, every descendant found through `/proc` (parent links, and a token
+//! in the environment that survives `setsid` and orphaning). Stderr is drained by its own
+//! thread into a tail kept for the report (and, optionally, a log).
 //!
 //! A fault (crash, hang, garbage, wrong message, reported error) is recorded in the adapter;
 //! `decide` then returns a *poisoned* plan that names the reserved id `u32::MAX`, which the
@@ -98,6 +100,89 @@ struct Watch {
     stop: AtomicBool,
     child: Arc<Mutex<Child>>,
     pid: u32,
+    /// `KVSCHED_CONFORM_RUN=...`, set in the scheduler's environment.
+    token: String,
+}
+
+/// The environment variable that marks a scheduler's process tree.
+const TOKEN_VAR: &str = "KVSCHED_CONFORM_RUN";
+
+/// Every process below `root` (by parent links in `/proc`), and every process whose environment
+/// holds `token` (descendants that were orphaned or started a new session keep it), as
+/// strings for `kill`. Empty where there is no `/proc`.
+fn descendants(root: u32, token: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut parent = std::collections::BTreeMap::new();
+    let mut marked = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // `pid (comm) state ppid ...`; comm may contain spaces and parentheses.
+            let after = stat.rsplit_once(')').map_or("", |x| x.1);
+            if let Some(ppid) = after.split_whitespace().nth(1).and_then(|x| x.parse().ok()) {
+                parent.insert(pid, ppid);
+            }
+        }
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if env.split(|&b| b == 0).any(|kv| kv == token.as_bytes()) {
+                marked.push(pid);
+            }
+        }
+    }
+    let mut found: std::collections::BTreeSet<u32> = marked.into_iter().collect();
+    loop {
+        let before = found.len();
+        for (&pid, &ppid) in &parent {
+            if ppid == root || found.contains(&ppid) {
+                found.insert(pid);
+            }
+        }
+        if found.len() == before {
+            break;
+        }
+    }
+    found.remove(&root);
+    found.into_iter().map(|p| p.to_string()).collect()
+}
+
+/// One line of the scheduler's stdout, read by its own thread.
+enum Line {
+    /// A line (with its newline, unless the stream ended).
+    Text(Vec<u8>),
+    /// A line longer than the protocol allows.
+    TooLong,
+    /// End of stream or a read error.
+    End,
+}
+
+fn read_lines(stdout: ChildStdout, tx: std::sync::mpsc::Sender<Line>) -> impl FnOnce() {
+    move || {
+        let mut r = BufReader::with_capacity(1 << 16, stdout);
+        let limit = MAX_LINE_BYTES as u64 + 1;
+        loop {
+            let mut line = Vec::new();
+            let msg = match r.by_ref().take(limit).read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => Line::End,
+                Ok(n) if line.last() != Some(&b'\n') && n as u64 >= limit => Line::TooLong,
+                Ok(_) => Line::Text(line),
+            };
+            let last = !matches!(msg, Line::Text(_));
+            if tx.send(msg).is_err() || last {
+                return;
+            }
+        }
+    }
+}
+
+fn next_token() -> String {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    format!("{TOKEN_VAR}={}-{n}", std::process::id())
 }
 
 impl Watch {
@@ -111,15 +196,34 @@ impl Watch {
     }
 
     fn kill(&self) {
+        // Descendants first, while the parent links still lead to them: children, grandchildren
+        // that left the process group or the session (`setsid`), and orphans found by the token
+        // every descendant inherits in its environment.
+        let mut pids = descendants(self.pid, &self.token);
         if let Ok(mut c) = self.child.lock() {
             let _ = c.kill();
         }
-        // The scheduler runs in its own process group; kill its children too.
+        // The scheduler runs in its own process group; kill the group too.
+        pids.push(format!("-{}", self.pid));
         let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.pid)])
+            .arg("-KILL")
+            .arg("--")
+            .args(&pids)
             .stderr(Stdio::null())
             .stdout(Stdio::null())
             .status();
+    }
+
+    /// Time left before the armed deadline (`None` when disarmed).
+    fn left(&self) -> Option<Duration> {
+        let d = self.deadline_us.load(Ordering::Relaxed);
+        (d != u64::MAX).then(|| Duration::from_micros(d).saturating_sub(self.start.elapsed()))
+    }
+
+    /// Marks the deadline as passed and kills the process tree.
+    fn fire(&self) {
+        self.fired.store(true, Ordering::SeqCst);
+        self.kill();
     }
 
     fn run(self: Arc<Self>) {
@@ -181,7 +285,7 @@ pub struct External {
     information: Information,
     views: Views,
     stdin: Option<BufWriter<ChildStdin>>,
-    stdout: BufReader<ChildStdout>,
+    lines: std::sync::mpsc::Receiver<Line>,
     child: Arc<Mutex<Child>>,
     watch: Arc<Watch>,
     tail: Arc<Mutex<Tail>>,
@@ -189,7 +293,6 @@ pub struct External {
     fault: Option<Verdict>,
     seq: u64,
     steps_at_last: u64,
-    line: Vec<u8>,
     out: Vec<u8>,
     /// When `ready` arrived: the run's total time counts from here.
     ready_at: Instant,
@@ -208,8 +311,10 @@ impl External {
         scenario: &str,
         config: &ModelConfig,
     ) -> Result<External, Verdict> {
+        let token = next_token();
         let mut command = Command::new(&cmd.program);
         command.args(&cmd.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.env(TOKEN_VAR, &token[TOKEN_VAR.len() + 1..]);
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
@@ -230,6 +335,7 @@ impl External {
             stop: AtomicBool::new(false),
             child: child.clone(),
             pid,
+            token,
         });
         let w = watch.clone();
         std::thread::spawn(move || w.run());
@@ -240,12 +346,16 @@ impl External {
             .as_ref()
             .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
         std::thread::spawn(drain_stderr(stderr, tail.clone(), log));
+        // Stdout is read by its own thread: a read never outlives its deadline, even when a
+        // descendant that escaped the kill keeps the pipe open.
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(read_lines(stdout, tx));
         let mut ext = External {
             name: cmd.program.clone(),
             information: config.information,
             views: Views::Full,
             stdin: Some(BufWriter::with_capacity(1 << 16, stdin)),
-            stdout: BufReader::with_capacity(1 << 16, stdout),
+            lines,
             child,
             watch,
             tail,
@@ -253,7 +363,6 @@ impl External {
             fault: None,
             seq: 0,
             steps_at_last: 0,
-            line: Vec::new(),
             out: Vec::new(),
             ready_at: Instant::now(),
             handshake_time: Duration::ZERO,
@@ -338,22 +447,28 @@ impl External {
 
     fn receive(&mut self) -> Result<FromScheduler, Verdict> {
         loop {
-            self.line.clear();
-            let limit = MAX_LINE_BYTES as u64 + 1;
-            let n = match self.stdout.by_ref().take(limit).read_until(b'\n', &mut self.line) {
-                Ok(n) => n,
-                Err(_) => return Err(self.io_fault("reading the scheduler's stdout failed")),
+            let line = match self.watch.left() {
+                Some(left) => match self.lines.recv_timeout(left) {
+                    Ok(l) => l,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        self.watch.fire();
+                        return Err(self.io_fault("reading the scheduler's stdout"));
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Line::End,
+                },
+                None => self.lines.recv().unwrap_or(Line::End),
             };
-            if n == 0 {
-                return Err(self.io_fault("end of the scheduler's stdout"));
-            }
-            if self.line.last() != Some(&b'\n') && n as u64 >= limit {
-                return Err(Verdict::new(
-                    "garbage",
-                    format!("line longer than {MAX_LINE_BYTES} bytes"),
-                ));
-            }
-            let Ok(text) = std::str::from_utf8(&self.line) else {
+            let line = match line {
+                Line::Text(l) => l,
+                Line::TooLong => {
+                    return Err(Verdict::new(
+                        "garbage",
+                        format!("line longer than {MAX_LINE_BYTES} bytes"),
+                    ))
+                }
+                Line::End => return Err(self.io_fault("end of the scheduler's stdout")),
+            };
+            let Ok(text) = std::str::from_utf8(&line) else {
                 return Err(Verdict::new("garbage", "line is not UTF-8"));
             };
             if text.trim().is_empty() {

@@ -351,6 +351,7 @@ fn simulate_judged(
                 SimErrorKind::StepLimit(n) => {
                     Verdict::new("livelock", format!("no end after {n} iterations"))
                 }
+                SimErrorKind::NoProgress { .. } => Verdict::new("livelock", e.to_string()),
                 other => Verdict::new("trace_invalid", format!("{e} ({other:?})")),
             };
             (v.at(e.partial.simulated_ns.get()), Some(*e.partial))

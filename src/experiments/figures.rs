@@ -7,10 +7,10 @@
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a series is drawn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Style {
     /// Solid line with markers.
@@ -22,7 +22,7 @@ pub enum Style {
 }
 
 /// One named series of `(x, y)` points.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Series {
     /// Legend label.
     pub label: String,
@@ -40,7 +40,7 @@ impl Series {
 }
 
 /// What a figure shows.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum FigureData {
     /// Lines and points.
@@ -76,7 +76,7 @@ pub enum FigureData {
 }
 
 /// A figure: file name, the claims it illustrates, and its data.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Figure {
     /// File name in the report directory (`*.svg`).
     pub file: String,

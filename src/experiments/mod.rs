@@ -13,10 +13,10 @@ pub mod report;
 pub mod sweep;
 pub mod wait;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How large a run is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scale {
     /// Test-suite size: seconds to a minute.
@@ -26,7 +26,7 @@ pub enum Scale {
 }
 
 /// What the measurement says about the claim.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
 pub enum Verdict {
     /// Our measurement supports the paper's statement.
@@ -48,7 +48,7 @@ impl std::fmt::Display for Verdict {
 }
 
 /// One measured claim (or one sub-measurement of a claim, with a `label`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClaimResult {
     /// Claim ID in `spec/CLAIMS.md`.
     pub id: String,

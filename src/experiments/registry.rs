@@ -25,7 +25,7 @@ use kvsched_spec::rounds::{
 };
 use kvsched_verify::stats;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `spec/CLAIMS.md`, embedded so that the binary works from any directory.
 pub const CLAIMS_MD: &str = include_str!("../../spec/CLAIMS.md");
@@ -80,7 +80,7 @@ pub fn claims() -> Vec<ClaimSpec> {
 }
 
 /// How large and with which seed experiments run.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ctx {
     /// Quick or paper scale.
     pub scale: Scale,
@@ -89,7 +89,7 @@ pub struct Ctx {
 }
 
 /// What an experiment produced.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Output {
     /// Claim measurements.
     pub results: Vec<ClaimResult>,

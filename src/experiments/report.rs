@@ -94,6 +94,32 @@ pub fn select(ids: &[String]) -> Result<Vec<ClaimSpec>, String> {
 /// Runs the experiments of `claims` (in parallel, each once) and builds the report. `log`
 /// receives a line per finished experiment.
 pub fn reproduce(ctx: &Ctx, claims: &[ClaimSpec], log: &(dyn Fn(&str) + Sync)) -> Report {
+    reproduce_resumable(ctx, claims, log, None).expect("no checkpoint, no I/O")
+}
+
+/// One finished experiment, as a line of the checkpoint file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checkpointed {
+    experiment: String,
+    ctx: Ctx,
+    seconds: f64,
+    output: Output,
+}
+
+/// The name of the checkpoint file in a report directory.
+pub const CHECKPOINT: &str = "checkpoint.jsonl";
+
+/// [`reproduce`] with a checkpoint: every finished experiment is appended (one JSON line,
+/// flushed) to `checkpoint`; experiments already there for the same scale and seed are not run
+/// again. A process killed at any point (SIGINT, SIGTERM, SIGKILL) leaves a checkpoint whose
+/// complete lines are valid; a line cut short is ignored, and an experiment is never counted
+/// twice (the first line for a name wins).
+pub fn reproduce_resumable(
+    ctx: &Ctx,
+    claims: &[ClaimSpec],
+    log: &(dyn Fn(&str) + Sync),
+    checkpoint: Option<&Path>,
+) -> Result<Report, String> {
     let mut todo: Vec<Experiment> = Vec::new();
     for c in claims {
         for e in registry::for_claim(&c.id) {
@@ -102,17 +128,60 @@ pub fn reproduce(ctx: &Ctx, claims: &[ClaimSpec], log: &(dyn Fn(&str) + Sync)) -
             }
         }
     }
+    let mut done: Vec<(Experiment, Output, f64)> = Vec::new();
+    let mut file = None;
+    if let Some(path) = checkpoint {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // Keep only whole lines: a torn last line is dropped from the file too.
+        let mut kept = String::new();
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let Ok(c) = serde_json::from_str::<Checkpointed>(line) else { continue };
+            let Some(e) = todo.iter().find(|e| e.name == c.experiment) else { continue };
+            if c.ctx != *ctx || done.iter().any(|d| d.0.name == e.name) {
+                continue;
+            }
+            log(&format!("{:<20} (from {})", e.name, path.display()));
+            done.push((*e, c.output, c.seconds));
+            kept += line;
+        }
+        std::fs::write(path, kept).map_err(|e| format!("{}: {e}", path.display()))?;
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        file = Some(std::sync::Mutex::new(f));
+    }
+    let names: Vec<&str> = todo.iter().map(|e| e.name).collect();
+    todo.retain(|e| !done.iter().any(|d| d.0.name == e.name));
     let outputs: Vec<(Experiment, Output, f64)> = todo
         .par_iter()
         .map(|e| {
             let t = std::time::Instant::now();
             let out = (e.run)(ctx);
             let secs = t.elapsed().as_secs_f64();
+            if let Some(f) = &file {
+                let c = Checkpointed {
+                    experiment: e.name.to_string(),
+                    ctx: *ctx,
+                    seconds: secs,
+                    output: out.clone(),
+                };
+                let mut line = serde_json::to_string(&c).unwrap_or_default();
+                line.push('\n');
+                if let Ok(mut f) = f.lock() {
+                    use std::io::Write as _;
+                    // One write per line; a failure only costs the resume of this experiment.
+                    let _ = f.write_all(line.as_bytes()).and_then(|()| f.sync_data());
+                }
+            }
             log(&format!("{:<20} {:>8.1} s  ({})", e.name, secs, e.claims.join(", ")));
             (*e, out, secs)
         })
         .collect();
-    assemble(ctx, claims, outputs)
+    done.extend(outputs);
+    // The experiments in the order of an uninterrupted run, however they were split.
+    done.sort_by_key(|d| names.iter().position(|n| *n == d.0.name));
+    Ok(assemble(ctx, claims, done))
 }
 
 /// Builds the report from experiment outputs.
@@ -381,14 +450,18 @@ pub fn index_md(r: &Report) -> String {
 pub fn write(r: &Report, dir: &Path) -> Result<(), String> {
     let err = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
+    // Each file is written whole under a temporary name, then renamed: an interrupted write
+    // leaves the previous file or the new one, never half of one.
+    let put = |name: &str, text: &str| {
+        let p = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &p)).map_err(|e| err(&p, e))
+    };
     for f in &r.figures {
         let svg = render_svg(f).map_err(|e| format!("{}: {e}", f.file))?;
-        let p = dir.join(&f.file);
-        std::fs::write(&p, svg).map_err(|e| err(&p, e))?;
+        put(&f.file, &svg)?;
     }
     let json = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
-    let p = dir.join("results.json");
-    std::fs::write(&p, json).map_err(|e| err(&p, e))?;
-    let p = dir.join("index.md");
-    std::fs::write(&p, index_md(r)).map_err(|e| err(&p, e))
+    put("results.json", &json)?;
+    put("index.md", &index_md(r))
 }

@@ -16,7 +16,7 @@
 
 use crate::schedulers;
 use crate::sim::{simulate, SimOptions};
-use crate::workload::{generate, Amount};
+use crate::workload::{try_generate, Amount};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvsched_spec::fluid::FluidSolution;
 use kvsched_spec::{Information, Instance, WorkloadFile};
@@ -171,7 +171,23 @@ impl Sweep {
         if spec.seeds.is_empty() || spec.requests == 0 || workloads.is_empty() {
             return Err("workloads, seeds and requests must be non-empty".into());
         }
-        Ok(Sweep { spec, workloads })
+        let max = crate::cli::MAX_HELD_REQUESTS;
+        if spec.requests > max {
+            return Err(format!("requests: at most {max} (held in memory), got {}", spec.requests));
+        }
+        if !(spec.window.is_finite() && spec.window > 0.0 && spec.window <= 1.0) {
+            return Err(format!("window: expected a fraction in (0, 1], got {}", spec.window));
+        }
+        let sweep = Sweep { spec, workloads };
+        // Every scaled workload passes the workload file's own checks (rates in range).
+        for job in sweep.jobs() {
+            let name = &sweep.workloads[job.workload].0;
+            sweep
+                .scaled_workload(&job)
+                .check(name)
+                .map_err(|e| format!("{e} (at rate scale {} of the sweep)", job.rate_scale))?;
+        }
+        Ok(sweep)
     }
 
     /// Fingerprint of the spec (FNV-1a of its JSON form), 16 hex digits.
@@ -228,13 +244,19 @@ impl Sweep {
     /// Runs one job (never fails: an early stop is recorded in `error`).
     pub fn run_job(&self, job: &Job, jobs: usize, fingerprint: &str) -> Row {
         let w = self.scaled_workload(job);
-        let requests = generate(&w, Amount::Requests(self.spec.requests), job.seed);
+        // A generation error (arrivals past the end of simulated time) is the row's error.
+        let (requests, generation_error) =
+            match try_generate(&w, Amount::Requests(self.spec.requests), job.seed) {
+                Ok(r) => (r, None),
+                Err(e) => (Vec::new(), Some(e)),
+            };
         let inst = Instance { config: w.model_config(Information::Hidden), requests };
         let mut sched = schedulers::for_workload(&job.scheduler, &w).expect("checked name");
         let (outcome, error) = match simulate(&inst, sched.as_mut(), SimOptions::default()) {
             Ok(o) => (o, String::new()),
             Err(e) => (*e.partial.clone(), e.to_string()),
         };
+        let error = generation_error.unwrap_or(error);
         let s = outcome.summary(self.spec.window);
         Row {
             sweep: fingerprint.into(),

@@ -579,12 +579,12 @@ impl Core {
         }
         if let Some(arrival) = self.next_arrival_ns() {
             let ends_by = |j: u64| {
-                self.now
-                    + self.step_time.decode_stretch_ns(
-                        shape.decode_requests,
-                        shape.attended_kv_tokens,
-                        j,
-                    )
+                let d = self.step_time.decode_stretch_ns(
+                    shape.decode_requests,
+                    shape.attended_kv_tokens,
+                    j,
+                );
+                Nanos(self.now.get().saturating_add(d.get()))
             };
             if ends_by(k) >= arrival {
                 // Bracket the first iteration that ends at or after the arrival: iterations
@@ -642,8 +642,12 @@ impl Core {
             self.step_time.duration_ns(&shape)
         };
         let start_ns = self.now;
+        let end = start_ns.get().saturating_add(duration_ns.get());
+        if end > kvsched_spec::units::MAX_TIME_NS {
+            return Err(Violation::TimeLimit { now_ns: start_ns, until_ns: Nanos(end) });
+        }
         let first_end_ns = start_ns + self.step_time.duration_ns(&shape);
-        self.now += duration_ns;
+        self.now = Nanos(end);
         self.steps += repeat;
         self.kv_used = kv_peak;
         let mut completed = Vec::new();

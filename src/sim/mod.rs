@@ -84,6 +84,22 @@ pub enum SimErrorKind {
     Divergence(String),
     /// The iteration limit was reached.
     StepLimit(u64),
+    /// The watchdog fired: no request completed for `steps` iterations, more than the bound
+    /// (`WATCHDOG_FACTOR` times the tokens of every arrived, unfinished request, plus
+    /// `WATCHDOG_SLACK`) that a run without wasted work can take (a livelock: evictions undo
+    /// the work, as with a request that can never fit).
+    NoProgress {
+        /// Iterations since the last completion.
+        steps: u64,
+        /// The bound that was passed.
+        bound: u64,
+        /// Waiting requests.
+        waiting: usize,
+        /// Resident requests.
+        resident: usize,
+        /// Evictions in the whole run.
+        evictions: u64,
+    },
     /// Writing the trace failed.
     Trace(String),
 }
@@ -110,6 +126,11 @@ impl std::fmt::Display for SimError {
             ),
             SimErrorKind::Divergence(m) => write!(f, "engine and spec disagree: {m}"),
             SimErrorKind::StepLimit(n) => write!(f, "iteration limit {n} reached"),
+            SimErrorKind::NoProgress { steps, bound, waiting, resident, evictions } => write!(
+                f,
+                "no progress: no request completed in {steps} iterations (watchdog bound \
+                 {bound}; {waiting} waiting, {resident} resident, {evictions} evictions so far)"
+            ),
             SimErrorKind::Trace(m) => write!(f, "trace: {m}"),
         }
     }
@@ -125,6 +146,22 @@ struct Run<'a> {
     trace: Option<trace::Writer>,
     timeline: Option<Vec<TimelinePoint>>,
     kv_token_ns: u128,
+    watchdog: Watchdog,
+}
+
+/// Iterations allowed per outstanding token before the watchdog fires (evictions may redo
+/// work; a run without evictions completes a request within one iteration per token).
+pub const WATCHDOG_FACTOR: u64 = 16;
+/// Iterations always allowed between completions.
+pub const WATCHDOG_SLACK: u64 = 100_000;
+
+/// Progress watch: the tokens (prompt + output) of arrived, unfinished requests, and the
+/// iteration and completion count at the last completion.
+#[derive(Default)]
+struct Watchdog {
+    outstanding_tokens: u64,
+    steps_at_completion: u64,
+    completed: u64,
 }
 
 /// Runs `scheduler` over `instance`. The instance's information set is replaced by the one the
@@ -187,6 +224,7 @@ fn run<'a>(
         trace: options.trace.map(trace::Writer::new),
         timeline: options.timeline.then(Vec::new),
         kv_token_ns: 0,
+        watchdog: Watchdog::default(),
     };
     let name = scheduler.name();
     if let Some(t) = run.trace.as_mut() {
@@ -222,13 +260,45 @@ impl Run<'_> {
             self.core.new_completions.clear();
             self.core.new_arrivals.clear();
             self.apply_plan(plan, stepping)?;
+            self.watch_progress()?;
             let records = &mut self.records;
             self.core.retire(|slot| records.push(RequestRecord::of(&slot)));
         }
     }
 
+    /// The watchdog: a run that completes nothing for longer than any run without wasted work
+    /// could stops with [`SimErrorKind::NoProgress`] instead of spinning.
+    fn watch_progress(&mut self) -> Result<(), SimErrorKind> {
+        let w = &mut self.watchdog;
+        if self.core.completed != w.completed {
+            for c in &self.core.new_completions {
+                let peak = self.core.slots[c.id].request.peak_tokens().get();
+                w.outstanding_tokens = w.outstanding_tokens.saturating_sub(peak);
+            }
+            w.completed = self.core.completed;
+            w.steps_at_completion = self.core.steps;
+            return Ok(());
+        }
+        let steps = self.core.steps - w.steps_at_completion;
+        let bound =
+            w.outstanding_tokens.saturating_mul(WATCHDOG_FACTOR).saturating_add(WATCHDOG_SLACK);
+        if steps > bound {
+            return Err(SimErrorKind::NoProgress {
+                steps,
+                bound,
+                waiting: self.core.waiting.len(),
+                resident: self.core.running.len(),
+                evictions: self.core.evictions,
+            });
+        }
+        Ok(())
+    }
+
     fn deliver_arrivals(&mut self) -> Result<(), SimErrorKind> {
         while let Some(id) = self.core.deliver_next_due(&mut *self.source) {
+            let peak = self.core.slots[id].request.peak_tokens().get();
+            self.watchdog.outstanding_tokens =
+                self.watchdog.outstanding_tokens.saturating_add(peak);
             if let Some(m) = self.mirror.as_mut() {
                 m.arrive(id)?;
             }

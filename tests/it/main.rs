@@ -10,6 +10,7 @@ mod engine;
 mod engine_log;
 mod engines;
 mod fluid;
+mod hardening;
 mod mcsf_engine;
 mod mcsf_opt;
 mod reproduce;

@@ -285,6 +285,10 @@ fn wild_action(instance: &Instance, state: &State, c: &ActionChoice) -> Action {
             let back = Nanos(u64::from(c.size % 3));
             Action::Idle { until_ns: state.time_ns.saturating_sub(back) }
         }
+        // Now and then past the end of simulated time (`TimeLimit`).
+        3 if c.size.is_multiple_of(7) => {
+            Action::Idle { until_ns: Nanos(kvsched_spec::units::MAX_TIME_NS + 1) }
+        }
         3 => Action::Idle { until_ns: state.time_ns + Nanos(u64::from(c.size) * 1_000_000) },
         4 => Action::Step(Vec::new()),
         5 => {
@@ -316,11 +320,12 @@ pub fn violation_name(v: &Violation) -> &'static str {
         Violation::EvictionOrder { .. } => "EvictionOrder",
         Violation::MemoryExceeded { .. } => "MemoryExceeded",
         Violation::TimeNotForward { .. } => "TimeNotForward",
+        Violation::TimeLimit { .. } => "TimeLimit",
     }
 }
 
 /// Every [`Violation`] variant's name.
-pub const ALL_VIOLATIONS: [&str; 13] = [
+pub const ALL_VIOLATIONS: [&str; 14] = [
     "UnknownRequest",
     "NotArrived",
     "ArrivalOutOfOrder",
@@ -334,4 +339,5 @@ pub const ALL_VIOLATIONS: [&str; 13] = [
     "EvictionOrder",
     "MemoryExceeded",
     "TimeNotForward",
+    "TimeLimit",
 ];
