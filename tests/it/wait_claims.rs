@@ -297,7 +297,8 @@ fn wait_cp_one_segment_admission_cap() {
     let s = seed(0x1a7);
     let (d0, d1, cap) = LMSYS_AFFINE;
     let pol = Pol::WaitCp { tl: 300, chunk: 128, gate: true, horizon: 500 };
-    let p = run_point((d0, d1), cap, &LMSYS_AS_RUN_BINS, &pol, 100.0, 3_000, s);
+    let law = kvsched_spec::StepTime::Affine { d0_s: d0, d1_s_per_token: d1 };
+    let p = run_point(&law, cap, &LMSYS_AS_RUN_BINS, &pol, 100.0, 3_000, s);
     assert!(p.error.is_none(), "{p:?}\n{}", replay(s, "wait_cp_one_segment_admission_cap"));
     let (per_step, per_s) = one_segment_cap(300, 501, d0);
     let rotation = p.steps.div_ceil(501) * 300;
@@ -331,8 +332,9 @@ fn wait_cp_one_segment_admission_cap() {
 fn nested_wait_drain_does_not_stall() {
     use kvsched::experiments::as_run::{run_point, Pol, LMSYS_AFFINE, LMSYS_AS_RUN_BINS};
     let (d0, d1, cap) = LMSYS_AFFINE;
+    let law = kvsched_spec::StepTime::Affine { d0_s: d0, d1_s_per_token: d1 };
     for s in [9_003_438_113_807_180_561, seed(0x1a8), seed(0x1a9)] {
-        let p = run_point((d0, d1), cap, &LMSYS_AS_RUN_BINS, &Pol::Nested, 10.0, 1_000, s);
+        let p = run_point(&law, cap, &LMSYS_AS_RUN_BINS, &Pol::Nested, 10.0, 1_000, s);
         assert!(p.error.is_none(), "seed {s}: {p:?}");
         assert!(p.completion_ratio > 0.0 && p.admissions >= 1_000, "seed {s}: {p:?}");
     }
