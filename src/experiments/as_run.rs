@@ -755,7 +755,9 @@ pub fn lmsys(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Point>) {
     (out, pts)
 }
 
-/// Sarathi 512/cap 256 against the rerun's own numbers (tolerance 25 %, fixed before the run).
+/// Sarathi 512/cap 256 against the rerun's own numbers, within 25 % (a side row). Disclosed:
+/// this tolerance was set after the first quick run (which showed 64–80 % differences); the
+/// first draft marked the row supported whenever a value existed, which tested nothing.
 fn lmsys_sarathi_row(
     pts: &[Point],
     grid: &[f64],
@@ -771,7 +773,7 @@ fn lmsys_sarathi_row(
         .filter(|r| grid.contains(&r.0))
         .map(|r| format!("{}: {:.2} vs {:.2} s", r.0, mean(&lat(pts, s512, r.0)), r.1))
         .collect();
-    // Within 25 % at every rerun rate in 60-80 (tolerance fixed before the run).
+    // Within 25 % at every rerun rate in 60-80 (the long-decode magnitude row's tolerance).
     let dev = LMSYS_RERUN
         .iter()
         .filter(|r| top.contains(&r.0))
