@@ -5,9 +5,11 @@
 //! value, ours (with a confidence interval when there is one) and the verdict, which is
 //! measured, never tuned.
 
+pub mod as_run;
 pub mod figures;
 pub mod fluid;
 pub mod mcsf_trace;
+pub mod mcsf_warm;
 pub mod registry;
 pub mod report;
 pub mod sweep;

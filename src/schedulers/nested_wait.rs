@@ -32,6 +32,13 @@
 //! repair cannot make a batch fit ([`NestedWait::guard_trims`]), and evicts the most recent
 //! residents only if nothing fits at all ([`NestedWait::guard_evictions`]). At the end of a
 //! finite run every segment runs without waiting ([`NestedWait::drain`], as in [`super::wait`]).
+//!
+//! Deviation (the `nested_wait_drain_does_not_stall` fix): a boundary queue whose rotor is on a
+//! zero turn (`floor(acc + n_k) = 0`, a fractional `n_k < 1` of a fluid design) selects
+//! nothing; during the drain, with no other work, that decision was empty and the run stalled
+//! for good (found by the lmsys as-run experiment). Once every request has arrived, an empty
+//! decision now advances the joined rotors to their next positive turn instead: an empty
+//! decision is not a batch.
 
 use super::mem;
 use super::wait::{admit_growth, fit_or_evict, resident_item, tokens_after_prefill, Rotor};
@@ -268,6 +275,18 @@ impl Scheduler for NestedWait {
         let mut sel = self.select(view, &n, &caps, drain);
         if sel.joined == 0 {
             return Plan::idle();
+        }
+        // Zero turns only: advance the joined rotors until some resident is selected (each
+        // rotor with n_k > 0 reaches a positive turn within ceil(1 / n_k) turns).
+        let mut skips = 0;
+        while drain && sel.admit.is_empty() && sel.rest.is_empty() && skips < 100_000 {
+            if view.running_len() == 0 || !self.rotors.iter().any(|r| r.n > 0.0) {
+                break;
+            }
+            self.rotors.iter_mut().take(sel.joined).for_each(Rotor::advance);
+            let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
+            sel = self.select(view, &n, &caps, drain);
+            skips += 1;
         }
         let need: Tokens = sel.admit.iter().chain(&sel.rest).map(|x| x.1).sum();
         let (evict, freed) = if self.repair && need > view.kv_free() {

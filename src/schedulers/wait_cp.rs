@@ -33,6 +33,12 @@
 //! server idled for good (the battery's `adversarial` scenario: `B_1 = 64`, `S_1 = 370`);
 //! before the last arrival it idled until the next one with work waiting.
 //!
+//! Admission-rate cap: segment 1 admits at most `B_1` of every `S_1` decisions (one turn of
+//! the rotation per decision, as the authors' `_batch_count`), so at most `B_1 / S_1` requests
+//! per iteration; with the authors' one segment over the 500-token lmsys horizon and tl 300
+//! that is 0.6, about 58 req/s at d0 = 10.2 ms. It is Algorithm 2's own drift condition, not an
+//! artefact of this reading: `spec/WAIT_NOTES.md` §1 (test `wait_cp_one_segment_admission_cap`).
+//!
 //! Defaults: `tl = 64` (the authors' `total_limit`), one segment (`B_1 = tl`), `cs = 256`
 //! (the single-type runs), `wait_gate = true`. With one segment and no budgets given, `S_1`
 //! uses the mean revealed output length (1 until the first completion).
