@@ -36,6 +36,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     pub rate_scale: f64,
     /// Give predicted output lengths with uniform multiplicative noise of this size (0 = exact).
+    /// A policy that reads predictions (MC-SF, MC-Benchmark) gets exact ones without it.
     #[arg(long)]
     pub prediction_noise: Option<f64>,
     /// Replay a Vidur-format request trace (CSV) instead of generating requests.
@@ -122,8 +123,15 @@ fn load_instance(args: &Args) -> Result<(Instance, WorkloadFile), String> {
         }
         add_predictions(&mut requests, eps, args.seed);
     }
+    crate::workload::default_predictions(information_of(&args.scheduler), &mut requests);
     let config = workload.model_config(kvsched_spec::Information::Hidden);
     Ok((Instance { config, requests }, workload))
+}
+
+/// The information set of the named scheduler (`Hidden` for an unknown name, which is
+/// reported later).
+fn information_of(name: &str) -> kvsched_spec::Information {
+    schedulers::by_name(name).map_or(kvsched_spec::Information::Hidden, |s| s.information())
 }
 
 fn fill_trace_lengths(args: &Args, requests: &mut [kvsched_spec::Request]) -> Result<(), String> {
@@ -152,13 +160,9 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(i) => i,
         Err(e) => return input_error(e),
     };
-    let Some(mut scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
-        let names: Vec<_> = schedulers::catalog().iter().map(|e| e.name).collect();
-        return input_error(format!(
-            "--scheduler: unknown {:?}; expected one of {}",
-            args.scheduler,
-            names.join(", ")
-        ));
+    let mut scheduler = match schedulers::for_workload(&args.scheduler, &workload) {
+        Ok(s) => s,
+        Err(e) => return input_error(format!("--scheduler: {e}")),
     };
     let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
         Some(p) => match std::fs::File::create(p) {
@@ -202,8 +206,9 @@ fn run_streamed(args: &Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return input_error(e),
     };
-    let Some(mut scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
-        return input_error(format!("--scheduler: unknown {:?}", args.scheduler));
+    let mut scheduler = match schedulers::for_workload(&args.scheduler, &workload) {
+        Ok(s) => s,
+        Err(e) => return input_error(format!("--scheduler: {e}")),
     };
     let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
         Some(p) => match std::fs::File::create(p) {
@@ -222,10 +227,12 @@ fn run_streamed(args: &Args) -> ExitCode {
         crate::workload::Generator::new(&workload, Amount::Requests(args.requests), args.seed);
     let mut noise =
         args.prediction_noise.map(|eps| (eps, crate::workload::prediction_stream(args.seed)));
+    let information = scheduler.information();
     let mut source = generator.map(|mut r| {
         if let Some((eps, rng)) = noise.as_mut() {
             crate::workload::add_prediction(&mut r, *eps, rng);
         }
+        crate::workload::default_predictions(information, std::slice::from_mut(&mut r));
         r
     });
     let config = workload.model_config(kvsched_spec::Information::Hidden);

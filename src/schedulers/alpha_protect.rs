@@ -61,13 +61,17 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> P
     let running: Vec<ResidentView> = view.running().collect();
     let mut alive = running.len();
     let mut evict: Vec<RequestId> = Vec::new();
-    let after = |n: usize| -> Tokens {
-        let kept = running[..n].iter().fold(Tokens::ZERO, |a, r| {
-            a + view.footprint(r.held()) + mem::decode_growth(view, r.held())
-        });
-        view.kv_used() - running.iter().fold(Tokens::ZERO, |a, r| a + view.footprint(r.held()))
-            + kept
-    };
+    // `grown[n]`: footprint growth of one decode of the `n` oldest; `held[n]`: footprint of
+    // all but the `n` oldest (prefix sums: each clearing round is then `O(1)`).
+    let mut grown = vec![Tokens::ZERO; running.len() + 1];
+    let mut held = vec![Tokens::ZERO; running.len() + 1];
+    for (i, r) in running.iter().enumerate() {
+        grown[i + 1] = grown[i] + mem::decode_growth(view, r.held());
+    }
+    for (i, r) in running.iter().enumerate().rev() {
+        held[i] = held[i + 1] + view.footprint(r.held());
+    }
+    let after = |n: usize| -> Tokens { view.kv_used() - held[n] + grown[n] };
     while alive > 0 && after(alive) > view.capacity() {
         let k = match clearing {
             Clearing::All => (alive - 1).max(1),
@@ -82,13 +86,8 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> P
         running[..alive].iter().map(|r| BatchItem::Decode { id: r.id() }).collect();
     let limit = Tokens(((1.0 - alpha) * view.capacity().get() as f64).floor().max(0.0) as u64);
     let mut used = after(alive);
-    let mut candidates: Vec<(RequestId, Tokens)> =
-        view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
-    for id in &evict {
-        candidates.push((*id, view.resident(*id).expect("resident").request().prompt_tokens()));
-    }
-    candidates.sort_by_key(|c| c.0);
-    for (id, prompt) in candidates {
+    // FCFS by arrival, read lazily: admission stops at the first request that does not fit.
+    for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &evict) {
         let need = view.footprint(mem::prompt_hold(view, prompt));
         let alone = batch.is_empty() && used + need <= view.capacity();
         if used + need > limit && !alone {

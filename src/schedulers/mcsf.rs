@@ -34,7 +34,7 @@
 //! (aged ones in arrival order), still through the same memory check. The catalog default is
 //! [`DEFAULT_PATIENCE_NS`].
 
-use crate::opt::mcsf_core::{admit_prefix_paged, ActiveReq, WaitingReq};
+use crate::opt::mcsf_core::{admit_prefix_paged, admit_prefix_paged_iter, ActiveReq, WaitingReq};
 use crate::sched::util::{decode_all, decode_steps_within_memory, decode_steps_within_room};
 use crate::sched::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, RequestView};
@@ -63,11 +63,25 @@ pub struct Mcsf {
     /// Anti-starvation aging (a deviation; `None` in the paper's algorithm): a request waiting
     /// at least this long is considered before every younger one.
     pub patience_ns: Option<u64>,
+    /// Take the fast path (default): the waiting queue kept in the admission order
+    /// incrementally, read only as far as admission goes, and a `decode_all` plan when no
+    /// eviction is needed. Off, every decision sorts the whole queue and lists the batch; the
+    /// records are the same (tested).
+    pub fast_path: bool,
+    /// Waiting requests by `(predicted output, arrival, id)`, as of the last plan (fast path,
+    /// shortest first only).
+    queue: std::collections::BTreeSet<(u64, u64, RequestId)>,
 }
 
 impl Default for Mcsf {
     fn default() -> Self {
-        Mcsf { order: Order::ShortestFirst, protection: 0.0, patience_ns: None }
+        Mcsf {
+            order: Order::ShortestFirst,
+            protection: 0.0,
+            patience_ns: None,
+            fast_path: true,
+            queue: std::collections::BTreeSet::new(),
+        }
     }
 }
 
@@ -86,6 +100,96 @@ impl Mcsf {
     fn predicted(budget: u64, r: &RequestView) -> u64 {
         let worst = budget.saturating_sub(r.prompt_tokens().get()).max(1);
         r.output_hint().tokens().map_or(worst, |t| t.get().clamp(1, worst))
+    }
+
+    /// The request's key in [`Mcsf::queue`].
+    fn key(budget: u64, r: &RequestView) -> (u64, u64, RequestId) {
+        (Self::predicted(budget, r), r.arrival_ns().get(), r.id())
+    }
+
+    fn waiting_req(budget: u64, r: &RequestView) -> WaitingReq {
+        WaitingReq {
+            id: u64::from(r.id().0),
+            prompt_tokens: r.prompt_tokens().get(),
+            arrival_round: r.arrival_ns().get(),
+            predicted_output: Self::predicted(budget, r),
+        }
+    }
+
+    /// [`Mcsf::admissions`] from the incrementally kept queue: aged requests (a prefix of the
+    /// arrival-ordered waiting queue) in arrival order, then the rest by `(predicted, arrival,
+    /// id)`, drawn lazily. Admission stops at the first failure, so this reads only what it
+    /// admits, plus one, plus the aged requests it skips in the ordered set (each of which was
+    /// admitted just before).
+    fn admissions_fast(&self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
+        let budget = self.budget(view);
+        let active: Vec<ActiveReq> = view
+            .running()
+            .map(|r| ActiveReq {
+                prompt_tokens: r.request().prompt_tokens().get(),
+                start_round: t - r.generated().get().min(t),
+                predicted_output: Self::predicted(budget, r.request()),
+            })
+            .collect();
+        let now = view.now_ns().get();
+        let aged =
+            |arrival: u64| self.patience_ns.is_some_and(|p| now.saturating_sub(arrival) >= p);
+        let candidates = || -> Box<dyn Iterator<Item = WaitingReq> + '_> {
+            match self.order {
+                Order::Fcfs => Box::new(view.waiting().map(move |r| Self::waiting_req(budget, &r))),
+                Order::ShortestFirst => {
+                    let old = view
+                        .waiting()
+                        .take_while(move |r| aged(r.arrival_ns().get()))
+                        .map(move |r| Self::waiting_req(budget, &r));
+                    let rest = self.queue.iter().filter(move |k| !aged(k.1)).map(move |k| {
+                        Self::waiting_req(budget, &view.request(k.2).expect("waiting"))
+                    });
+                    Box::new(old.chain(rest))
+                }
+            }
+        };
+        let block = view.memory().block_size_tokens;
+        let mut ids = admit_prefix_paged_iter(t, &active, candidates(), budget, block);
+        if ids.is_empty() && active.is_empty() {
+            if let Some(w) = candidates().next() {
+                let prompt = view.request(RequestId(w.id as u32)).expect("waiting").prompt_tokens();
+                if view.footprint(prompt + kvsched_spec::Tokens(1)) <= view.capacity() {
+                    ids.push(w.id);
+                }
+            }
+        }
+        ids.into_iter()
+            .map(|id| {
+                let id = RequestId(id as u32);
+                let prompt = view.request(id).expect("waiting request").prompt_tokens();
+                BatchItem::Prefill { id, tokens: prompt }
+            })
+            .collect()
+    }
+
+    /// The fast path's plan, `None` when a decode does not fit (the general path evicts).
+    fn decide_fast(&mut self, view: &View<'_>) -> Option<Plan> {
+        let budget = self.budget(view);
+        if self.order == Order::ShortestFirst {
+            for &id in view.arrived_since_last() {
+                self.queue.insert(Self::key(budget, &view.request(id).expect("arrived")));
+            }
+        }
+        let n = view.decode_ready_len();
+        if n != view.running_len() || view.decode_all_growth(1) > view.kv_free() {
+            return None;
+        }
+        let admitted = self.admissions_fast(view, view.steps_total());
+        for item in &admitted {
+            self.queue.remove(&Self::key(budget, &view.request(item.id()).expect("waiting")));
+        }
+        let repeat = if admitted.is_empty() && view.waiting_len() == 0 && n > 0 {
+            Repeat::UpTo(view.decode_all_steps_within(view.kv_free(), u64::MAX).max(1))
+        } else {
+            Repeat::Once
+        };
+        Some(Plan { evict: vec![], batch: admitted, repeat, decode_all: n > 0 })
     }
 
     /// Capacity the check may use: capacity minus the protection.
@@ -159,6 +263,11 @@ impl Scheduler for Mcsf {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
+        if self.fast_path {
+            if let Some(plan) = self.decide_fast(view) {
+                return plan;
+            }
+        }
         let mut batch = decode_all(view);
         // Overflow fallback (only with under-estimated predictions): evict the most recent.
         let mut evict = Vec::new();
@@ -173,9 +282,23 @@ impl Scheduler for Mcsf {
             evict.push(victim);
         }
         if !evict.is_empty() {
+            if self.fast_path && self.order == Order::ShortestFirst {
+                let budget = self.budget(view);
+                for id in &evict {
+                    let r = view.resident(*id).expect("running");
+                    self.queue.insert(Self::key(budget, r.request()));
+                }
+            }
             return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
         }
         let admitted = self.admissions(view, view.steps_total());
+        if self.fast_path && self.order == Order::ShortestFirst {
+            let budget = self.budget(view);
+            for item in &admitted {
+                let r = view.request(item.id()).expect("waiting");
+                self.queue.remove(&Self::key(budget, &r));
+            }
+        }
         let decode_only = admitted.is_empty();
         batch.extend(admitted);
         let repeat = if decode_only && view.waiting_len() == 0 && !batch.is_empty() {

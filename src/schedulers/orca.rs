@@ -88,13 +88,8 @@ impl Scheduler for Orca {
             .map(|r| self.reservation(view, r.request().prompt_tokens(), r.held()))
             .fold(Tokens::ZERO, |a, b| a + b);
         let mut running = view.running_len() - evict.len();
-        let mut candidates: Vec<(RequestId, Tokens)> =
-            view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
-        for id in &evict {
-            candidates.push((*id, view.resident(*id).expect("resident").request().prompt_tokens()));
-        }
-        candidates.sort_by_key(|c| c.0);
-        for (id, prompt) in candidates {
+        // FCFS by arrival, read lazily: admission stops at the first request that does not fit.
+        for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &evict) {
             if running >= self.max_batch_size {
                 break;
             }

@@ -86,6 +86,12 @@ pub enum SimErrorKind {
     StepLimit(u64),
     /// Writing the trace failed.
     Trace(String),
+    /// The policy reads predictions (`Information::Predicted`) and this request has none:
+    /// the run stops rather than let the policy guess (it never falls back to a worst case).
+    MissingPrediction {
+        /// The request.
+        id: kvsched_spec::RequestId,
+    },
 }
 
 /// A run that stopped early, with everything computed until then.
@@ -111,6 +117,12 @@ impl std::fmt::Display for SimError {
             SimErrorKind::Divergence(m) => write!(f, "engine and spec disagree: {m}"),
             SimErrorKind::StepLimit(n) => write!(f, "iteration limit {n} reached"),
             SimErrorKind::Trace(m) => write!(f, "trace: {m}"),
+            SimErrorKind::MissingPrediction { id } => write!(
+                f,
+                "request {id} has no predicted output length, and the policy reads predictions: \
+                 give them (simulate --prediction-noise EPS; 0 = exact, the default for such a \
+                 policy; a trace needs its predictions filled)"
+            ),
         }
     }
 }
@@ -229,6 +241,11 @@ impl Run<'_> {
 
     fn deliver_arrivals(&mut self) -> Result<(), SimErrorKind> {
         while let Some(id) = self.core.deliver_next_due(&mut *self.source) {
+            if self.core.config.information == kvsched_spec::Information::Predicted
+                && self.core.slots[id].request.predicted_output_tokens.is_none()
+            {
+                return Err(SimErrorKind::MissingPrediction { id });
+            }
             if let Some(m) = self.mirror.as_mut() {
                 m.arrive(id)?;
             }
