@@ -7,6 +7,7 @@
 
 pub mod figures;
 pub mod fluid;
+pub mod loads;
 pub mod mcsf_trace;
 pub mod registry;
 pub mod report;

@@ -52,7 +52,7 @@ pub struct WaitingReq {
 }
 
 /// Committed requests and their checkpoints, for incremental checks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoints {
     t: u64,
     memory: u64,
@@ -112,6 +112,26 @@ fn checkpoint_memory(committed: &[(u64, u64, u64)], b: u64) -> Vec<(u64, u64)> {
 }
 
 impl Checkpoints {
+    /// The first decision round at which these checkpoints no longer describe their active set
+    /// (`u64::MAX` for none): the earliest predicted end `p + õ`. Before it, no active request
+    /// has outlived its prediction, and every checkpoint is a round in absolute terms, so the
+    /// same checkpoints serve later decisions ([`Checkpoints::at_round`]) until the active set
+    /// changes.
+    pub fn valid_until(&self) -> u64 {
+        self.committed.iter().map(|&(_, p, o)| p + o).min().unwrap_or(u64::MAX)
+    }
+
+    /// Moves the decision round to `t` (`t < self.valid_until()`, and no admission since).
+    pub fn at_round(&mut self, t: u64) {
+        debug_assert!(t < self.valid_until());
+        self.t = t;
+    }
+
+    /// Whether nothing is committed.
+    pub fn is_empty(&self) -> bool {
+        self.committed.is_empty()
+    }
+
     /// The checkpoints of the `active` set at decision time `t`.
     pub fn new(t: u64, active: &[ActiveReq], memory_tokens: u64) -> Checkpoints {
         Checkpoints::paged(t, active, memory_tokens, 1)
@@ -201,6 +221,15 @@ pub fn admit_prefix_paged_iter(
     block_tokens: u64,
 ) -> Vec<u64> {
     let mut cp = Checkpoints::paged(t, active, memory_tokens, block_tokens);
+    admit_prefix_with(&mut cp, ordered)
+}
+
+/// [`admit_prefix_paged_iter`] against checkpoints built already (and kept by the caller while
+/// the active set stays the same; see [`Checkpoints::valid_until`]). Commits what it admits.
+pub fn admit_prefix_with(
+    cp: &mut Checkpoints,
+    ordered: impl IntoIterator<Item = WaitingReq>,
+) -> Vec<u64> {
     let mut admitted = Vec::new();
     for w in ordered {
         if !cp.try_add(w.prompt_tokens, w.predicted_output.max(1)) {

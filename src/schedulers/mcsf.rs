@@ -34,7 +34,9 @@
 //! (aged ones in arrival order), still through the same memory check. The catalog default is
 //! [`DEFAULT_PATIENCE_NS`].
 
-use crate::opt::mcsf_core::{admit_prefix_paged, admit_prefix_paged_iter, ActiveReq, WaitingReq};
+use crate::opt::mcsf_core::{
+    admit_prefix_paged, admit_prefix_with, ActiveReq, Checkpoints, WaitingReq,
+};
 use crate::sched::util::{decode_all, decode_steps_within_memory, decode_steps_within_room};
 use crate::sched::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, RequestView};
@@ -71,6 +73,9 @@ pub struct Mcsf {
     /// Waiting requests by `(predicted output, arrival, id)`, as of the last plan (fast path,
     /// shortest first only).
     queue: std::collections::BTreeSet<(u64, u64, RequestId)>,
+    /// The running requests' checkpoints (fast path), kept while the running set stays the
+    /// same and no running request has outlived its prediction.
+    checkpoints: Option<Checkpoints>,
 }
 
 impl Default for Mcsf {
@@ -81,6 +86,7 @@ impl Default for Mcsf {
             patience_ns: None,
             fast_path: true,
             queue: std::collections::BTreeSet::new(),
+            checkpoints: None,
         }
     }
 }
@@ -121,16 +127,35 @@ impl Mcsf {
     /// id)`, drawn lazily. Admission stops at the first failure, so this reads only what it
     /// admits, plus one, plus the aged requests it skips in the ordered set (each of which was
     /// admitted just before).
-    fn admissions_fast(&self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
+    fn admissions_fast(&mut self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
         let budget = self.budget(view);
-        let active: Vec<ActiveReq> = view
-            .running()
-            .map(|r| ActiveReq {
-                prompt_tokens: r.request().prompt_tokens().get(),
-                start_round: t - r.generated().get().min(t),
-                predicted_output: Self::predicted(budget, r.request()),
-            })
-            .collect();
+        let block = view.memory().block_size_tokens;
+        // The running set changes only by completions and this policy's own plans (which drop
+        // the checkpoints); between changes they serve every decision until a running request
+        // reaches its predicted end.
+        if !view.completed_since_last().is_empty()
+            || self.checkpoints.as_ref().is_some_and(|c| t >= c.valid_until())
+        {
+            self.checkpoints = None;
+        }
+        let mut cp = match self.checkpoints.take() {
+            Some(mut cp) => {
+                cp.at_round(t);
+                cp
+            }
+            None => {
+                let active: Vec<ActiveReq> = view
+                    .running()
+                    .map(|r| ActiveReq {
+                        prompt_tokens: r.request().prompt_tokens().get(),
+                        start_round: t - r.generated().get().min(t),
+                        predicted_output: Self::predicted(budget, r.request()),
+                    })
+                    .collect();
+                Checkpoints::paged(t, &active, budget, block)
+            }
+        };
+        let idle = cp.is_empty();
         let now = view.now_ns().get();
         let aged =
             |arrival: u64| self.patience_ns.is_some_and(|p| now.saturating_sub(arrival) >= p);
@@ -149,9 +174,12 @@ impl Mcsf {
                 }
             }
         };
-        let block = view.memory().block_size_tokens;
-        let mut ids = admit_prefix_paged_iter(t, &active, candidates(), budget, block);
-        if ids.is_empty() && active.is_empty() {
+        let mut ids = admit_prefix_with(&mut cp, candidates());
+        if ids.is_empty() {
+            // Nothing committed: the checkpoints still describe the running set.
+            self.checkpoints = Some(cp);
+        }
+        if ids.is_empty() && idle {
             if let Some(w) = candidates().next() {
                 let prompt = view.request(RequestId(w.id as u32)).expect("waiting").prompt_tokens();
                 if view.footprint(prompt + kvsched_spec::Tokens(1)) <= view.capacity() {
@@ -267,6 +295,7 @@ impl Scheduler for Mcsf {
             if let Some(plan) = self.decide_fast(view) {
                 return plan;
             }
+            self.checkpoints = None;
         }
         let mut batch = decode_all(view);
         // Overflow fallback (only with under-estimated predictions): evict the most recent.
