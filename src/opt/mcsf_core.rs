@@ -115,15 +115,19 @@ impl Checkpoints {
     /// The first decision round at which these checkpoints no longer describe their active set
     /// (`u64::MAX` for none): the earliest predicted end `p + õ`. Before it, no active request
     /// has outlived its prediction, and every checkpoint is a round in absolute terms, so the
-    /// same checkpoints serve later decisions ([`Checkpoints::at_round`]) until the active set
+    /// same checkpoints serve later decisions ([`Checkpoints::advance_to`]) until the active set
     /// changes.
     pub fn valid_until(&self) -> u64 {
         self.committed.iter().map(|&(_, p, o)| p + o).min().unwrap_or(u64::MAX)
     }
 
-    /// Moves the decision round to `t` (`t < self.valid_until()`, and no admission since).
-    pub fn at_round(&mut self, t: u64) {
-        debug_assert!(t < self.valid_until());
+    /// Moves the decision round to `t`, forgetting the checkpoints and requests that ended at
+    /// or before it (they hold nothing after `t`). Exact as long as every request committed
+    /// here ends exactly at its committed end `p + õ` (the caller checks that).
+    pub fn advance_to(&mut self, t: u64) {
+        let past = self.points.partition_point(|&(r, _)| r <= t);
+        self.points.drain(..past);
+        self.committed.retain(|&(_, p, o)| p + o > t);
         self.t = t;
     }
 

@@ -73,9 +73,11 @@ pub struct Mcsf {
     /// Waiting requests by `(predicted output, arrival, id)`, as of the last plan (fast path,
     /// shortest first only).
     queue: std::collections::BTreeSet<(u64, u64, RequestId)>,
-    /// The running requests' checkpoints (fast path), kept while the running set stays the
-    /// same and no running request has outlived its prediction.
+    /// The running requests' checkpoints (fast path), kept across decisions while every
+    /// running request ends exactly at its committed end (see [`Mcsf::admissions_fast`]).
     checkpoints: Option<Checkpoints>,
+    /// `(committed end round, id)` of the requests in `checkpoints`.
+    ends: std::collections::BTreeSet<(u64, RequestId)>,
 }
 
 impl Default for Mcsf {
@@ -87,6 +89,7 @@ impl Default for Mcsf {
             fast_path: true,
             queue: std::collections::BTreeSet::new(),
             checkpoints: None,
+            ends: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -130,26 +133,42 @@ impl Mcsf {
     fn admissions_fast(&mut self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
         let budget = self.budget(view);
         let block = view.memory().block_size_tokens;
-        // The running set changes only by completions and this policy's own plans (which drop
-        // the checkpoints); between changes they serve every decision until a running request
-        // reaches its predicted end.
-        if !view.completed_since_last().is_empty()
-            || self.checkpoints.as_ref().is_some_and(|c| t >= c.valid_until())
-        {
+        // The checkpoints describe the running set in absolute rounds. They stay exact while
+        // the requests that left since the last decision are exactly those whose committed end
+        // has passed (exact predictions); otherwise (a prediction missed, an eviction by the
+        // general path) they are rebuilt from the running set.
+        let mut ended = Vec::new();
+        while let Some(&(end, id)) = self.ends.first() {
+            if end > t {
+                break;
+            }
+            self.ends.pop_first();
+            ended.push(id);
+        }
+        let mut done: Vec<RequestId> = view.completed_since_last().iter().map(|c| c.id).collect();
+        ended.sort_unstable();
+        done.sort_unstable();
+        if ended != done {
             self.checkpoints = None;
         }
         let mut cp = match self.checkpoints.take() {
             Some(mut cp) => {
-                cp.at_round(t);
+                cp.advance_to(t);
                 cp
             }
             None => {
+                self.ends.clear();
                 let active: Vec<ActiveReq> = view
                     .running()
-                    .map(|r| ActiveReq {
-                        prompt_tokens: r.request().prompt_tokens().get(),
-                        start_round: t - r.generated().get().min(t),
-                        predicted_output: Self::predicted(budget, r.request()),
+                    .map(|r| {
+                        let a = ActiveReq {
+                            prompt_tokens: r.request().prompt_tokens().get(),
+                            start_round: t - r.generated().get().min(t),
+                            predicted_output: Self::predicted(budget, r.request()),
+                        };
+                        let o = a.predicted_output.max(t - a.start_round + 1);
+                        self.ends.insert((a.start_round + o, r.id()));
+                        a
                     })
                     .collect();
                 Checkpoints::paged(t, &active, budget, block)
@@ -175,8 +194,14 @@ impl Mcsf {
             }
         };
         let mut ids = admit_prefix_with(&mut cp, candidates());
-        if ids.is_empty() {
-            // Nothing committed: the checkpoints still describe the running set.
+        // An admitted request starts now (round t) in the checkpoints; it does in the engine
+        // too when its first token comes with the prefill. Otherwise rebuild next time.
+        let with_prefill = view.config().first_token == kvsched_spec::FirstToken::WithPrefill;
+        if ids.is_empty() || with_prefill {
+            for &id in &ids {
+                let r = view.request(RequestId(id as u32)).expect("waiting");
+                self.ends.insert((t + Self::predicted(budget, &r).max(1), r.id()));
+            }
             self.checkpoints = Some(cp);
         }
         if ids.is_empty() && idle {
@@ -184,6 +209,8 @@ impl Mcsf {
                 let prompt = view.request(RequestId(w.id as u32)).expect("waiting").prompt_tokens();
                 if view.footprint(prompt + kvsched_spec::Tokens(1)) <= view.capacity() {
                     ids.push(w.id);
+                    // Admitted outside the check: the checkpoints no longer describe it.
+                    self.checkpoints = None;
                 }
             }
         }

@@ -336,7 +336,7 @@ impl Scheduler for DropLastAdmission {
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
     type Make = fn(bool) -> Box<dyn Scheduler>;
-    let variants: [(&str, Make); 10] = [
+    let variants: [(&str, Make); 12] = [
         ("vllm-v1", |f| Box::new(vllm_v1::VllmV1 { fast_path: f, ..Default::default() })),
         ("sarathi", |f| Box::new(sarathi::Sarathi { fast_path: f, ..Default::default() })),
         ("vllm-v1/small", |f| {
@@ -378,6 +378,17 @@ fn fast_paths_decide_what_the_general_paths_decide() {
             s.fast_path = f;
             Box::new(s)
         }),
+        // Exact predictions: the checkpoints are kept across decisions.
+        ("mcsf/exact", |f| {
+            let mut s = mcsf::Mcsf::default();
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("mc-benchmark/exact", |f| {
+            let mut s = mcsf::Mcsf::benchmark();
+            s.fast_path = f;
+            Box::new(s)
+        }),
     ];
     let mut evictions = 0;
     for (name, make_it) in variants {
@@ -385,7 +396,12 @@ fn fast_paths_decide_what_the_general_paths_decide() {
         for &regime in &REGIMES {
             for i in 0..SEEDS_PER_REGIME {
                 let seed = kvsched::prng::derive_seed(base, i);
-                let inst = instance(seed, regime);
+                let mut inst = instance(seed, regime);
+                if name.ends_with("/exact") {
+                    inst.requests.iter_mut().for_each(|r| {
+                        r.predicted_output_tokens = Some(r.output_tokens);
+                    });
+                }
                 let go = |s: &mut dyn Scheduler| {
                     let opts = SimOptions { check: Check::On, ..Default::default() };
                     simulate(&inst, s, opts).expect("valid run")
