@@ -39,12 +39,45 @@ use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 pub struct AlphaProtect {
     /// Protected fraction of memory.
     pub alpha: f64,
+    /// Take the `O(admissions + block)` path when nothing must be cleared (default): a
+    /// `decode_all` plan with the growth from the engine's aggregate. Off, every decision reads
+    /// the whole batch; the records are the same (tested).
+    pub fast_path: bool,
 }
 
 impl Default for AlphaProtect {
     fn default() -> Self {
-        AlphaProtect { alpha: 0.21 }
+        AlphaProtect { alpha: 0.21, fast_path: true }
     }
+}
+
+/// The decision when no request needs clearing (every resident decodes and its next token
+/// fits), in `O(admissions + block)`; `None` otherwise. The plan [`decide_alpha`] builds,
+/// with the decodes as `decode_all`.
+fn common_case(view: &View<'_>, alpha: f64) -> Option<Plan> {
+    let n = view.decode_ready_len();
+    let growth = view.decode_all_growth(1);
+    if n != view.running_len() || view.kv_used() + growth > view.capacity() {
+        return None;
+    }
+    let limit = Tokens(((1.0 - alpha) * view.capacity().get() as f64).floor().max(0.0) as u64);
+    let mut used = view.kv_used() + growth;
+    let mut batch = Vec::new();
+    for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &[]) {
+        let need = view.footprint(mem::prompt_hold(view, prompt));
+        let alone = n == 0 && batch.is_empty() && used + need <= view.capacity();
+        if used + need > limit && !alone {
+            break;
+        }
+        used += need;
+        batch.push(BatchItem::Prefill { id, tokens: prompt });
+    }
+    let repeat = if batch.is_empty() && n > 0 {
+        Repeat::UpTo(view.decode_all_steps_within(view.kv_free(), u64::MAX / 4).max(1))
+    } else {
+        Repeat::Once
+    };
+    Some(Plan { evict: vec![], batch, repeat, decode_all: n > 0 })
 }
 
 /// What to clear when the running requests overflow.
@@ -57,7 +90,10 @@ pub(crate) enum Clearing {
 }
 
 /// One decision of an α-protection policy.
-pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> Plan {
+pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing, fast: bool) -> Plan {
+    if let Some(plan) = fast.then(|| common_case(view, alpha)).flatten() {
+        return plan;
+    }
     let running: Vec<ResidentView> = view.running().collect();
     let mut alive = running.len();
     let mut evict: Vec<RequestId> = Vec::new();
@@ -113,6 +149,6 @@ impl Scheduler for AlphaProtect {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
-        decide_alpha(view, self.alpha, Clearing::All)
+        decide_alpha(view, self.alpha, Clearing::All, self.fast_path)
     }
 }

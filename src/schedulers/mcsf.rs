@@ -12,8 +12,11 @@
 //!
 //! Choices where the paper is silent (documented in `spec/CLAIMS.md` and tested):
 //! - **Information.** MC-SF reads `Information::Predicted` (exact predictions give the paper's
-//!   clairvoyant setting). A request without a prediction is charged the worst case
-//!   `capacity - prompt`.
+//!   clairvoyant setting). A run gives exact predictions unless it names a noise
+//!   ([`crate::workload::default_predictions`]), and the engine stops a run with a request
+//!   that has none (`SimErrorKind::MissingPrediction`). Only a client of the wire protocol that
+//!   sends no prediction reaches the policy without one; that request is charged the worst
+//!   case `capacity - prompt`.
 //! - **Protection.** The check runs against `(1 - protection) * M` (the paper's "protection 0.1"
 //!   read as headroom against under-estimates). Default 0.
 //! - **Outliving a prediction.** A running request older than its prediction is charged as if it

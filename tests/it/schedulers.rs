@@ -5,7 +5,9 @@
 use crate::common;
 use kvsched::prng::{stream, Stream};
 use kvsched::sched::Scheduler;
-use kvsched::schedulers::{self, alpha_clear, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1};
+use kvsched::schedulers::{
+    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1,
+};
 use kvsched::sim::{simulate, Check, Outcome, SimOptions, Stepping};
 use kvsched_spec::{
     BatchItem, EvictionRule, FirstToken, Information, Instance, MemoryConfig, ModelConfig, Nanos,
@@ -140,7 +142,9 @@ fn policies_small_by_name(name: &str) -> Option<Box<dyn Scheduler>> {
         }
         "sglang" => Box::new(small_sglang()),
         "orca" => Box::new(orca::Orca { max_output_tokens: 16, max_batch_size: 4 }),
-        "alpha-clear" => Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5 }),
+        "alpha-clear" => {
+            Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5, ..Default::default() })
+        }
         _ => return None,
     };
     Some(p)
@@ -336,7 +340,16 @@ impl Scheduler for DropLastAdmission {
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
     type Make = fn(bool) -> Box<dyn Scheduler>;
-    let variants: [(&str, Make); 12] = [
+    let variants: [(&str, Make); 15] = [
+        ("alpha-protect", |f| {
+            Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
+        }),
+        ("alpha-clear", |f| {
+            Box::new(alpha_clear::AlphaClear { fast_path: f, ..Default::default() })
+        }),
+        ("alpha-clear/small", |f| {
+            Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5, fast_path: f })
+        }),
         ("vllm-v1", |f| Box::new(vllm_v1::VllmV1 { fast_path: f, ..Default::default() })),
         ("sarathi", |f| Box::new(sarathi::Sarathi { fast_path: f, ..Default::default() })),
         ("vllm-v1/small", |f| {
