@@ -62,6 +62,22 @@ fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// CPU seconds (user + system) this process has used so far (Linux `/proc/self/stat`, 10 ms
+/// ticks; `NaN` where unknown): on a shared machine the wall time of a run also counts the
+/// time other processes held the core.
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime is the 12th, stime
+    // the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
+    match (field(11), field(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// The process's peak resident memory in MiB since the last reset (`NaN` where unknown).
 fn peak_rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -93,12 +109,13 @@ fn run_loads(args: &Args) -> Result<(), String> {
         args.repeat
     );
     outln!(
-        "{:<14} {:>24} {:>6} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>10}",
+        "{:<14} {:>24} {:>6} {:>8} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10}",
         "scheduler",
         "threshold",
         "load",
         "rate",
         "wall_s",
+        "cpu_s",
         "ns/req",
         "iters",
         "held",
@@ -119,15 +136,17 @@ fn run_loads(args: &Args) -> Result<(), String> {
             for _ in 0..args.repeat {
                 let mut s = build.make(name, &wf)?;
                 reset_peak_rss();
+                let cpu0 = cpu_s();
                 let t = loads::time_run(&wf, s.as_mut(), args.requests, args.seed)?;
+                let cpu = cpu_s() - cpu0;
                 let rss = peak_rss_mib();
                 let done = match &t.error {
                     None => format!("{}", t.completed),
                     Some(e) => format!("{} ({e})", t.completed),
                 };
                 outln!(
-                    "{name:<14} {:>24} {at:>6.2} {:>8.1} {:>9.3} {:>10.0} {:>10} {:>9} {rss:>9.1} \
-                     {done:>10}",
+                    "{name:<14} {:>24} {at:>6.2} {:>8.1} {:>9.3} {cpu:>8.2} {:>10.0} {:>10} {:>9} \
+                     {rss:>9.1} {done:>10}",
                     th.describe(),
                     fraction * lmax,
                     t.wall_s,
