@@ -6,8 +6,9 @@
 //! last quarter of the arrivals is at most [`GROWTH_LIMIT`] times that of the second quarter.
 //! Past the stability boundary the waiting queue grows linearly, latency grows with the arrival
 //! index, and that ratio tends to `0.875 / 0.375 = 2.33`; below it the two quarters see the same
-//! stationary latency (ratio about 1). A run that stops early (an invalid plan, a stall) or a
-//! scheduler that cannot be built at that rate counts as not stable.
+//! stationary latency (ratio about 1). A run that stops early (an invalid plan, a stall, more
+//! than [`PROBE_STEPS_PER_REQUEST`] iterations per request: a policy thrashing on restarts) or
+//! a scheduler that cannot be built at that rate counts as not stable.
 //!
 //! **Which scheduler.** [`Build::Catalog`] is the catalog's policy with default parameters
 //! ([`crate::schedulers::by_name`], as `kvsched schedulers` lists it), the same at every rate:
@@ -35,6 +36,10 @@ use kvsched_spec::{Information, Instance, WorkloadFile};
 
 /// Latency growth (last quarter over second quarter of arrivals) above which a run is unstable.
 pub const GROWTH_LIMIT: f64 = 1.5;
+
+/// Iterations per request after which a probe stops and counts as not stable (the stable runs
+/// of the loads table take 0.2 to 4 per request).
+pub const PROBE_STEPS_PER_REQUEST: u64 = 50;
 
 /// How a probe builds the scheduler (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +89,8 @@ pub fn latency_growth(
     let mut requests = generate(w, Amount::Requests(n), seed);
     default_predictions(s.information(), &mut requests);
     let inst = Instance { config: w.model_config(Information::Hidden), requests };
-    let out = simulate(&inst, s.as_mut(), SimOptions::default()).ok()?;
+    let opts = SimOptions { max_steps: Some(PROBE_STEPS_PER_REQUEST * n), ..Default::default() };
+    let out = simulate(&inst, s.as_mut(), opts).ok()?;
     let latency = |q: usize| -> f64 {
         let (a, b) = (out.requests.len() * q / 4, out.requests.len() * (q + 1) / 4);
         let part = &out.requests[a..b];
