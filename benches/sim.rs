@@ -49,8 +49,8 @@ fn bench(c: &mut Criterion) {
 }
 
 /// The slowest policy of the loads table and the lower end of its measured threshold, as a
-/// fraction of the mix's fluid `lambda_max` (BENCHMARKS.md).
-const SLOWEST: (&str, f64) = ("nested-wait", 0.5);
+/// fraction of the mix's fluid `lambda_max` (BENCHMARKS.md: nested-wait, 47.7 / 75.8 req/s).
+const SLOWEST: (&str, f64) = ("nested-wait", 0.629);
 
 fn overload(c: &mut Criterion) {
     let text = include_str!("../workloads/lmsys-like.toml");
