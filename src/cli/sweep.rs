@@ -37,8 +37,9 @@ pub struct Args {
 
 fn print_thresholds(sweep: &Sweep, steps: u32) {
     outln!(
-        "# stability thresholds (latency growth <= {}; one seed)",
-        crate::experiments::loads::GROWTH_LIMIT
+        "# stability thresholds (latency growth <= {}, held <= {} of the requests; one seed)",
+        crate::experiments::loads::GROWTH_LIMIT,
+        crate::experiments::loads::HELD_LIMIT
     );
     outln!(
         "{:<28} {:<14} {:>26} {:>16}",
