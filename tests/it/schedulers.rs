@@ -8,7 +8,7 @@ use kvsched::sched::Scheduler;
 use kvsched::schedulers::{
     self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1,
 };
-use kvsched::sim::{simulate, Check, Outcome, SimOptions, Stepping};
+use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
 use kvsched_spec::{
     BatchItem, EvictionRule, FirstToken, Information, Instance, MemoryConfig, ModelConfig, Nanos,
     Request, RequestId, StepTime, Tokens,
@@ -433,4 +433,39 @@ fn fast_paths_decide_what_the_general_paths_decide() {
         assert!(caught > 0, "{name}: the check never told a wrong fast path apart");
     }
     assert!(evictions > 0, "the generator never reached an eviction");
+}
+
+/// A policy that reads predictions stops the run at a request without one
+/// (`MissingPrediction`), never charging it a worst case; with the default exact predictions
+/// the same run completes. `kvsched schedulers` states what each policy reads, matching the
+/// information set it asks the engine for.
+#[test]
+fn predictions_are_required_and_the_catalog_says_who_reads_what() {
+    let mut inst = instance(common::seed(0x9ED1), Regime::Light);
+    inst.requests.iter_mut().for_each(|r| r.predicted_output_tokens = None);
+    for name in ["mcsf", "mc-benchmark"] {
+        let err = simulate(&inst, make(name).as_mut(), SimOptions::default()).unwrap_err();
+        assert_eq!(err.kind, SimErrorKind::MissingPrediction { id: RequestId(0) }, "{name}");
+        assert!(err.to_string().contains("--prediction-noise"), "{err}");
+        let mut given = inst.clone();
+        kvsched::workload::default_predictions(Information::Predicted, &mut given.requests);
+        let out = simulate(&given, make(name).as_mut(), SimOptions::default()).expect(name);
+        assert_eq!(out.completed, inst.requests.len() as u64, "{name}");
+    }
+    for e in schedulers::catalog() {
+        let info = schedulers::by_name(e.name).expect("catalog name").information();
+        let word = format!("({info:?})");
+        assert!(e.reads.contains(&word), "{}: reads {:?}, asks for {info:?}", e.name, e.reads);
+    }
+}
+
+/// A WAIT design that does not exist is an error naming why, not a silent fallback.
+#[test]
+fn a_wait_design_that_does_not_exist_is_an_error() {
+    let text = include_str!("../../workloads/lmsys-like.toml");
+    let w = kvsched_spec::WorkloadFile::parse("lmsys-like.toml", text).unwrap();
+    let err = schedulers::for_workload("wait", &w).err().expect("no integer design on lmsys");
+    assert!(err.contains("no fluid design"), "{err}");
+    assert!(schedulers::for_workload("nope", &w).err().expect("unknown").contains("vllm-v0"));
+    assert!(schedulers::for_workload("vllm-v0", &w).is_ok());
 }
