@@ -128,14 +128,9 @@ impl Mcsf {
         }
     }
 
-    /// [`Mcsf::admissions`] from the incrementally kept queue: aged requests (a prefix of the
-    /// arrival-ordered waiting queue) in arrival order, then the rest by `(predicted, arrival,
-    /// id)`, drawn lazily. Admission stops at the first failure, so this reads only what it
-    /// admits, plus one, plus the aged requests it skips in the ordered set (each of which was
-    /// admitted just before).
-    fn admissions_fast(&mut self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
-        let budget = self.budget(view);
-        let block = view.memory().block_size_tokens;
+    /// The running set's checkpoints at round `t`: the kept ones moved to `t` when still
+    /// exact, else rebuilt from the running set.
+    fn checkpoints_at(&mut self, view: &View<'_>, t: u64, budget: u64, block: u64) -> Checkpoints {
         // The checkpoints describe the running set in absolute rounds. They stay exact while
         // the requests that left since the last decision are exactly those whose committed end
         // has passed (exact predictions); otherwise (a prediction missed, an eviction by the
@@ -154,7 +149,7 @@ impl Mcsf {
         if ended != done {
             self.checkpoints = None;
         }
-        let mut cp = match self.checkpoints.take() {
+        match self.checkpoints.take() {
             Some(mut cp) => {
                 cp.advance_to(t);
                 cp
@@ -176,7 +171,18 @@ impl Mcsf {
                     .collect();
                 Checkpoints::paged(t, &active, budget, block)
             }
-        };
+        }
+    }
+
+    /// [`Mcsf::admissions`] from the incrementally kept queue: aged requests (a prefix of the
+    /// arrival-ordered waiting queue) in arrival order, then the rest by `(predicted, arrival,
+    /// id)`, drawn lazily. Admission stops at the first failure, so this reads only what it
+    /// admits, plus one, plus the aged requests it skips in the ordered set (each of which was
+    /// admitted just before).
+    fn admissions_fast(&mut self, view: &View<'_>, t: u64) -> Vec<BatchItem> {
+        let budget = self.budget(view);
+        let block = view.memory().block_size_tokens;
+        let mut cp = self.checkpoints_at(view, t, budget, block);
         let idle = cp.is_empty();
         let now = view.now_ns().get();
         let aged =

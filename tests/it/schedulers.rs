@@ -331,16 +331,12 @@ impl Scheduler for DropLastAdmission {
     }
 }
 
-/// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
-/// queue and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue) decides exactly
-/// what its general path decides: identical records and iteration counts with the fast path on
-/// and off, in every regime (evictions and full memory included), with default and small
-/// parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
-#[test]
-fn fast_paths_decide_what_the_general_paths_decide() {
-    let base = common::seed(0xFA57);
-    type Make = fn(bool) -> Box<dyn Scheduler>;
-    let variants: [(&str, Make); 15] = [
+/// A policy built with its fast path on (`true`) or off.
+type Make = fn(bool) -> Box<dyn Scheduler>;
+
+/// Every policy variant with a fast path, by name.
+fn fast_path_variants() -> [(&'static str, Make); 15] {
+    [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
         }),
@@ -402,7 +398,18 @@ fn fast_paths_decide_what_the_general_paths_decide() {
             s.fast_path = f;
             Box::new(s)
         }),
-    ];
+    ]
+}
+
+/// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
+/// queue and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue) decides exactly
+/// what its general path decides: identical records and iteration counts with the fast path on
+/// and off, in every regime (evictions and full memory included), with default and small
+/// parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+#[test]
+fn fast_paths_decide_what_the_general_paths_decide() {
+    let base = common::seed(0xFA57);
+    let variants = fast_path_variants();
     let mut evictions = 0;
     for (name, make_it) in variants {
         let mut caught = 0;
