@@ -2,6 +2,10 @@
 //! fluid `lambda_max` under vLLM v0 and Sarathi, with fast-forward (the default) and with one
 //! policy call per iteration (`Stepping::EveryStep`).
 //!
+//! The `overload` group times the slowest policy of `kvsched bench --loads` (BENCHMARKS.md,
+//! "Every scheduler at its own load") on 10,000 requests at 1.2x its measured stability
+//! threshold, where its waiting queue grows.
+//!
 //! Run with `cargo bench --bench sim`. The scaling table (10^4 .. 10^7 requests, outputs 20 ..
 //! 2000 tokens) is `cargo run --release -- bench`; figures are in BENCHMARKS.md.
 
@@ -44,5 +48,29 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The slowest policy of the loads table and the lower end of its measured threshold, as a
+/// fraction of the mix's fluid `lambda_max` (BENCHMARKS.md: nested-wait, 47.7 / 75.8 req/s).
+const SLOWEST: (&str, f64) = ("nested-wait", 0.629);
+
+fn overload(c: &mut Criterion) {
+    let text = include_str!("../workloads/lmsys-like.toml");
+    let w = WorkloadFile::parse("lmsys-like.toml", text).expect("embedded workload");
+    let (name, threshold) = SLOWEST;
+    let wf = kvsched::experiments::loads::at_fraction(&w, 1.2 * threshold).expect("affine");
+    let inst = Instance {
+        config: wf.model_config(Information::Hidden),
+        requests: generate(&wf, Amount::Requests(10_000), 1),
+    };
+    let mut group = c.benchmark_group("overload_10k");
+    group.sample_size(10);
+    group.bench_function(format!("{name}/1.2x_threshold"), |b| {
+        b.iter(|| {
+            let mut s = by_name(name).expect("built-in");
+            simulate(&inst, s.as_mut(), SimOptions::default()).expect("valid run").completed
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, overload);
 criterion_main!(benches);

@@ -243,6 +243,19 @@ pub fn add_predictions(requests: &mut [Request], eps: f64, seed: u64) {
     }
 }
 
+/// The default a run gives a policy that reads predictions ([`Information::Predicted`], MC-SF
+/// and MC-Benchmark) when it names no prediction noise: exact predictions (the true output
+/// length) for every request that has none. Other information sets are left alone. The engine
+/// rejects a request without a prediction under `Predicted`
+/// ([`crate::sim::SimErrorKind::MissingPrediction`]); it never charges a worst case.
+pub fn default_predictions(information: kvsched_spec::Information, requests: &mut [Request]) {
+    if information == kvsched_spec::Information::Predicted {
+        for r in requests.iter_mut().filter(|r| r.predicted_output_tokens.is_none()) {
+            r.predicted_output_tokens = Some(r.output_tokens);
+        }
+    }
+}
+
 /// The random stream of [`add_predictions`], for adding predictions one request at a time.
 pub fn prediction_stream(seed: u64) -> Prng {
     stream(seed, Stream::Predictions)

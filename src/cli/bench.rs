@@ -10,6 +10,13 @@
 //!
 //! Under fast-forward the cost should grow linearly in requests and stay flat in output length.
 //! Timing belongs here, in a benchmark, not in tests.
+//!
+//! `--loads`: for every scheduler (or `--scheduler NAME`, repeatable), the stability threshold
+//! measured on the lmsys-like mix ([`crate::experiments::loads`]: bisection on the rate, printed
+//! as an interval next to the fluid `lambda_max`), then `--requests` streamed requests timed at
+//! 0.5x, 0.9x and 1.2x of the threshold's lower end, `--repeat` times each, with the process's
+//! peak resident memory (Linux `VmHWM`, reset before each run). Run it on one core:
+//! `RAYON_NUM_THREADS=1 taskset -c 0 kvsched bench --loads`.
 
 use crate::schedulers::by_name;
 use crate::sim::{simulate_stream, SimOptions};
@@ -27,6 +34,130 @@ pub struct Args {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Per-scheduler loads table instead of the scaling table.
+    #[arg(long)]
+    pub loads: bool,
+    /// With --loads: only these schedulers (default: every built-in one).
+    #[arg(long)]
+    pub scheduler: Vec<String>,
+    /// With --loads: requests per timed run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub requests: u64,
+    /// With --loads: requests per stability probe.
+    #[arg(long, default_value_t = 20_000)]
+    pub probe_requests: u64,
+    /// With --loads: bisection steps of the threshold search.
+    #[arg(long, default_value_t = 7)]
+    pub bisect_steps: u32,
+    /// With --loads: timed runs per load (each printed).
+    #[arg(long, default_value_t = 2)]
+    pub repeat: u32,
+    /// With --loads: loads as multiples of the measured threshold.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![0.5, 0.9, 1.2])]
+    pub at: Vec<f64>,
+}
+
+/// Resets the process's peak resident memory (Linux `clear_refs`; best effort).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU seconds (user + system) this process has used so far (Linux `/proc/self/stat`, 10 ms
+/// ticks; `NaN` where unknown): on a shared machine the wall time of a run also counts the
+/// time other processes held the core.
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime is the 12th, stime
+    // the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok());
+    match (field(11), field(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// The process's peak resident memory in MiB since the last reset (`NaN` where unknown).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn run_loads(args: &Args) -> Result<(), String> {
+    use crate::experiments::loads;
+    let w = WorkloadFile::parse("lmsys-like.toml", LMSYS).map_err(|e| e.to_string())?;
+    let names: Vec<String> = if args.scheduler.is_empty() {
+        crate::schedulers::catalog().iter().map(|e| e.name.to_string()).collect()
+    } else {
+        args.scheduler.clone()
+    };
+    let lmax = loads::lambda_max(&w)?;
+    outln!(
+        "# loads: lmsys-like mix (workloads/lmsys-like.toml), fluid lambda_max {lmax:.1} req/s; \
+         threshold by bisection ({} probes of {} requests, seed {}), then {} requests streamed \
+         at {:?} x its lower end, {} runs each",
+        args.bisect_steps + 2,
+        args.probe_requests,
+        args.seed,
+        args.requests,
+        args.at,
+        args.repeat
+    );
+    outln!(
+        "{:<14} {:>24} {:>6} {:>8} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9} {:>10}",
+        "scheduler",
+        "threshold",
+        "load",
+        "rate",
+        "wall_s",
+        "cpu_s",
+        "ns/req",
+        "iters",
+        "held",
+        "rss_MiB",
+        "completed"
+    );
+    for name in &names {
+        let build = loads::Build::Catalog;
+        let th =
+            loads::threshold(&w, build, name, args.probe_requests, args.seed, args.bisect_steps)?;
+        let Some(base) = th.base() else {
+            outln!("{name:<14} {:>24} not stable at the search's lower end", th.describe());
+            continue;
+        };
+        for &at in &args.at {
+            let fraction = at * base;
+            let wf = loads::at_fraction(&w, fraction)?;
+            for _ in 0..args.repeat {
+                let mut s = build.make(name, &wf)?;
+                reset_peak_rss();
+                let cpu0 = cpu_s();
+                let t = loads::time_run(&wf, s.as_mut(), args.requests, args.seed)?;
+                let cpu = cpu_s() - cpu0;
+                let rss = peak_rss_mib();
+                let done = match &t.error {
+                    None => format!("{}", t.completed),
+                    Some(e) => format!("{} ({e})", t.completed),
+                };
+                outln!(
+                    "{name:<14} {:>24} {at:>6.2} {:>8.1} {:>9.3} {cpu:>8.2} {:>10.0} {:>10} {:>9} \
+                     {rss:>9.1} {done:>10}",
+                    th.describe(),
+                    fraction * lmax,
+                    t.wall_s,
+                    t.wall_s * 1e9 / args.requests as f64,
+                    t.iterations,
+                    t.peak_held
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 const LMSYS: &str = include_str!("../../workloads/lmsys-like.toml");
@@ -57,6 +188,9 @@ fn time_run(
 }
 
 fn run_inner(args: &Args) -> Result<(), String> {
+    if args.loads {
+        return run_loads(args);
+    }
     let parsed = WorkloadFile::parse("lmsys-like.toml", LMSYS).map_err(|e| e.to_string())?;
     let lmsys = at_half_lambda_max(parsed)?;
     outln!("# requests sweep: lmsys-like mix at 0.5 lambda_max, seed {}", args.seed);

@@ -1,4 +1,4 @@
-//! `kvsched schedulers [--json]`: every scheduler and its parameters.
+//! `kvsched schedulers [--json]`: every scheduler, its parameters and what it reads.
 
 use std::process::ExitCode;
 
@@ -18,6 +18,7 @@ pub fn run(args: &Args) -> ExitCode {
     } else {
         for e in catalog {
             outln!("{:<16} {}\n{:<16} parameters: {}", e.name, e.models, "", e.parameters);
+            outln!("{:<16} reads: {}", "", e.reads);
         }
     }
     ExitCode::SUCCESS

@@ -38,6 +38,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     pub rate_scale: f64,
     /// Give predicted output lengths with uniform multiplicative noise of this size (0 = exact).
+    /// A policy that reads predictions (MC-SF, MC-Benchmark) gets exact ones without it.
     #[arg(long)]
     pub prediction_noise: Option<f64>,
     /// Replay a Vidur-format request trace (CSV) instead of generating requests.
@@ -166,6 +167,7 @@ fn load_instance(
     if let Some(eps) = args.prediction_noise {
         add_predictions(&mut requests, eps, args.seed);
     }
+    crate::workload::default_predictions(information_of(&args.scheduler), &mut requests);
     let config = workload.model_config(kvsched_spec::Information::Hidden);
     let instance = Instance { config, requests };
     if let Some(problem) = instance.validate().into_iter().next() {
@@ -173,6 +175,12 @@ fn load_instance(
         return Err(format!("{}: {problem}", source.display()));
     }
     Ok((instance, workload))
+}
+
+/// The information set of the named scheduler (`Hidden` for an unknown name, which is
+/// reported later).
+fn information_of(name: &str) -> kvsched_spec::Information {
+    schedulers::by_name(name).map_or(kvsched_spec::Information::Hidden, |s| s.information())
 }
 
 fn fill_trace_lengths(args: &Args, requests: &mut [kvsched_spec::Request]) -> Result<(), String> {
@@ -214,13 +222,9 @@ pub fn execute(
         return execute_streamed(args, load, wrap);
     }
     let (instance, workload) = load_instance(args, load)?;
-    let Some(scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
-        let names: Vec<_> = schedulers::catalog().iter().map(|e| e.name).collect();
-        return Err(format!(
-            "--scheduler: unknown {:?}; expected one of {}",
-            args.scheduler,
-            names.join(", ")
-        ));
+    let scheduler = match schedulers::for_workload(&args.scheduler, &workload) {
+        Ok(s) => s,
+        Err(e) => return Err(format!("--scheduler: {e}")),
     };
     let mut scheduler = wrap(scheduler);
     let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
@@ -258,8 +262,9 @@ fn execute_streamed(
         return Err(format!("--stream: cannot be combined with {flag}"));
     }
     let workload = load_workload(args, load)?;
-    let Some(scheduler) = schedulers::for_workload(&args.scheduler, &workload) else {
-        return Err(format!("--scheduler: unknown {:?}", args.scheduler));
+    let scheduler = match schedulers::for_workload(&args.scheduler, &workload) {
+        Ok(s) => s,
+        Err(e) => return Err(format!("--scheduler: {e}")),
     };
     let mut scheduler = wrap(scheduler);
     let trace: Option<Box<dyn std::io::Write>> = match &args.trace {
@@ -278,10 +283,12 @@ fn execute_streamed(
     let mut generator = Generator::new(&workload, Amount::Requests(args.requests), args.seed);
     let mut noise =
         args.prediction_noise.map(|eps| (eps, crate::workload::prediction_stream(args.seed)));
+    let information = scheduler.information();
     let mut source = generator.by_ref().map(|mut r| {
         if let Some((eps, rng)) = noise.as_mut() {
             crate::workload::add_prediction(&mut r, *eps, rng);
         }
+        crate::workload::default_predictions(information, std::slice::from_mut(&mut r));
         r
     });
     let config = workload.model_config(kvsched_spec::Information::Hidden);

@@ -2,6 +2,9 @@
 //! (workload, scheduler, rate scale, seed) in parallel, appending one row per run; rerunning
 //! the same command resumes an interrupted sweep. See `crate::experiments::sweep`.
 //!
+//! `--thresholds [STEPS]` then prints, for each workload and scheduler, the stability threshold
+//! measured by bisection on the rate (an interval) next to the fluid lambda_max.
+//!
 //! Exit 0 when the shard is complete, 2 for a bad spec, shard or results file.
 
 use crate::experiments::sweep::{run as run_sweep, RunOptions, Sweep};
@@ -25,6 +28,37 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// After the grid, print each scheduler's measured stability threshold on each workload
+    /// (bisection on the rate, this many halvings; probes of the spec's `requests` with its
+    /// first seed; `crate::experiments::loads`) next to the fluid lambda_max.
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "6")]
+    pub thresholds: Option<u32>,
+}
+
+fn print_thresholds(sweep: &Sweep, steps: u32) {
+    outln!(
+        "# stability thresholds (latency growth <= {}, held <= {} of the requests; one seed)",
+        crate::experiments::loads::GROWTH_LIMIT,
+        crate::experiments::loads::HELD_LIMIT
+    );
+    outln!(
+        "{:<28} {:<14} {:>26} {:>16}",
+        "workload",
+        "scheduler",
+        "measured threshold",
+        "fluid lambda_max"
+    );
+    for (w, t) in crate::experiments::loads::sweep_thresholds(sweep, steps) {
+        match t {
+            Ok(t) => outln!(
+                "{w:<28} {:<14} {:>26} {:>10.1} req/s",
+                t.scheduler,
+                t.describe(),
+                t.lambda_max_per_s
+            ),
+            Err(e) => outln!("{w:<28} no fluid lambda_max: {e}"),
+        }
+    }
 }
 
 /// Parses `I/N`.
@@ -63,6 +97,9 @@ pub fn run(args: &Args) -> ExitCode {
                 t.elapsed().as_secs_f64(),
                 rayon::current_num_threads()
             );
+            if let Some(steps) = args.thresholds {
+                print_thresholds(&sweep, steps);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => super::input_error(e),

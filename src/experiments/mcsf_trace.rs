@@ -148,8 +148,8 @@ pub fn scheduler(name: &str, d: &Demand) -> Box<dyn Scheduler> {
     match name {
         "mcsf" => Box::new(Mcsf::default()),
         "mc-benchmark" => Box::new(Mcsf::benchmark()),
-        "alpha-protect" => Box::new(AlphaProtect { alpha: d.alpha }),
-        "alpha-clear" => Box::new(AlphaClear { alpha: d.alpha, phi: 0.2 }),
+        "alpha-protect" => Box::new(AlphaProtect { alpha: d.alpha, ..Default::default() }),
+        "alpha-clear" => Box::new(AlphaClear { alpha: d.alpha, phi: 0.2, ..Default::default() }),
         _ => panic!("unknown scheduler {name}"),
     }
 }

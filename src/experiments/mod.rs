@@ -8,6 +8,7 @@
 pub mod as_run;
 pub mod figures;
 pub mod fluid;
+pub mod loads;
 pub mod mcsf_trace;
 pub mod mcsf_warm;
 pub mod registry;

@@ -275,10 +275,12 @@ pub fn latency_sweep(ctx: &Ctx) -> Sweep {
     Sweep::new(spec, vec![("p512d20".into(), p512d20())]).expect("valid sweep")
 }
 
-/// Mean of `f` over rows grouped by (scheduler, rate), in grid order.
+/// Mean of `f` over rows grouped by (scheduler, rate), in grid order. Rows of jobs that did
+/// not run (no WAIT design beyond the fluid boundary: `error` set, `completed` 0) are left out.
 pub fn curve(rows: &[Row], scheduler: &str, f: impl Fn(&Row) -> f64) -> Vec<(f64, f64)> {
     let mut out: Vec<(f64, f64, u32)> = Vec::new();
-    for r in rows.iter().filter(|r| r.scheduler == scheduler) {
+    let ran = |r: &&Row| r.error.is_empty() || r.completed > 0;
+    for r in rows.iter().filter(|r| r.scheduler == scheduler).filter(ran) {
         match out.iter_mut().find(|p| p.0 == r.rate_per_s) {
             Some(p) => {
                 p.1 += f(r);

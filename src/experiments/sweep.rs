@@ -245,16 +245,48 @@ impl Sweep {
     pub fn run_job(&self, job: &Job, jobs: usize, fingerprint: &str) -> Row {
         let w = self.scaled_workload(job);
         // A generation error (arrivals past the end of simulated time) is the row's error.
-        let (requests, generation_error) =
+        let (mut requests, generation_error) =
             match try_generate(&w, Amount::Requests(self.spec.requests), job.seed) {
                 Ok(r) => (r, None),
                 Err(e) => (Vec::new(), Some(e)),
             };
-        let inst = Instance { config: w.model_config(Information::Hidden), requests };
-        let mut sched = schedulers::for_workload(&job.scheduler, &w).expect("checked name");
-        let (outcome, error) = match simulate(&inst, sched.as_mut(), SimOptions::default()) {
-            Ok(o) => (o, String::new()),
-            Err(e) => (*e.partial.clone(), e.to_string()),
+        // A design that does not exist at this rate (WAIT beyond its fluid boundary) is the
+        // row's error, with no run: never a silent fallback to other thresholds.
+        let (outcome, error) = match schedulers::for_workload(&job.scheduler, &w) {
+            Ok(mut sched) => {
+                crate::workload::default_predictions(sched.information(), &mut requests);
+                let inst = Instance { config: w.model_config(Information::Hidden), requests };
+                match simulate(&inst, sched.as_mut(), SimOptions::default()) {
+                    Ok(o) => (Some(o), String::new()),
+                    Err(e) => (Some(*e.partial.clone()), e.to_string()),
+                }
+            }
+            Err(e) => (None, e),
+        };
+        let Some(outcome) = outcome else {
+            return Row {
+                sweep: fingerprint.into(),
+                job: job.index,
+                jobs,
+                config: self.config_id(job),
+                seed: job.seed,
+                workload: self.workloads[job.workload].0.clone(),
+                scheduler: job.scheduler.clone(),
+                rate_scale: job.rate_scale,
+                rate_per_s: w.total_rate_per_s(),
+                requests: self.spec.requests,
+                completed: 0,
+                latency_mean_s: 0.0,
+                latency_p50_s: 0.0,
+                latency_p99_s: 0.0,
+                ttft_mean_s: 0.0,
+                throughput_tokens_per_s: 0.0,
+                evictions: 0,
+                restart_rate: 0.0,
+                kv_utilization_mean: 0.0,
+                simulated_time_s: 0.0,
+                error,
+            };
         };
         let error = generation_error.unwrap_or(error);
         let s = outcome.summary(self.spec.window);

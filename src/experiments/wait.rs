@@ -493,10 +493,11 @@ pub fn prop2(scale: Scale, seed: u64, confidence: f64) -> Vec<(ClaimResult, i64)
     for e in crate::schedulers::catalog() {
         let (mut thr, mut excess) = (Vec::new(), i64::MIN);
         for r in 0..reps {
-            let requests = generate(&w, Amount::HorizonS(horizon), derive_seed(seed, r));
+            let mut requests = generate(&w, Amount::HorizonS(horizon), derive_seed(seed, r));
             let arrived: u64 = requests.iter().map(|q| q.output_tokens.get()).sum();
-            let inst = Instance { config: w.model_config(Information::Hidden), requests };
             let mut s = crate::schedulers::for_workload(e.name, &w).expect("catalog name");
+            crate::workload::default_predictions(s.information(), &mut requests);
+            let inst = Instance { config: w.model_config(Information::Hidden), requests };
             let o = match simulate(&inst, s.as_mut(), SimOptions::default()) {
                 Ok(o) => o,
                 Err(err) => *err.partial,

@@ -52,7 +52,7 @@ pub struct WaitingReq {
 }
 
 /// Committed requests and their checkpoints, for incremental checks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoints {
     t: u64,
     memory: u64,
@@ -73,7 +73,69 @@ fn held_paged(prompt: u64, start: u64, out: u64, tp: u64, b: u64) -> u64 {
     }
 }
 
+/// The sorted distinct completion rounds `p + õ` of `committed` with the memory committed at
+/// each, in `O(n log n + rounds * b)` instead of `O(n * rounds)`: every request has started
+/// before the first completion round, so at round `r` the requests still holding memory are
+/// those ending at or after `r`, and they hold `sum (s - p + r)` tokens plus, per block
+/// residue of `s - p`, the padding up to a whole block.
+fn checkpoint_memory(committed: &[(u64, u64, u64)], b: u64) -> Vec<(u64, u64)> {
+    let mut by_end: Vec<(u64, i128)> =
+        committed.iter().map(|&(s, p, o)| (p + o, i128::from(s) - i128::from(p))).collect();
+    by_end.sort_unstable();
+    let bi = i128::from(b);
+    let mut residues = vec![0u64; b as usize];
+    let (mut alive, mut sum_a) = (by_end.len() as u64, 0i128);
+    for &(_, a) in &by_end {
+        sum_a += a;
+        residues[a.rem_euclid(bi) as usize] += 1;
+    }
+    let mut points = Vec::new();
+    let mut next = 0;
+    while next < by_end.len() {
+        let r = by_end[next].0;
+        let tokens = sum_a + i128::from(alive) * i128::from(r);
+        let pad: u64 = (0..b)
+            .zip(&residues)
+            .filter(|&(_, &c)| c > 0)
+            .map(|(res, &c)| c * ((b - (res + r % b) % b) % b))
+            .sum();
+        points.push((r, u64::try_from(tokens).expect("held memory is non-negative") + pad));
+        while next < by_end.len() && by_end[next].0 == r {
+            let a = by_end[next].1;
+            sum_a -= a;
+            residues[a.rem_euclid(bi) as usize] -= 1;
+            alive -= 1;
+            next += 1;
+        }
+    }
+    points
+}
+
 impl Checkpoints {
+    /// The first decision round at which these checkpoints no longer describe their active set
+    /// (`u64::MAX` for none): the earliest predicted end `p + õ`. Before it, no active request
+    /// has outlived its prediction, and every checkpoint is a round in absolute terms, so the
+    /// same checkpoints serve later decisions ([`Checkpoints::advance_to`]) until the active set
+    /// changes.
+    pub fn valid_until(&self) -> u64 {
+        self.committed.iter().map(|&(_, p, o)| p + o).min().unwrap_or(u64::MAX)
+    }
+
+    /// Moves the decision round to `t`, forgetting the checkpoints and requests that ended at
+    /// or before it (they hold nothing after `t`). Exact as long as every request committed
+    /// here ends exactly at its committed end `p + õ` (the caller checks that).
+    pub fn advance_to(&mut self, t: u64) {
+        let past = self.points.partition_point(|&(r, _)| r <= t);
+        self.points.drain(..past);
+        self.committed.retain(|&(_, p, o)| p + o > t);
+        self.t = t;
+    }
+
+    /// Whether nothing is committed.
+    pub fn is_empty(&self) -> bool {
+        self.committed.is_empty()
+    }
+
     /// The checkpoints of the `active` set at decision time `t`.
     pub fn new(t: u64, active: &[ActiveReq], memory_tokens: u64) -> Checkpoints {
         Checkpoints::paged(t, active, memory_tokens, 1)
@@ -94,13 +156,7 @@ impl Checkpoints {
                 (a.prompt_tokens, a.start_round, o)
             })
             .collect();
-        let mut rounds: Vec<u64> = committed.iter().map(|&(_, p, o)| p + o).collect();
-        rounds.sort_unstable();
-        rounds.dedup();
-        let points = rounds
-            .into_iter()
-            .map(|tp| (tp, committed.iter().map(|&(s, p, o)| held_paged(s, p, o, tp, b)).sum()))
-            .collect();
+        let points = checkpoint_memory(&committed, b);
         Checkpoints { t, memory: memory_tokens, block: b, committed, points }
     }
 
@@ -156,7 +212,28 @@ pub fn admit_prefix_paged(
     memory_tokens: u64,
     block_tokens: u64,
 ) -> Vec<u64> {
+    admit_prefix_paged_iter(t, active, ordered.iter().copied(), memory_tokens, block_tokens)
+}
+
+/// [`admit_prefix_paged`] over candidates produced in priority order, read lazily: only the
+/// admitted ones and the first that fails are drawn from `ordered`.
+pub fn admit_prefix_paged_iter(
+    t: u64,
+    active: &[ActiveReq],
+    ordered: impl IntoIterator<Item = WaitingReq>,
+    memory_tokens: u64,
+    block_tokens: u64,
+) -> Vec<u64> {
     let mut cp = Checkpoints::paged(t, active, memory_tokens, block_tokens);
+    admit_prefix_with(&mut cp, ordered)
+}
+
+/// [`admit_prefix_paged_iter`] against checkpoints built already (and kept by the caller while
+/// the active set stays the same; see [`Checkpoints::valid_until`]). Commits what it admits.
+pub fn admit_prefix_with(
+    cp: &mut Checkpoints,
+    ordered: impl IntoIterator<Item = WaitingReq>,
+) -> Vec<u64> {
     let mut admitted = Vec::new();
     for w in ordered {
         if !cp.try_add(w.prompt_tokens, w.predicted_output.max(1)) {
@@ -202,6 +279,42 @@ mod tests {
         (t + 1..=end).all(|tp| {
             committed.iter().map(|&(s, p, o)| held_paged(s, p, o, tp, 1)).sum::<u64>() <= m
         })
+    }
+
+    /// The sweep of `checkpoint_memory` against the direct sum at every completion round.
+    #[test]
+    fn checkpoint_memory_matches_the_direct_sum() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for b in [1u64, 2, 3, 16] {
+            for _ in 0..300 {
+                let t = 20 + next(30);
+                let n = next(12);
+                let active: Vec<ActiveReq> = (0..n)
+                    .map(|_| ActiveReq {
+                        prompt_tokens: 1 + next(40),
+                        start_round: next(t + 1),
+                        predicted_output: 1 + next(40),
+                    })
+                    .collect();
+                let cp = Checkpoints::paged(t, &active, 1000, b);
+                let mut rounds: Vec<u64> = cp.committed.iter().map(|&(_, p, o)| p + o).collect();
+                rounds.sort_unstable();
+                rounds.dedup();
+                let want: Vec<(u64, u64)> = rounds
+                    .into_iter()
+                    .map(|r| {
+                        (r, cp.committed.iter().map(|&(s, p, o)| held_paged(s, p, o, r, b)).sum())
+                    })
+                    .collect();
+                assert_eq!(cp.points, want, "b={b} t={t} {active:?}");
+            }
+        }
     }
 
     #[test]

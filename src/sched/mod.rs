@@ -89,6 +89,30 @@ pub mod util {
             .collect()
     }
 
+    /// The FCFS queue after a decision's evictions: the waiting requests (arrival = id order)
+    /// merged by id with the resident requests `evicted` in this decision, as
+    /// `(id, prompt tokens)`. Lazy: a policy that stops admitting early reads only what it
+    /// admits (plus one), never the whole queue; `O(evicted log evicted)` to set up.
+    pub fn fcfs_after_evictions<'v>(
+        view: &'v View<'_>,
+        evicted: &[RequestId],
+    ) -> impl Iterator<Item = (RequestId, Tokens)> + 'v {
+        let mut extra: Vec<(RequestId, Tokens)> = evicted
+            .iter()
+            .map(|id| {
+                let r = view.resident(*id).expect("evicted from residents");
+                (*id, r.request().prompt_tokens())
+            })
+            .collect();
+        extra.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+        let mut waiting = view.waiting().map(|r| (r.id(), r.prompt_tokens())).peekable();
+        std::iter::from_fn(move || match (waiting.peek(), extra.last()) {
+            (Some(w), Some(e)) if e.0 < w.0 => extra.pop(),
+            (Some(_), _) => waiting.next(),
+            (None, _) => extra.pop(),
+        })
+    }
+
     /// The largest `k <= limit` such that `k` decode iterations of `ids` (all resident and
     /// decodable) keep memory within capacity, given the other residents stay as they are.
     /// Returns 0 when even one iteration does not fit.

@@ -23,11 +23,13 @@ pub struct AlphaClear {
     pub alpha: f64,
     /// Fraction of running requests cleared per overflow round.
     pub phi: f64,
+    /// The fast path of [`super::alpha_protect::AlphaProtect::fast_path`] (default on).
+    pub fast_path: bool,
 }
 
 impl Default for AlphaClear {
     fn default() -> Self {
-        AlphaClear { alpha: 0.21, phi: 0.2 }
+        AlphaClear { alpha: 0.21, phi: 0.2, fast_path: true }
     }
 }
 
@@ -41,6 +43,6 @@ impl Scheduler for AlphaClear {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
-        decide_alpha(view, self.alpha, Clearing::Fraction(self.phi))
+        decide_alpha(view, self.alpha, Clearing::Fraction(self.phi), self.fast_path)
     }
 }

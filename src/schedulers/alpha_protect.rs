@@ -39,12 +39,45 @@ use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 pub struct AlphaProtect {
     /// Protected fraction of memory.
     pub alpha: f64,
+    /// Take the `O(admissions + block)` path when nothing must be cleared (default): a
+    /// `decode_all` plan with the growth from the engine's aggregate. Off, every decision reads
+    /// the whole batch; the records are the same (tested).
+    pub fast_path: bool,
 }
 
 impl Default for AlphaProtect {
     fn default() -> Self {
-        AlphaProtect { alpha: 0.21 }
+        AlphaProtect { alpha: 0.21, fast_path: true }
     }
+}
+
+/// The decision when no request needs clearing (every resident decodes and its next token
+/// fits), in `O(admissions + block)`; `None` otherwise. The plan [`decide_alpha`] builds,
+/// with the decodes as `decode_all`.
+fn common_case(view: &View<'_>, alpha: f64) -> Option<Plan> {
+    let n = view.decode_ready_len();
+    let growth = view.decode_all_growth(1);
+    if n != view.running_len() || view.kv_used() + growth > view.capacity() {
+        return None;
+    }
+    let limit = Tokens(((1.0 - alpha) * view.capacity().get() as f64).floor().max(0.0) as u64);
+    let mut used = view.kv_used() + growth;
+    let mut batch = Vec::new();
+    for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &[]) {
+        let need = view.footprint(mem::prompt_hold(view, prompt));
+        let alone = n == 0 && batch.is_empty() && used + need <= view.capacity();
+        if used + need > limit && !alone {
+            break;
+        }
+        used += need;
+        batch.push(BatchItem::Prefill { id, tokens: prompt });
+    }
+    let repeat = if batch.is_empty() && n > 0 {
+        Repeat::UpTo(view.decode_all_steps_within(view.kv_free(), u64::MAX / 4).max(1))
+    } else {
+        Repeat::Once
+    };
+    Some(Plan { evict: vec![], batch, repeat, decode_all: n > 0 })
 }
 
 /// What to clear when the running requests overflow.
@@ -57,17 +90,24 @@ pub(crate) enum Clearing {
 }
 
 /// One decision of an α-protection policy.
-pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> Plan {
+pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing, fast: bool) -> Plan {
+    if let Some(plan) = fast.then(|| common_case(view, alpha)).flatten() {
+        return plan;
+    }
     let running: Vec<ResidentView> = view.running().collect();
     let mut alive = running.len();
     let mut evict: Vec<RequestId> = Vec::new();
-    let after = |n: usize| -> Tokens {
-        let kept = running[..n].iter().fold(Tokens::ZERO, |a, r| {
-            a + view.footprint(r.held()) + mem::decode_growth(view, r.held())
-        });
-        view.kv_used() - running.iter().fold(Tokens::ZERO, |a, r| a + view.footprint(r.held()))
-            + kept
-    };
+    // `grown[n]`: footprint growth of one decode of the `n` oldest; `held[n]`: footprint of
+    // all but the `n` oldest (prefix sums: each clearing round is then `O(1)`).
+    let mut grown = vec![Tokens::ZERO; running.len() + 1];
+    let mut held = vec![Tokens::ZERO; running.len() + 1];
+    for (i, r) in running.iter().enumerate() {
+        grown[i + 1] = grown[i] + mem::decode_growth(view, r.held());
+    }
+    for (i, r) in running.iter().enumerate().rev() {
+        held[i] = held[i + 1] + view.footprint(r.held());
+    }
+    let after = |n: usize| -> Tokens { view.kv_used() - held[n] + grown[n] };
     while alive > 0 && after(alive) > view.capacity() {
         let k = match clearing {
             Clearing::All => (alive - 1).max(1),
@@ -82,13 +122,8 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing) -> P
         running[..alive].iter().map(|r| BatchItem::Decode { id: r.id() }).collect();
     let limit = Tokens(((1.0 - alpha) * view.capacity().get() as f64).floor().max(0.0) as u64);
     let mut used = after(alive);
-    let mut candidates: Vec<(RequestId, Tokens)> =
-        view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
-    for id in &evict {
-        candidates.push((*id, view.resident(*id).expect("resident").request().prompt_tokens()));
-    }
-    candidates.sort_by_key(|c| c.0);
-    for (id, prompt) in candidates {
+    // FCFS by arrival, read lazily: admission stops at the first request that does not fit.
+    for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &evict) {
         let need = view.footprint(mem::prompt_hold(view, prompt));
         let alone = batch.is_empty() && used + need <= view.capacity();
         if used + need > limit && !alone {
@@ -114,6 +149,6 @@ impl Scheduler for AlphaProtect {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
-        decide_alpha(view, self.alpha, Clearing::All)
+        decide_alpha(view, self.alpha, Clearing::All, self.fast_path)
     }
 }

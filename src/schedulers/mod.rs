@@ -7,7 +7,10 @@
 //! event-driven bookkeeping (never a count of `decide` calls), so that fast-forwarded and
 //! step-by-step runs give identical results. None of them reads an output length (they ask for
 //! [`kvsched_spec::Information::Hidden`]) except `wait`, which asks for `Known` (WAIT paper
-//! Algorithm 1). [`for_workload`] builds `wait` and `nested-wait` with fluid-designed thresholds.
+//! Algorithm 1), and `mcsf` and `mc-benchmark`, which ask for `Predicted` (a run gives them
+//! exact predictions unless it names a noise, [`crate::workload::default_predictions`]);
+//! [`Entry::reads`] says which. [`for_workload`] builds `wait` and `nested-wait` with
+//! fluid-designed thresholds, and fails when no design exists.
 
 pub mod alpha_clear;
 pub mod alpha_protect;
@@ -32,7 +35,17 @@ pub struct Entry {
     pub models: &'static str,
     /// Parameters and their defaults.
     pub parameters: &'static str,
+    /// What the policy reads of a request's output length (its information set).
+    pub reads: &'static str,
 }
+
+const HIDDEN: &str = "prompts, progress and memory only; never an output length (Hidden)";
+const HIDDEN_MAX: &str = "prompts, progress and memory, plus a fixed maximum output length \
+                          parameter; never a true output length (Hidden)";
+const PREDICTED: &str = "predicted output lengths (Predicted): exact by default, noisy with \
+                         simulate --prediction-noise EPS; a request without a prediction is an \
+                         error (MissingPrediction), never charged a worst case";
+const KNOWN: &str = "true output lengths (Known), as in WAIT paper Algorithm 1";
 
 /// Every scheduler.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per scheduler")]
@@ -44,12 +57,14 @@ pub fn catalog() -> Vec<Entry> {
                      prefix passing the future-memory check at predicted completions",
             parameters: "protection=0 (fraction of capacity held back); patience=0.5 s \
                          (deviation: a request waiting that long goes first; the paper's \
-                         MC-SF has none); reads predictions (--prediction-noise)",
+                         MC-SF has none)",
+            reads: PREDICTED,
         },
         Entry {
             name: "mc-benchmark",
             models: "MC-Benchmark (arXiv 2502.07115 §6): FCFS order with MC-SF's memory check",
             parameters: "protection=0",
+            reads: PREDICTED,
         },
         Entry {
             name: "vllm-v0",
@@ -57,6 +72,7 @@ pub fn catalog() -> Vec<Entry> {
                      (recompute)",
             parameters: "max_num_seqs=256, max_num_batched_tokens=4096, \
                          watermark=memory.watermark_fraction",
+            reads: HIDDEN,
         },
         Entry {
             name: "vllm-v1",
@@ -65,12 +81,14 @@ pub fn catalog() -> Vec<Entry> {
             parameters: "max_num_batched_tokens=2048, max_num_seqs=256 (vllm serve on A100), \
                          reserve_full_isl=true (vLLM 0.33: admit only if the whole prompt's \
                          blocks are free)",
+            reads: HIDDEN,
         },
         Entry {
             name: "vllm-v1-no-reserve",
             models: "vllm-v1 with reserve_full_isl=false (vLLM 0.8 to 0.11): only the first \
                      prefill chunk must fit at admission",
             parameters: "max_num_batched_tokens=2048, max_num_seqs=256, reserve_full_isl=false",
+            reads: HIDDEN,
         },
         Entry {
             name: "sarathi",
@@ -78,6 +96,7 @@ pub fn catalog() -> Vec<Entry> {
                      admission under a chunk budget; watermark; preempt most recent",
             parameters: "chunk_size=512, batch_size_cap=128, \
                          watermark=memory.watermark_fraction",
+            reads: HIDDEN,
         },
         Entry {
             name: "sglang",
@@ -88,23 +107,27 @@ pub fn catalog() -> Vec<Entry> {
                          init_new_token_ratio=0.7, min_new_token_ratio=0.098, \
                          new_token_ratio_decay=(0.7-0.098)/600, clip_max_new_tokens=4096, \
                          retract_decode_steps=20",
+            reads: HIDDEN_MAX,
         },
         Entry {
             name: "orca",
             models: "Orca-style: reserve prompt + maximum output at admission, never evict",
             parameters: "max_output_tokens=2048, max_batch_size=128",
+            reads: HIDDEN_MAX,
         },
         Entry {
             name: "alpha-protect",
             models: "MC-SF paper baseline: alpha-protection greedy (admit FCFS while memory <= \
                      (1-alpha)M, clear all running on overflow)",
             parameters: "alpha=0.21",
+            reads: HIDDEN,
         },
         Entry {
             name: "alpha-clear",
             models: "MC-SF paper baseline: alpha-protection phi-clearing (evict a fraction phi of \
                      running requests, most recent first, on overflow)",
             parameters: "alpha=0.21, phi=0.2",
+            reads: HIDDEN,
         },
         Entry {
             name: "wait",
@@ -112,6 +135,7 @@ pub fn catalog() -> Vec<Entry> {
                      thresholds, serve eligible types {j: n_j0 >= n_j} at every stage, else wait",
             parameters: "by name: tl=64 spread over types by arrival counts (n_j >= 1); with a \
                          workload: fluid design n_j = ceil(dT* lambda_j); drain=true",
+            reads: KNOWN,
         },
         Entry {
             name: "nested-wait",
@@ -120,6 +144,7 @@ pub fn catalog() -> Vec<Entry> {
             parameters: "by name: one segment, n_1 = 64 / (mean revealed output + 1); with a \
                          workload: segments at the class outputs, q_k = min(p_k + 0.05, 0.99), \
                          entry slack 0.1; repair=true, drain=true",
+            reads: HIDDEN,
         },
         Entry {
             name: "wait-cp",
@@ -128,6 +153,7 @@ pub fn catalog() -> Vec<Entry> {
                      interior stages",
             parameters: "tl=64, one segment (B_1 = tl), chunk_size=256, wait_gate=true, \
                          watermark=memory.watermark_fraction",
+            reads: HIDDEN,
         },
     ]
 }
@@ -153,22 +179,33 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
 }
 
 /// The scheduler with this CLI name, designed for `workload` where the design needs it:
-/// `wait` and `nested-wait` get fluid-designed thresholds (WAIT paper §4–§5) when the workload
-/// has an affine step time and a fluid design exists; every other case is [`by_name`].
+/// `wait` and `nested-wait` get fluid-designed thresholds (WAIT paper §4–§5); every other name
+/// is [`by_name`]. `Err` names what failed: an unknown name (with the known ones), or a WAIT
+/// design that does not exist for this workload (no affine step time, no fluid solution). A
+/// failed design is an error, never a silent fallback to the by-name thresholds.
 pub fn for_workload(
     name: &str,
     workload: &kvsched_spec::WorkloadFile,
-) -> Option<Box<dyn Scheduler>> {
+) -> Result<Box<dyn Scheduler>, String> {
+    let design = |e: String| {
+        format!(
+            "{name}: no fluid design for this workload ({e}); {name} needs a workload with an \
+             affine step time and a fluid solution (kvsched fluid WORKLOAD.toml)"
+        )
+    };
     match name {
         "wait" => match wait::Wait::from_workload(workload) {
-            Ok(w) => Some(Box::new(w)),
-            Err(_) => by_name(name),
+            Ok(w) => Ok(Box::new(w)),
+            Err(e) => Err(design(e.to_string())),
         },
         "nested-wait" => match nested_wait::NestedWait::from_workload(workload) {
-            Ok(w) => Some(Box::new(w)),
-            Err(_) => by_name(name),
+            Ok(w) => Ok(Box::new(w)),
+            Err(e) => Err(design(e.to_string())),
         },
-        _ => by_name(name),
+        _ => by_name(name).ok_or_else(|| {
+            let names: Vec<_> = catalog().iter().map(|e| e.name).collect();
+            format!("unknown scheduler {name:?}; expected one of {}", names.join(", "))
+        }),
     }
 }
 

@@ -87,23 +87,14 @@ impl Scheduler for Orca {
         let mut reserved = kept
             .map(|r| self.reservation(view, r.request().prompt_tokens(), r.held()))
             .fold(Tokens::ZERO, |a, b| a + b);
-        let mut running = view.running_len() - evict.len();
-        let mut candidates: Vec<(RequestId, Tokens)> =
-            view.waiting().map(|r| (r.id(), r.prompt_tokens())).collect();
-        for id in &evict {
-            candidates.push((*id, view.resident(*id).expect("resident").request().prompt_tokens()));
-        }
-        candidates.sort_by_key(|c| c.0);
-        for (id, prompt) in candidates {
-            if running >= self.max_batch_size {
-                break;
-            }
+        let room = self.max_batch_size.saturating_sub(view.running_len() - evict.len());
+        // FCFS by arrival, read lazily: admission stops at the first request that does not fit.
+        for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &evict).take(room) {
             let need = self.reservation(view, prompt, Tokens::ZERO);
             if reserved + need > view.capacity() {
                 break;
             }
             reserved += need;
-            running += 1;
             batch.push(BatchItem::Prefill { id, tokens: prompt });
         }
         // Reservations only grow during a decode stretch, so a failed admission stays failed.

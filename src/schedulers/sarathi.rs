@@ -136,12 +136,19 @@ impl Sarathi {
     /// Phase 2, admissions; `implicit` decodes are in the batch without being listed.
     fn admissions(&self, view: &View<'_>, mut holding: usize, implicit: usize, st: &mut Step) {
         let watermark = view.memory().watermark();
-        let mut queue: Vec<(RequestId, Tokens)> = Vec::new();
-        for id in st.evict.iter().rev() {
-            let r = view.resident(*id).expect("evicted from residents");
-            queue.push((*id, r.request().prompt_tokens()));
-        }
-        queue.extend(view.waiting().map(|r| (r.id(), r.prompt_tokens())));
+        let preempted: Vec<(RequestId, Tokens)> = st
+            .evict
+            .iter()
+            .rev()
+            .map(|id| {
+                let r = view.resident(*id).expect("evicted from residents");
+                (*id, r.request().prompt_tokens())
+            })
+            .collect();
+        // Lazy: admission stops at the first request that does not fit, so only what is
+        // admitted (plus one) of the waiting queue is read.
+        let queue =
+            preempted.into_iter().chain(view.waiting().map(|r| (r.id(), r.prompt_tokens())));
         for (id, prompt) in queue {
             if holding >= self.batch_size_cap || st.batch.len() + implicit >= self.batch_size_cap {
                 break;

@@ -70,6 +70,11 @@ pub struct Sglang {
     pub clip_max_new_tokens: u64,
     /// Free tokens per remaining request that retraction aims for.
     pub retract_decode_steps: u64,
+    /// Take the fast paths (default): the queue kept incrementally, the decode batch as a
+    /// `decode_all` plan, and the decode-stretch scan over a sorted aggregate of the running
+    /// requests' reservations (`O(block + log n)` per scanned step). Off, every decision reads
+    /// the whole queue and batch; the records are the same (tested).
+    pub fast_path: bool,
     state: RatioState,
 }
 
@@ -82,7 +87,7 @@ struct RatioState {
     last_steps_total: u64,
     last_decays: bool,
     /// Waiting queue in SGLang's order (arrivals and retractions appended).
-    queue: Vec<RequestId>,
+    queue: std::collections::VecDeque<RequestId>,
 }
 
 impl Default for Sglang {
@@ -97,6 +102,7 @@ impl Default for Sglang {
             new_token_ratio_decay: (0.7 - 0.7 * 0.14) / 600.0,
             clip_max_new_tokens: 4096,
             retract_decode_steps: 20,
+            fast_path: true,
             state: RatioState::default(),
         }
     }
@@ -129,8 +135,20 @@ impl Sglang {
         if self.state.last_decays {
             self.state.decode_steps += elapsed;
         }
-        self.state.queue.extend_from_slice(view.arrived_since_last());
-        self.state.queue.retain(|id| view.resident(*id).is_none() && view.request(*id).is_some());
+        self.state.queue.extend(view.arrived_since_last());
+        if self.fast_path {
+            // Admissions take a prefix of the queue (they stop at the first failure) and
+            // retracted requests are waiting again by now, so only the front can have left
+            // (resident, or already done).
+            let left = |id: &RequestId| view.resident(*id).is_some() || view.request(*id).is_none();
+            while self.state.queue.front().is_some_and(left) {
+                self.state.queue.pop_front();
+            }
+        } else {
+            self.state
+                .queue
+                .retain(|id| view.resident(*id).is_none() && view.request(*id).is_some());
+        }
     }
 
     fn finish(&mut self, view: &View<'_>, plan: Plan, decays: bool) -> Plan {
@@ -140,16 +158,51 @@ impl Sglang {
     }
 
     /// Reservation of the running requests (decoding ones) at ratio `ratio`, after `j` more
-    /// decode steps of all of them.
+    /// decode steps of all of them: `ratio` times the sum of their clipped remaining
+    /// `max_new_tokens` (summed exactly, in integers).
     fn reservation(&self, view: &View<'_>, ratio: f64, j: u64) -> f64 {
-        view.running()
+        let rem: u64 = view
+            .running()
+            .filter(|r| r.prefill_done())
+            .map(|r| self.remaining_new(view, r.request().prompt_tokens(), r.generated().get() + j))
+            .sum();
+        rem as f64 * ratio
+    }
+
+    /// The decoding requests' unclipped remaining `max_new_tokens`, sorted, with prefix sums:
+    /// [`Reservations::at`] is then `O(log n)` for any number of further decode steps.
+    fn reservations(&self, view: &View<'_>) -> Reservations {
+        let mut rem: Vec<u64> = view
+            .running()
             .filter(|r| r.prefill_done())
             .map(|r| {
-                let rem =
-                    self.remaining_new(view, r.request().prompt_tokens(), r.generated().get() + j);
-                rem as f64 * ratio
+                self.max_new(view, r.request().prompt_tokens()).saturating_sub(r.generated().get())
             })
-            .sum()
+            .collect();
+        rem.sort_unstable();
+        let mut prefix = Vec::with_capacity(rem.len() + 1);
+        prefix.push(0u64);
+        for r in &rem {
+            prefix.push(prefix.last().expect("non-empty") + r);
+        }
+        Reservations { rem, prefix, clip: self.clip_max_new_tokens }
+    }
+}
+
+/// The running requests' remaining `max_new_tokens` (`rem`, sorted) and prefix sums.
+struct Reservations {
+    rem: Vec<u64>,
+    prefix: Vec<u64>,
+    clip: u64,
+}
+
+impl Reservations {
+    /// `sum_i min((rem_i - j)^+, clip)`, what [`Sglang::reservation`] sums after `j` steps.
+    fn at(&self, j: u64) -> u64 {
+        let lo = self.rem.partition_point(|&r| r <= j);
+        let hi = self.rem.partition_point(|&r| r <= j.saturating_add(self.clip));
+        let middle = self.prefix[hi] - self.prefix[lo] - j * (hi - lo) as u64;
+        middle + self.clip * (self.rem.len() - hi) as u64
     }
 }
 
@@ -169,6 +222,9 @@ impl Scheduler for Sglang {
             let plan =
                 Plan { evict: vec![], batch: prefill, repeat: Repeat::Once, decode_all: false };
             return self.finish(view, plan, false);
+        }
+        if self.fast_path {
+            return self.decide_decode_fast(view);
         }
         let batch = crate::sched::util::decode_all(view);
         if batch.is_empty() {
@@ -194,6 +250,49 @@ impl Scheduler for Sglang {
 }
 
 impl Sglang {
+    /// The decode half of [`Scheduler::decide`] without listing the batch: `decode_all`, the
+    /// growth from the engine's aggregate, the stretch scan over [`Reservations`].
+    fn decide_decode_fast(&mut self, view: &View<'_>) -> Plan {
+        if view.decode_ready_len() == 0 {
+            self.state.anchor = Some(self.init_new_token_ratio);
+            self.state.decode_steps = 0;
+            return self.finish(view, Plan::idle(), false);
+        }
+        if view.decode_all_growth(1) > view.kv_free() {
+            let batch = crate::sched::util::decode_all(view);
+            let plan = self.retract(view, batch);
+            return self.finish(view, plan, false);
+        }
+        let repeat = self.stretch_fast(view);
+        let plan =
+            Plan { evict: vec![], batch: vec![], repeat: Repeat::UpTo(repeat), decode_all: true };
+        self.finish(view, plan, true)
+    }
+
+    /// [`Sglang::stretch`] for the whole decode group, `O(block + log n)` per scanned step.
+    fn stretch_fast(&self, view: &View<'_>) -> u64 {
+        let k = view.decode_all_steps_within(view.kv_free(), u64::MAX / 4).max(1);
+        if self.state.queue.is_empty() || view.running_len() >= self.max_running_requests {
+            return k;
+        }
+        let Some(&head) = self.state.queue.front() else {
+            return k;
+        };
+        let res = self.reservations(view);
+        let prompt = view.request(head).expect("waiting").prompt_tokens();
+        let new = self.remaining_new(view, prompt, 0);
+        let chunk = prompt.get().min(self.chunked_prefill_size);
+        let head_growth = mem::chunk_growth(view, Tokens::ZERO, prompt, chunk);
+        for j in 1..k.min(SCAN_LIMIT + 1) {
+            let free = view.kv_free() - view.decode_all_growth(j);
+            let offset = res.at(j) as f64 * self.ratio_at(j);
+            if ((prompt.get() + new) as f64) < free.get() as f64 - offset && head_growth <= free {
+                return j;
+            }
+        }
+        k.min(SCAN_LIMIT)
+    }
+
     /// The prefill batch (`get_new_batch_prefill`), empty when nothing can be prefilled.
     fn prefill_batch(&self, view: &View<'_>) -> Vec<BatchItem> {
         let ratio = self.ratio_at(0);
@@ -202,7 +301,10 @@ impl Sglang {
         let mut rem_chunk = self.chunked_prefill_size;
         let mut rem_input = self.max_prefill_tokens as i64;
         let mut batch = Vec::new();
-        if let Some(p) = view.running().find(|r| !r.prefill_done()) {
+        // At most one request is mid-prefill; the fast path looks for it only if one exists.
+        let any_partial = !self.fast_path || view.decode_ready_len() < view.running_len();
+        let partial = any_partial.then(|| view.running().find(|r| !r.prefill_done())).flatten();
+        if let Some(p) = partial {
             let prompt = p.request().prompt_tokens();
             let want = p.prefill_remaining().get().min(rem_chunk);
             let chunk = mem::max_chunk(view, p.prefilled(), prompt, want, free);
@@ -257,7 +359,7 @@ impl Sglang {
     /// admitted (no partial prefill exists during a decode stretch that matters: its chunk did
     /// not fit now and free memory only shrinks).
     fn admissible_after(&self, view: &View<'_>, j: u64, growth: Tokens) -> bool {
-        let Some(&head) = self.state.queue.first() else {
+        let Some(&head) = self.state.queue.front() else {
             return false;
         };
         let ratio = self.ratio_at(j);
@@ -320,7 +422,7 @@ impl Sglang {
             free += view.footprint(victim.held());
             batch.retain(|i| i.id() != victim.id());
             evict.push(victim.id());
-            self.state.queue.push(victim.id());
+            self.state.queue.push_back(victim.id());
         }
         // A partly prefilled request is not in the decode batch, but may hold the memory the
         // last decoder needs (its estimate was too low): retract it too, as a last resort.
@@ -331,7 +433,7 @@ impl Sglang {
             }
             free += view.footprint(p.held());
             evict.push(p.id());
-            self.state.queue.push(p.id());
+            self.state.queue.push_back(p.id());
         }
         let generated: u64 = order.iter().map(|r| r.generated().get()).sum();
         let max_new: u64 =

@@ -151,19 +151,8 @@ impl VllmV1 {
 
     /// Admits waiting requests FCFS (those evicted in this decision included, by arrival).
     fn schedule_waiting(&self, view: &View<'_>, running: usize, st: &mut Step) {
-        let waiting = view.waiting().map(|r| (r.id(), r.prompt_tokens()));
-        let candidates: Box<dyn Iterator<Item = (RequestId, Tokens)>> = if st.evict.is_empty() {
-            // The waiting queue is already in arrival (id) order: read only what is admitted.
-            Box::new(waiting)
-        } else {
-            let mut all: Vec<(RequestId, Tokens)> = waiting.collect();
-            for id in &st.evict {
-                let r = view.resident(*id).expect("evicted from residents");
-                all.push((*id, r.request().prompt_tokens()));
-            }
-            all.sort_by_key(|c| c.0);
-            Box::new(all.into_iter())
-        };
+        // Lazy: only what is admitted (plus one) of the waiting queue is read.
+        let candidates = crate::sched::util::fcfs_after_evictions(view, &st.evict);
         let base = st.batch.len();
         for (id, prompt) in candidates {
             if st.budget == 0 || running + st.batch.len() - base >= self.max_num_seqs {

@@ -102,6 +102,12 @@ pub enum SimErrorKind {
     },
     /// Writing the trace failed.
     Trace(String),
+    /// The policy reads predictions (`Information::Predicted`) and this request has none:
+    /// the run stops rather than let the policy guess (it never falls back to a worst case).
+    MissingPrediction {
+        /// The request.
+        id: kvsched_spec::RequestId,
+    },
 }
 
 /// A run that stopped early, with everything computed until then.
@@ -132,6 +138,12 @@ impl std::fmt::Display for SimError {
                  {bound}; {waiting} waiting, {resident} resident, {evictions} evictions so far)"
             ),
             SimErrorKind::Trace(m) => write!(f, "trace: {m}"),
+            SimErrorKind::MissingPrediction { id } => write!(
+                f,
+                "request {id} has no predicted output length, and the policy reads predictions: \
+                 give them (simulate --prediction-noise EPS; 0 = exact, the default for such a \
+                 policy; a trace needs its predictions filled)"
+            ),
         }
     }
 }
@@ -296,6 +308,11 @@ impl Run<'_> {
 
     fn deliver_arrivals(&mut self) -> Result<(), SimErrorKind> {
         while let Some(id) = self.core.deliver_next_due(&mut *self.source) {
+            if self.core.config.information == kvsched_spec::Information::Predicted
+                && self.core.slots[id].request.predicted_output_tokens.is_none()
+            {
+                return Err(SimErrorKind::MissingPrediction { id });
+            }
             let peak = self.core.slots[id].request.peak_tokens().get();
             self.watchdog.outstanding_tokens =
                 self.watchdog.outstanding_tokens.saturating_add(peak);

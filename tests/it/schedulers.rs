@@ -5,11 +5,13 @@
 use crate::common;
 use kvsched::prng::{stream, Stream};
 use kvsched::sched::Scheduler;
-use kvsched::schedulers::{self, alpha_clear, orca, sarathi, sglang, vllm_v0, vllm_v1};
-use kvsched::sim::{simulate, Check, Outcome, SimOptions, Stepping};
+use kvsched::schedulers::{
+    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1,
+};
+use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
 use kvsched_spec::{
-    EvictionRule, FirstToken, Information, Instance, MemoryConfig, ModelConfig, Nanos, Request,
-    RequestId, StepTime, Tokens,
+    BatchItem, EvictionRule, FirstToken, Information, Instance, MemoryConfig, ModelConfig, Nanos,
+    Request, RequestId, StepTime, Tokens,
 };
 use proptest::prelude::*;
 use rand::Rng;
@@ -54,6 +56,9 @@ fn instance(seed: u64, regime: Regime) -> Instance {
             class: 0,
         });
     }
+    // Predictions (for the policies that read them) from their own stream, so that the
+    // instance stream is unchanged; noise 0.5 reaches under-estimates.
+    kvsched::workload::add_predictions(&mut requests, 0.5, seed);
     let block = if rng.random_bool(0.3) { 4 } else { 1 };
     let peak = requests.iter().map(|r| r.peak_tokens().get()).max().unwrap_or(1) + 1;
     let peak = peak.div_ceil(block) * block;
@@ -137,7 +142,9 @@ fn policies_small_by_name(name: &str) -> Option<Box<dyn Scheduler>> {
         }
         "sglang" => Box::new(small_sglang()),
         "orca" => Box::new(orca::Orca { max_output_tokens: 16, max_batch_size: 4 }),
-        "alpha-clear" => Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5 }),
+        "alpha-clear" => {
+            Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5, ..Default::default() })
+        }
         _ => return None,
     };
     Some(p)
@@ -302,15 +309,43 @@ fn vllm_v0_capacity_for_one_request_serves_in_order() {
     }
 }
 
-/// vLLM v1's and Sarathi's common-case path (`decode_all` plans, `O(admissions)`) decides
-/// exactly what their general path decides: identical records and iteration counts with the
-/// fast path on and off, in every regime (evictions and full memory included), with default
-/// and small parameters.
-#[test]
-fn fast_paths_decide_what_the_general_paths_decide() {
-    let base = common::seed(0xFA57);
-    type Make = fn(bool) -> Box<dyn Scheduler>;
-    let variants: [(&str, Make); 5] = [
+/// A deliberately wrong fast path: the policy's plan with its last admission dropped whenever
+/// it admits two or more (still a valid plan). The equivalence check must tell it apart.
+struct DropLastAdmission(Box<dyn Scheduler>);
+
+impl Scheduler for DropLastAdmission {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn information(&self) -> Information {
+        self.0.information()
+    }
+    fn decide(&mut self, view: &kvsched::sched::View<'_>) -> kvsched::sched::Plan {
+        let mut plan = self.0.decide(view);
+        let prefills = plan.batch.iter().filter(|i| matches!(i, BatchItem::Prefill { .. })).count();
+        if prefills >= 2 && view.running_len() == 0 {
+            let last = plan.batch.iter().rposition(|i| matches!(i, BatchItem::Prefill { .. }));
+            plan.batch.remove(last.expect("counted"));
+        }
+        plan
+    }
+}
+
+/// A policy built with its fast path on (`true`) or off.
+type Make = fn(bool) -> Box<dyn Scheduler>;
+
+/// Every policy variant with a fast path, by name.
+fn fast_path_variants() -> [(&'static str, Make); 16] {
+    [
+        ("alpha-protect", |f| {
+            Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
+        }),
+        ("alpha-clear", |f| {
+            Box::new(alpha_clear::AlphaClear { fast_path: f, ..Default::default() })
+        }),
+        ("alpha-clear/small", |f| {
+            Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5, fast_path: f })
+        }),
         ("vllm-v1", |f| Box::new(vllm_v1::VllmV1 { fast_path: f, ..Default::default() })),
         ("vllm-v1-no-reserve", |f| {
             Box::new(vllm_v1::VllmV1 { fast_path: f, ..vllm_v1::VllmV1::no_reserve() })
@@ -327,24 +362,125 @@ fn fast_paths_decide_what_the_general_paths_decide() {
         ("sarathi/small", |f| {
             Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6, fast_path: f })
         }),
-    ];
+        ("sglang", |f| {
+            let mut s = sglang::Sglang::default();
+            s.max_new_tokens = MAX_OUTPUT;
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("sglang/small", |f| {
+            let mut s = small_sglang();
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("sglang/tight", |f| {
+            // Underestimates max_new_tokens: retraction and the ratio's reset are reached.
+            let mut s = small_sglang();
+            s.max_new_tokens = 4;
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("mcsf", |f| {
+            let mut s = mcsf::Mcsf::default().with_patience(mcsf::DEFAULT_PATIENCE_NS / 100);
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("mcsf/paper", |f| {
+            let mut s = mcsf::Mcsf::default();
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("mc-benchmark", |f| {
+            let mut s = mcsf::Mcsf::benchmark();
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        // Exact predictions: the checkpoints are kept across decisions.
+        ("mcsf/exact", |f| {
+            let mut s = mcsf::Mcsf::default();
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("mc-benchmark/exact", |f| {
+            let mut s = mcsf::Mcsf::benchmark();
+            s.fast_path = f;
+            Box::new(s)
+        }),
+    ]
+}
+
+/// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
+/// queue and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue) decides exactly
+/// what its general path decides: identical records and iteration counts with the fast path on
+/// and off, in every regime (evictions and full memory included), with default and small
+/// parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+#[test]
+fn fast_paths_decide_what_the_general_paths_decide() {
+    let base = common::seed(0xFA57);
+    let variants = fast_path_variants();
     let mut evictions = 0;
     for (name, make_it) in variants {
+        let mut caught = 0;
         for &regime in &REGIMES {
             for i in 0..SEEDS_PER_REGIME {
                 let seed = kvsched::prng::derive_seed(base, i);
-                let inst = instance(seed, regime);
-                let go = |fast: bool| {
+                let mut inst = instance(seed, regime);
+                if name.ends_with("/exact") {
+                    inst.requests.iter_mut().for_each(|r| {
+                        r.predicted_output_tokens = Some(r.output_tokens);
+                    });
+                }
+                let go = |s: &mut dyn Scheduler| {
                     let opts = SimOptions { check: Check::On, ..Default::default() };
-                    simulate(&inst, make_it(fast).as_mut(), opts).expect("valid run")
+                    simulate(&inst, s, opts).expect("valid run")
                 };
-                let (fast, general) = (go(true), go(false));
+                let (fast, general) = (go(make_it(true).as_mut()), go(make_it(false).as_mut()));
                 let ctx = format!("{name} {regime:?}\n{}", common::replay(base, "fast_paths"));
                 assert_eq!(fast.requests, general.requests, "{ctx}");
                 assert_eq!(fast.steps, general.steps, "{ctx}");
                 evictions += fast.evictions;
+                let opts = SimOptions { check: Check::On, ..Default::default() };
+                // The mutant may also stall (a policy that lost track of a request): caught.
+                let mutant = simulate(&inst, &mut DropLastAdmission(make_it(true)), opts);
+                caught += u32::from(!mutant.is_ok_and(|m| m.requests == general.requests));
             }
         }
+        assert!(caught > 0, "{name}: the check never told a wrong fast path apart");
     }
     assert!(evictions > 0, "the generator never reached an eviction");
+}
+
+/// A policy that reads predictions stops the run at a request without one
+/// (`MissingPrediction`), never charging it a worst case; with the default exact predictions
+/// the same run completes. `kvsched schedulers` states what each policy reads, matching the
+/// information set it asks the engine for.
+#[test]
+fn predictions_are_required_and_the_catalog_says_who_reads_what() {
+    let mut inst = instance(common::seed(0x9ED1), Regime::Light);
+    inst.requests.iter_mut().for_each(|r| r.predicted_output_tokens = None);
+    for name in ["mcsf", "mc-benchmark"] {
+        let err = simulate(&inst, make(name).as_mut(), SimOptions::default()).unwrap_err();
+        assert_eq!(err.kind, SimErrorKind::MissingPrediction { id: RequestId(0) }, "{name}");
+        assert!(err.to_string().contains("--prediction-noise"), "{err}");
+        let mut given = inst.clone();
+        kvsched::workload::default_predictions(Information::Predicted, &mut given.requests);
+        let out = simulate(&given, make(name).as_mut(), SimOptions::default()).expect(name);
+        assert_eq!(out.completed, inst.requests.len() as u64, "{name}");
+    }
+    for e in schedulers::catalog() {
+        let info = schedulers::by_name(e.name).expect("catalog name").information();
+        let word = format!("({info:?})");
+        assert!(e.reads.contains(&word), "{}: reads {:?}, asks for {info:?}", e.name, e.reads);
+    }
+}
+
+/// A WAIT design that does not exist is an error naming why, not a silent fallback.
+#[test]
+fn a_wait_design_that_does_not_exist_is_an_error() {
+    let text = include_str!("../../workloads/lmsys-like.toml");
+    let w = kvsched_spec::WorkloadFile::parse("lmsys-like.toml", text).unwrap();
+    let err = schedulers::for_workload("wait", &w).err().expect("no integer design on lmsys");
+    assert!(err.contains("no fluid design"), "{err}");
+    assert!(schedulers::for_workload("nope", &w).err().expect("unknown").contains("vllm-v0"));
+    assert!(schedulers::for_workload("vllm-v0", &w).is_ok());
 }
