@@ -146,6 +146,7 @@ pub fn experiments() -> Vec<Experiment> {
             run_exp("W-EXP-LMSYS", "exp_lmsys_a100.svg", (results[0].clone(), curves))
         }),
         e("wait-exp-single-as-run", &["W-EXP-SINGLE-AS-RUN"], as_run::run_single),
+        e("wait-exp-two-type-as-run", &["W-EXP-TWOTYPE-AS-RUN"], as_run::run_two_type),
         e("wait-exp-longdecode-as-run", &["W-EXP-LONGDECODE-AS-RUN"], as_run::run_longdecode),
         e("wait-exp-lmsys-as-run", &["W-EXP-LMSYS-AS-RUN"], as_run::run_lmsys),
         e("mcsf-synthetic", &["M-SYNTH-ALL-AT-ZERO", "M-SYNTH-ONLINE"], run_mcsf_synth),
