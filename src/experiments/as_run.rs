@@ -1028,46 +1028,50 @@ pub fn two_type(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Point>) {
     ordering(&o, scale, seed)
 }
 
-/// The experiment for `kvsched reproduce` (W-EXP-TWOTYPE-AS-RUN).
-pub fn run_two_type(ctx: &Ctx) -> Output {
-    let (results, pts) = two_type(ctx.scale, ctx.seed);
-    let (grid, _) = single_size(ctx.scale);
-    let mut fig = FigureData::lines(
-        "W-EXP-TWOTYPE as run: 0.7 p512d20 + 0.3 p512d50, Llama-3-8B, profile-fitted law",
-        "arrival rate lambda (req/s)",
-        "mean latency, middle 50% (s)",
-    )
-    .log_y();
-    for p in two_type_policies() {
+/// The report output of an ordering experiment: its rows and one latency-vs-rate figure.
+fn ordering_output(
+    id: &str,
+    title: &str,
+    file: &str,
+    pols: &[Pol],
+    (results, pts): (Vec<ClaimResult>, Vec<Point>),
+    scale: Scale,
+) -> Output {
+    let (grid, _) = single_size(scale);
+    let mut fig =
+        FigureData::lines(title, "arrival rate lambda (req/s)", "mean latency, middle 50% (s)")
+            .log_y();
+    for p in pols {
         let l = p.label();
         fig = fig.series(Series::new(&l, curve(&pts, &l, &grid), Style::Line));
     }
-    let id = "W-EXP-TWOTYPE-AS-RUN";
     Output {
         results,
-        figures: vec![fig.figure("exp_two_type_as_run.svg", &[id])],
+        figures: vec![fig.figure(file, &[id])],
         data: serde_json::json!({ "points": pts }),
     }
 }
 
-/// The experiment for `kvsched reproduce`.
-pub fn run_single(ctx: &Ctx) -> Output {
-    let (results, pts) = single(ctx.scale, ctx.seed);
-    let (grid, _) = single_size(ctx.scale);
-    let mut fig = FigureData::lines(
-        "W-EXP-SINGLE as run: p512d20, Llama-3-8B (C = 479,232), profile-fitted law",
-        "arrival rate lambda (req/s)",
-        "mean latency, middle 50% (s)",
+/// The experiment for `kvsched reproduce` (W-EXP-TWOTYPE-AS-RUN).
+pub fn run_two_type(ctx: &Ctx) -> Output {
+    ordering_output(
+        "W-EXP-TWOTYPE-AS-RUN",
+        "W-EXP-TWOTYPE as run: 0.7 p512d20 + 0.3 p512d50, Llama-3-8B, profile-fitted law",
+        "exp_two_type_as_run.svg",
+        &two_type_policies(),
+        two_type(ctx.scale, ctx.seed),
+        ctx.scale,
     )
-    .log_y();
-    for p in single_policies() {
-        let l = p.label();
-        fig = fig.series(Series::new(&l, curve(&pts, &l, &grid), Style::Line));
-    }
-    let id = "W-EXP-SINGLE-AS-RUN";
-    Output {
-        results,
-        figures: vec![fig.figure("exp_single_as_run.svg", &[id])],
-        data: serde_json::json!({ "points": pts }),
-    }
+}
+
+/// The experiment for `kvsched reproduce` (W-EXP-SINGLE-AS-RUN).
+pub fn run_single(ctx: &Ctx) -> Output {
+    ordering_output(
+        "W-EXP-SINGLE-AS-RUN",
+        "W-EXP-SINGLE as run: p512d20, Llama-3-8B (C = 479,232), profile-fitted law",
+        "exp_single_as_run.svg",
+        &single_policies(),
+        single(ctx.scale, ctx.seed),
+        ctx.scale,
+    )
 }
