@@ -263,34 +263,8 @@ impl Sweep {
             }
             Err(e) => (None, e),
         };
-        let Some(outcome) = outcome else {
-            return Row {
-                sweep: fingerprint.into(),
-                job: job.index,
-                jobs,
-                config: self.config_id(job),
-                seed: job.seed,
-                workload: self.workloads[job.workload].0.clone(),
-                scheduler: job.scheduler.clone(),
-                rate_scale: job.rate_scale,
-                rate_per_s: w.total_rate_per_s(),
-                requests: self.spec.requests,
-                completed: 0,
-                latency_mean_s: 0.0,
-                latency_p50_s: 0.0,
-                latency_p99_s: 0.0,
-                ttft_mean_s: 0.0,
-                throughput_tokens_per_s: 0.0,
-                evictions: 0,
-                restart_rate: 0.0,
-                kv_utilization_mean: 0.0,
-                simulated_time_s: 0.0,
-                error,
-            };
-        };
-        let error = generation_error.unwrap_or(error);
-        let s = outcome.summary(self.spec.window);
-        Row {
+        // The job's keys, with the figures of a run that never started.
+        let base = Row {
             sweep: fingerprint.into(),
             job: job.index,
             jobs,
@@ -300,6 +274,25 @@ impl Sweep {
             scheduler: job.scheduler.clone(),
             rate_scale: job.rate_scale,
             rate_per_s: w.total_rate_per_s(),
+            requests: self.spec.requests,
+            completed: 0,
+            latency_mean_s: 0.0,
+            latency_p50_s: 0.0,
+            latency_p99_s: 0.0,
+            ttft_mean_s: 0.0,
+            throughput_tokens_per_s: 0.0,
+            evictions: 0,
+            restart_rate: 0.0,
+            kv_utilization_mean: 0.0,
+            simulated_time_s: 0.0,
+            error: String::new(),
+        };
+        let Some(outcome) = outcome else {
+            return Row { error, ..base };
+        };
+        let error = generation_error.unwrap_or(error);
+        let s = outcome.summary(self.spec.window);
+        Row {
             requests: s.requests,
             completed: s.completed,
             latency_mean_s: s.latency_s.mean,
@@ -312,6 +305,7 @@ impl Sweep {
             kv_utilization_mean: s.kv_utilization_mean,
             simulated_time_s: s.simulated_time_s,
             error,
+            ..base
         }
     }
 }
