@@ -469,3 +469,14 @@ pub fn fill_lengths(
         }
     }
 }
+
+/// Reads a file to a string, with an error naming the file.
+pub fn read_file(path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
+}
+
+/// The most requests a command holds in memory at once (`simulate` without `--stream`,
+/// `--horizon-s`): each costs a few hundred bytes in the engine and its records, so this caps a
+/// run at a few GB. `simulate --stream` holds only the requests in flight and takes up to
+/// [`crate::workload::MAX_STREAM_REQUESTS`].
+pub const MAX_HELD_REQUESTS: u64 = 10_000_000;

@@ -144,15 +144,16 @@ impl Row {
 impl Sweep {
     /// Parses a spec file and loads its workloads.
     pub fn load(path: &Path) -> Result<Sweep, String> {
-        let text = crate::cli::read_file(path)?;
+        let text = crate::workload::read_file(path)?;
         let spec: SweepSpec =
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut workloads = Vec::new();
         for w in &spec.workloads {
             let p = dir.join(w);
-            let file = WorkloadFile::parse(&p.display().to_string(), &crate::cli::read_file(&p)?)
-                .map_err(|e| e.to_string())?;
+            let file =
+                WorkloadFile::parse(&p.display().to_string(), &crate::workload::read_file(&p)?)
+                    .map_err(|e| e.to_string())?;
             workloads.push((w.clone(), file));
         }
         Sweep::new(spec, workloads)
@@ -171,7 +172,7 @@ impl Sweep {
         if spec.seeds.is_empty() || spec.requests == 0 || workloads.is_empty() {
             return Err("workloads, seeds and requests must be non-empty".into());
         }
-        let max = crate::cli::MAX_HELD_REQUESTS;
+        let max = crate::workload::MAX_HELD_REQUESTS;
         if spec.requests > max {
             return Err(format!("requests: at most {max} (held in memory), got {}", spec.requests));
         }
