@@ -10,7 +10,6 @@ pub mod conform;
 pub mod experiments;
 pub mod opt;
 pub mod prng;
-pub mod sched;
 pub mod schedulers;
 pub mod sim;
 pub mod workload;

@@ -26,7 +26,7 @@ use kvsched::conform::{
 };
 use kvsched::experiments::registry::Ctx;
 use kvsched::experiments::{report, Scale};
-use kvsched::sched::{Plan, Scheduler, View};
+use kvsched::sim::{Plan, Scheduler, View};
 use kvsched_spec::rounds::RoundInstance;
 use kvsched_spec::{Information, ModelConfig, WorkloadFile};
 use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};

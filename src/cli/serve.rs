@@ -11,8 +11,8 @@ use crate::conform::protocol::{
     parse_to_scheduler, ErrorMsg, FromScheduler, PlanMsg, Ready, ToScheduler, Views,
     MAX_LINE_BYTES, PROTOCOL_VERSION,
 };
-use crate::sched::Scheduler;
 use crate::schedulers;
+use crate::sim::Scheduler;
 use std::io::{BufRead, BufWriter, Read, Write};
 use std::process::ExitCode;
 

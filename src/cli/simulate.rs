@@ -6,8 +6,8 @@
 
 use super::{check_range, MAX_HELD_REQUESTS};
 use super::{input_error, read_file};
-use crate::sched::Scheduler;
 use crate::schedulers;
+use crate::sim::Scheduler;
 use crate::sim::{simulate, Check, Outcome, SimError, SimOptions, Stepping};
 use crate::workload::{
     add_predictions, fill_lengths, read_vidur_csv, Amount, Generator, LengthDist,

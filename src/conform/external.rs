@@ -1,5 +1,5 @@
 //! The adapter that runs a scheduler in another process over the wire protocol
-//! (`spec/PROTOCOL.md`) and presents it as a [`crate::sched::Scheduler`].
+//! (`spec/PROTOCOL.md`) and presents it as a [`crate::sim::Scheduler`].
 //!
 //! [`ExternalCommand`] spawns the process (in its own process group, with piped stdin, stdout
 //! and stderr), sends `hello`, reads `ready`, and at every decision point writes one `decide`
@@ -21,7 +21,7 @@ use super::protocol::{
 };
 use super::verdict::Verdict;
 use super::{Candidate, Finish, Runnable};
-use crate::sched::{Plan, Repeat, Scheduler, View};
+use crate::sim::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, ModelConfig, RequestId};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};

@@ -8,8 +8,8 @@
 //! lengths the information set hides are stored as a placeholder the view never shows.
 
 use super::protocol::{Decide, Hello, Req, Res, Views};
-use crate::sched::{Plan, Scheduler, View};
 use crate::sim::core::{Core, Slot, SlotPhase};
+use crate::sim::{Plan, Scheduler, View};
 use kvsched_spec::{
     BatchItem, FirstToken, Information, Nanos, Request, RequestId, Revealed, Tokens,
 };

@@ -25,8 +25,8 @@ pub mod verdict;
 pub use external::{ExternalCommand, ExternalOptions};
 pub use verdict::Verdict;
 
-use crate::sched::{Plan, Scheduler, View};
 use crate::sim::Outcome;
+use crate::sim::{Plan, Scheduler, View};
 use battery::Scenario;
 use kvsched_spec::fluid::FluidSolution;
 use kvsched_spec::{Information, Instance, ModelConfig};

@@ -5,7 +5,7 @@
 //! One JSON object per line. The harness writes [`ToScheduler`] messages to the scheduler's
 //! stdin; the scheduler writes [`FromScheduler`] messages to its stdout.
 
-use crate::sched::{Plan, Repeat, View};
+use crate::sim::{Plan, Repeat, View};
 use kvsched_spec::{
     BatchItem, Information, ModelConfig, OutputHint, RequestId, RequestView, Tokens,
 };

@@ -18,8 +18,8 @@
 
 use super::verdict::Verdict;
 use super::{Candidate, ConformConfig, Finish, Runnable};
-use crate::sched::{Plan, Scheduler, View};
 use crate::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
+use crate::sim::{Plan, Scheduler, View};
 use kvsched_spec::{BatchItem, FirstToken, Information, Instance, Nanos, RequestId, Tokens};
 use std::cell::RefCell;
 use std::collections::BTreeMap;

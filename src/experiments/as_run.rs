@@ -38,10 +38,10 @@ use super::figures::{FigureData, Series, Style};
 use super::registry::{Ctx, Output};
 use super::{ClaimResult, Scale, Verdict};
 use crate::prng::derive_seed;
-use crate::sched::Scheduler;
 use crate::schedulers::{
     nested_wait::NestedWait, sarathi::Sarathi, vllm_v0::VllmV0, wait_cp::WaitCp,
 };
+use crate::sim::Scheduler;
 use crate::sim::{simulate, SimOptions};
 use crate::workload::{generate, Amount};
 use kvsched_spec::{

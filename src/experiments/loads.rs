@@ -31,8 +31,8 @@
 //! the wall time, the simulated iterations, the most requests held at once and whether every
 //! request completed. Timing lives here and in `kvsched bench`, never in tests.
 
-use crate::sched::Scheduler;
 use crate::schedulers::{by_name, for_workload};
+use crate::sim::Scheduler;
 use crate::sim::{simulate, simulate_stream, SimOptions};
 use crate::workload::{default_predictions, generate, Amount, Generator};
 use kvsched_spec::fluid::FluidSolution;

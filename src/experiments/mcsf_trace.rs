@@ -36,10 +36,10 @@
 use super::figures::{Figure, FigureData, Series, Style};
 use super::{ClaimResult, Scale, Verdict};
 use crate::prng::derive_seed;
-use crate::sched::Scheduler;
 use crate::schedulers::alpha_clear::AlphaClear;
 use crate::schedulers::alpha_protect::AlphaProtect;
 use crate::schedulers::mcsf::Mcsf;
+use crate::sim::Scheduler;
 use crate::sim::{simulate, Outcome, RequestRecord, SimErrorKind, SimOptions};
 use crate::workload::{generate, Amount};
 use kvsched_spec::calibration::Calibration;

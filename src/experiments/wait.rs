@@ -15,9 +15,9 @@
 
 use super::{ClaimResult, Scale, Verdict};
 use crate::prng::derive_seed;
-use crate::sched::Scheduler;
 use crate::schedulers::nested_wait::{NestedThresholds, NestedWait};
 use crate::schedulers::wait::{Thresholds, Wait};
+use crate::sim::Scheduler;
 use crate::sim::{simulate, Outcome, SimOptions};
 use crate::workload::{generate, Amount};
 use kvsched_spec::{

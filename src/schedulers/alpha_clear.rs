@@ -13,7 +13,7 @@
 //! {0.2, 0.1}; the exact grid is ambiguous).
 
 use super::alpha_protect::{decide_alpha, Clearing};
-use crate::sched::{Plan, Scheduler, View};
+use crate::sim::{Plan, Scheduler, View};
 use kvsched_spec::Information;
 
 /// α-protection φ-clearing parameters.

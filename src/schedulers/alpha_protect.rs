@@ -31,7 +31,7 @@
 //!   `(1 - α)·M` would never run.
 
 use super::mem;
-use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 
 /// α-protection greedy parameters.
@@ -63,7 +63,7 @@ fn common_case(view: &View<'_>, alpha: f64) -> Option<Plan> {
     let limit = Tokens(((1.0 - alpha) * view.capacity().get() as f64).floor().max(0.0) as u64);
     let mut used = view.kv_used() + growth;
     let mut batch = Vec::new();
-    for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &[]) {
+    for (id, prompt) in crate::sim::util::fcfs_after_evictions(view, &[]) {
         let need = view.footprint(mem::prompt_hold(view, prompt));
         let alone = n == 0 && batch.is_empty() && used + need <= view.capacity();
         if used + need > limit && !alone {
@@ -123,7 +123,7 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing, fast
     let limit = Tokens(((1.0 - alpha) * view.capacity().get() as f64).floor().max(0.0) as u64);
     let mut used = after(alive);
     // FCFS by arrival, read lazily: admission stops at the first request that does not fit.
-    for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &evict) {
+    for (id, prompt) in crate::sim::util::fcfs_after_evictions(view, &evict) {
         let need = view.footprint(mem::prompt_hold(view, prompt));
         let alone = batch.is_empty() && used + need <= view.capacity();
         if used + need > limit && !alone {

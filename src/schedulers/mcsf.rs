@@ -40,8 +40,8 @@
 use crate::opt::mcsf_core::{
     admit_prefix_paged, admit_prefix_with, ActiveReq, Checkpoints, WaitingReq,
 };
-use crate::sched::util::{decode_all, decode_steps_within_memory, decode_steps_within_room};
-use crate::sched::{Plan, Repeat, Scheduler, View};
+use crate::sim::util::{decode_all, decode_steps_within_memory, decode_steps_within_room};
+use crate::sim::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, RequestView};
 
 /// Admission order.

@@ -3,7 +3,7 @@
 //! [`by_name`] builds a policy from its CLI name with default parameters; [`catalog`] lists
 //! every policy with its parameters (`kvsched schedulers`).
 //!
-//! Every policy here is a pure decision function over the [`crate::sched::View`] plus its own
+//! Every policy here is a pure decision function over the [`crate::sim::View`] plus its own
 //! event-driven bookkeeping (never a count of `decide` calls), so that fast-forwarded and
 //! step-by-step runs give identical results. None of them reads an output length (they ask for
 //! [`kvsched_spec::Information::Hidden`]) except `wait`, which asks for `Known` (WAIT paper
@@ -24,7 +24,7 @@ pub mod vllm_v1;
 pub mod wait;
 pub mod wait_cp;
 
-use crate::sched::Scheduler;
+use crate::sim::Scheduler;
 
 /// A catalog entry.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -211,7 +211,7 @@ pub fn for_workload(
 
 /// Memory arithmetic shared by the policies.
 pub(crate) mod mem {
-    use crate::sched::{Repeat, ResidentView, View};
+    use crate::sim::{Repeat, ResidentView, View};
     use kvsched_spec::{BatchItem, FirstToken, RequestId, Tokens};
 
     /// Tokens a request holds once its whole prompt is prefilled (plus the first output token
@@ -279,7 +279,7 @@ pub(crate) mod mem {
         }
     }
 
-    pub use crate::sched::util::decode_steps_within_room as decode_steps_within;
+    pub use crate::sim::util::decode_steps_within_room as decode_steps_within;
 
     /// `Repeat::UpTo(k)` for a decode-only batch that stays valid and identical for `k` steps
     /// given `room` tokens of headroom; `Repeat::Once` for any other batch.

@@ -42,7 +42,7 @@
 
 use super::mem;
 use super::wait::{admit_growth, fit_or_evict, resident_item, tokens_after_prefill, Rotor};
-use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::nested::Segments;
 use kvsched_spec::fluid::FluidInputs;
 use kvsched_spec::{BatchItem, EvictionRule, Information, RequestId, Tokens, WorkloadFile};

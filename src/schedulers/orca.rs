@@ -23,7 +23,7 @@
 //! Deliberate deviations: no per-batch token budget (Orca has none); prompts are not chunked.
 
 use super::mem;
-use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 
 /// Orca parameters.
@@ -89,7 +89,7 @@ impl Scheduler for Orca {
             .fold(Tokens::ZERO, |a, b| a + b);
         let room = self.max_batch_size.saturating_sub(view.running_len() - evict.len());
         // FCFS by arrival, read lazily: admission stops at the first request that does not fit.
-        for (id, prompt) in crate::sched::util::fcfs_after_evictions(view, &evict).take(room) {
+        for (id, prompt) in crate::sim::util::fcfs_after_evictions(view, &evict).take(room) {
             let need = self.reservation(view, prompt, Tokens::ZERO);
             if reserved + need > view.capacity() {
                 break;

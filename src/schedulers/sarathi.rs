@@ -29,7 +29,7 @@
 //! Vidur's decode check ("at least one free block") is replaced by the exact growth check.
 
 use super::mem;
-use crate::sched::{Plan, ResidentView, Scheduler, View};
+use crate::sim::{Plan, ResidentView, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 
 /// Sarathi parameters.
@@ -84,9 +84,9 @@ impl Sarathi {
         let mut st = Step { tokens: n as u64, free: free - growth, batch: vec![], evict: vec![] };
         self.admissions(view, n, n, &mut st);
         let repeat = if st.batch.is_empty() && n > 0 {
-            crate::sched::Repeat::UpTo(view.decode_all_steps_within(free, u64::MAX / 4).max(1))
+            crate::sim::Repeat::UpTo(view.decode_all_steps_within(free, u64::MAX / 4).max(1))
         } else {
-            crate::sched::Repeat::Once
+            crate::sim::Repeat::Once
         };
         Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, repeat })
     }
@@ -204,7 +204,7 @@ impl Scheduler for Sarathi {
         let repeat = if st.evict.is_empty() {
             mem::repeat_for(view, &st.batch, free)
         } else {
-            crate::sched::Repeat::Once
+            crate::sim::Repeat::Once
         };
         Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false }
     }

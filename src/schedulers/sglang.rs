@@ -46,7 +46,7 @@
 //! is also shrunk to what fits in memory, so the plan never breaks the memory limit.
 
 use super::mem;
-use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::{BatchItem, EvictionRule, Information, RequestId, Tokens};
 
 /// SGLang parameters and the policy's bookkeeping.
@@ -226,7 +226,7 @@ impl Scheduler for Sglang {
         if self.fast_path {
             return self.decide_decode_fast(view);
         }
-        let batch = crate::sched::util::decode_all(view);
+        let batch = crate::sim::util::decode_all(view);
         if batch.is_empty() {
             // Idle: SGLang resets the ratio when it has nothing to run.
             self.state.anchor = Some(self.init_new_token_ratio);
@@ -259,7 +259,7 @@ impl Sglang {
             return self.finish(view, Plan::idle(), false);
         }
         if view.decode_all_growth(1) > view.kv_free() {
-            let batch = crate::sched::util::decode_all(view);
+            let batch = crate::sim::util::decode_all(view);
             let plan = self.retract(view, batch);
             return self.finish(view, plan, false);
         }

@@ -19,7 +19,7 @@
 //! Deliberate deviations: a prompt longer than `max_num_batched_tokens` is admitted alone
 //! instead of being rejected; swapping to CPU is not modelled (the papers model recompute only).
 
-use crate::sched::{Plan, Repeat, Scheduler, View};
+use crate::sim::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 
 /// vLLM v0 parameters.

@@ -40,7 +40,7 @@
 //! - No prefix caching, no `long_prefill_token_threshold` (0 by default), no speculative tokens.
 
 use super::mem;
-use crate::sched::{Plan, ResidentView, Scheduler, View};
+use crate::sim::{Plan, ResidentView, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 
 /// vLLM v1 parameters.
@@ -104,9 +104,9 @@ impl VllmV1 {
         let mut st = Step { budget, free: free - growth, batch: vec![], evict: vec![] };
         self.schedule_waiting(view, n, &mut st);
         let repeat = if st.batch.is_empty() && n > 0 {
-            crate::sched::Repeat::UpTo(view.decode_all_steps_within(free, u64::MAX / 4).max(1))
+            crate::sim::Repeat::UpTo(view.decode_all_steps_within(free, u64::MAX / 4).max(1))
         } else {
-            crate::sched::Repeat::Once
+            crate::sim::Repeat::Once
         };
         Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, repeat })
     }
@@ -152,7 +152,7 @@ impl VllmV1 {
     /// Admits waiting requests FCFS (those evicted in this decision included, by arrival).
     fn schedule_waiting(&self, view: &View<'_>, running: usize, st: &mut Step) {
         // Lazy: only what is admitted (plus one) of the waiting queue is read.
-        let candidates = crate::sched::util::fcfs_after_evictions(view, &st.evict);
+        let candidates = crate::sim::util::fcfs_after_evictions(view, &st.evict);
         let base = st.batch.len();
         for (id, prompt) in candidates {
             if st.budget == 0 || running + st.batch.len() - base >= self.max_num_seqs {
@@ -199,7 +199,7 @@ impl Scheduler for VllmV1 {
         let repeat = if st.evict.is_empty() {
             mem::repeat_for(view, &st.batch, view.kv_free())
         } else {
-            crate::sched::Repeat::Once
+            crate::sim::Repeat::Once
         };
         Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false }
     }

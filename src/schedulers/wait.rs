@@ -42,7 +42,7 @@
 //! run.
 
 use super::mem;
-use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::{design, FluidInputs};
 use kvsched_spec::{BatchItem, FirstToken, Information, RequestId, Tokens, WorkloadFile};
 use std::collections::{BTreeMap, VecDeque};

@@ -45,7 +45,7 @@
 
 use super::mem;
 use super::wait::tokens_after_prefill;
-use crate::sched::{Plan, Repeat, ResidentView, Scheduler, View};
+use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::design;
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens, WorkloadFile};
 

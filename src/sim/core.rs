@@ -878,7 +878,7 @@ impl DecodeGroup {
     /// The largest `k <= limit` whose [`DecodeGroup::growth`] is at most `room` (0 when even
     /// one iteration does not fit; `limit` for an empty group). `O(B)`, from the closed form.
     fn steps_within(&self, room: u64, limit: u64) -> u64 {
-        crate::sched::util::steps_within_by_free(&self.by_free(), self.block, room, limit)
+        super::policy::util::steps_within_by_free(&self.by_free(), self.block, room, limit)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The discrete-event simulator.
 //!
 //! [`simulate`] runs a [`Scheduler`] over an [`Instance`]. The loop is:
-//! deliver every arrival that is due; ask the policy for a [`crate::sched::Plan`]; validate and
+//! deliver every arrival that is due; ask the policy for a [`Plan`]; validate and
 //! apply its evictions; then run its batch (one iteration, or a fast-forwarded stretch of
 //! identical decode-only iterations, see [`Stepping`]), or idle until the next arrival when the
 //! batch is empty. Events are ordered by (time, sequence): arrivals at the same instant are
@@ -14,14 +14,16 @@
 pub mod core;
 pub mod metrics;
 mod mirror;
+pub mod policy;
 mod trace;
+mod view;
 
 pub use metrics::{Outcome, Records, RequestRecord, Summary, TimelinePoint, WindowStats};
 
-use crate::sched::{Plan, Repeat, Scheduler, View};
 use core::Core;
 use kvsched_spec::{Instance, ModelConfig, Nanos, Request, Violation};
 use mirror::Mirror;
+pub use policy::{util, Plan, Repeat, ResidentView, Scheduler, View};
 use std::io::Write;
 
 /// Whether the engine replays every action through the spec (pair assertions).

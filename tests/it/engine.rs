@@ -5,9 +5,9 @@
 
 use crate::common::{replay, seed};
 use kvsched::prng::{stream, Stream};
-use kvsched::sched::{Plan, Repeat, Scheduler, View};
 use kvsched::schedulers::vllm_v0::VllmV0;
 use kvsched::sim::{simulate, Check, SimErrorKind, SimOptions, Stepping};
+use kvsched::sim::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::*;
 use rand::Rng;
 

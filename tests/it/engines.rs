@@ -258,7 +258,7 @@ fn built_in_vllm_v1_reproduces_the_real_scheduler_run_by_run() {
             ..ConformConfig::default()
         };
         let reserve = r.reserve;
-        let make = move || -> Box<dyn kvsched::sched::Scheduler> {
+        let make = move || -> Box<dyn kvsched::sim::Scheduler> {
             Box::new(if reserve { VllmV1::default() } else { VllmV1::no_reserve() })
         };
         let ours = kvsched::conform::check_scheduler(make, &cfg);

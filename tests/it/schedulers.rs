@@ -4,10 +4,10 @@
 
 use crate::common;
 use kvsched::prng::{stream, Stream};
-use kvsched::sched::Scheduler;
 use kvsched::schedulers::{
     self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1,
 };
+use kvsched::sim::Scheduler;
 use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
 use kvsched_spec::{
     BatchItem, EvictionRule, FirstToken, Information, Instance, MemoryConfig, ModelConfig, Nanos,
@@ -320,7 +320,7 @@ impl Scheduler for DropLastAdmission {
     fn information(&self) -> Information {
         self.0.information()
     }
-    fn decide(&mut self, view: &kvsched::sched::View<'_>) -> kvsched::sched::Plan {
+    fn decide(&mut self, view: &kvsched::sim::View<'_>) -> kvsched::sim::Plan {
         let mut plan = self.0.decide(view);
         let prefills = plan.batch.iter().filter(|i| matches!(i, BatchItem::Prefill { .. })).count();
         if prefills >= 2 && view.running_len() == 0 {

@@ -1,4 +1,4 @@
-//! The scheduler interface: a policy sees a [`View`] and returns a [`Plan`].
+//! The scheduler interface, owned by the engine: a policy sees a [`View`] and returns a [`Plan`].
 //!
 //! A scheduler never mutates the simulator. At every decision point the engine builds a
 //! read-only [`View`], filtered by the policy's [`Information`] set, and asks for a [`Plan`]:
@@ -10,9 +10,7 @@
 //! unless the plan allowed the engine to repeat a decode-only batch ([`Repeat::UpTo`]), in which
 //! case the engine repeats it until the bound, an arrival or a completion, whichever is first.
 
-mod view;
-
-pub use view::{ResidentView, View};
+pub use super::view::{ResidentView, View};
 
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 

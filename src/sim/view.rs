@@ -1,6 +1,6 @@
 //! The read-only view a policy gets, filtered by its information set.
 
-use crate::sim::core::{Core, Slot, SlotPhase};
+use super::core::{Core, Slot, SlotPhase};
 use kvsched_spec::{
     CompiledStepTime, Information, MemoryConfig, ModelConfig, Nanos, RequestId, RequestView,
     Revealed, Tokens,
@@ -114,7 +114,7 @@ impl<'a> View<'a> {
     pub fn running_len(&self) -> usize {
         self.core.running.len()
     }
-    /// Number of resident requests whose prompt is complete (those a [`crate::sched::Plan`]
+    /// Number of resident requests whose prompt is complete (those a [`crate::sim::Plan`]
     /// with `decode_all` decodes). `O(1)`.
     pub fn decode_ready_len(&self) -> usize {
         self.core.decode_ready() as usize
