@@ -17,8 +17,7 @@ use super::{ClaimResult, Scale, Verdict};
 use crate::prng::derive_seed;
 use crate::schedulers::nested_wait::{NestedThresholds, NestedWait};
 use crate::schedulers::wait::{Thresholds, Wait};
-use crate::sim::Scheduler;
-use crate::sim::{simulate, Outcome, SimOptions};
+use crate::sim::{simulate, Outcome, Scheduler, SimOptions};
 use crate::workload::{generate, Amount};
 use kvsched_spec::{
     ArrivalProcess, ClassSpec, EvictionRule, FirstToken, Information, Instance, MemoryConfig,
@@ -542,27 +541,7 @@ pub fn a100_llama2_7b() -> (StepTime, u64) {
 /// rate `lambda`, watermark 0.01, first token with the prefill, LIFO-free eviction.
 pub fn a100_workload(classes: &[(u64, u64, f64)], lambda: f64) -> WorkloadFile {
     let (step_time, cap) = a100_llama2_7b();
-    WorkloadFile {
-        format_version: 1,
-        memory: MemoryConfig {
-            kv_capacity_tokens: cap,
-            block_size_tokens: 16,
-            watermark_fraction: 0.01,
-        },
-        step_time,
-        first_token: FirstToken::WithPrefill,
-        eviction: EvictionRule::Any,
-        classes: classes
-            .iter()
-            .map(|&(p, o, s)| ClassSpec {
-                name: None,
-                prompt_tokens: p,
-                output_tokens: o,
-                rate_per_s: s * lambda,
-            })
-            .collect(),
-        arrivals: ArrivalProcess::Constant,
-    }
+    super::as_run::vidur_like_workload(step_time, cap, classes, lambda)
 }
 
 /// One policy's curve in a rate sweep.
