@@ -21,8 +21,7 @@ use kvsched::conform::protocol::{
     PROTOCOL_NAME, PROTOCOL_VERSION,
 };
 use kvsched::conform::{
-    self as harness, Candidate, ConformReport, ExternalCommand, ExternalOptions, Finish, Runnable,
-    Verdict,
+    self as harness, Candidate, ConformReport, ExternalCommand, Finish, Runnable, Verdict,
 };
 use kvsched::experiments::registry::Ctx;
 use kvsched::experiments::{report, Scale};
@@ -807,12 +806,7 @@ fn conform(
                 inner: ExternalCommand {
                     program: program.clone(),
                     args: rest.to_vec(),
-                    options: ExternalOptions {
-                        decision_timeout: Duration::from_millis(decision_timeout_ms.max(1)),
-                        handshake_timeout: Duration::from_millis(handshake_timeout_ms.max(1)),
-                        total_timeout: Duration::from_secs(total_timeout_s.max(1)),
-                        ..ExternalOptions::default()
-                    },
+                    options: cli::conform::external_options(&args),
                 },
                 cancel: cancel.clone(),
             })

@@ -152,6 +152,17 @@ fn write_report(path: Option<&Path>, report: &ConformReport) {
     }
 }
 
+/// The stdio adapter's limits and stderr log as `args` set them (the CLI and the Python
+/// package's command-line candidates).
+pub fn external_options(args: &Args) -> ExternalOptions {
+    ExternalOptions {
+        decision_timeout: Duration::from_millis(args.decision_timeout_ms.max(1)),
+        handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
+        total_timeout: Duration::from_secs(args.total_timeout_s.max(1)),
+        stderr_log: args.stderr_log.clone(),
+    }
+}
+
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
     if let Err(e) = check_timeouts(args) {
@@ -160,12 +171,7 @@ pub fn run(args: &Args) -> ExitCode {
     let command = ExternalCommand {
         program: args.command[0].clone(),
         args: args.command[1..].to_vec(),
-        options: ExternalOptions {
-            decision_timeout: Duration::from_millis(args.decision_timeout_ms.max(1)),
-            handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
-            total_timeout: Duration::from_secs(args.total_timeout_s.max(1)),
-            stderr_log: args.stderr_log.clone(),
-        },
+        options: external_options(args),
     };
     let report = match &args.replay {
         Some(path) => {
