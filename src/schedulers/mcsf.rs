@@ -223,13 +223,7 @@ impl Mcsf {
                 }
             }
         }
-        ids.into_iter()
-            .map(|id| {
-                let id = RequestId(id as u32);
-                let prompt = view.request(id).expect("waiting request").prompt_tokens();
-                BatchItem::Prefill { id, tokens: prompt }
-            })
-            .collect()
+        prefills(view, ids)
     }
 
     /// The fast path's plan, `None` when a decode does not fit (the general path evicts).
@@ -304,13 +298,7 @@ impl Mcsf {
                 }
             }
         }
-        ids.into_iter()
-            .map(|id| {
-                let id = RequestId(id as u32);
-                let prompt = view.request(id).expect("waiting request").prompt_tokens();
-                BatchItem::Prefill { id, tokens: prompt }
-            })
-            .collect()
+        prefills(view, ids)
     }
 }
 
@@ -374,4 +362,15 @@ impl Scheduler for Mcsf {
         };
         Plan { evict: vec![], batch, repeat, decode_all: false }
     }
+}
+
+/// The batch of whole-prompt prefills for the admitted waiting requests `ids`.
+fn prefills(view: &View<'_>, ids: Vec<u64>) -> Vec<BatchItem> {
+    ids.into_iter()
+        .map(|id| {
+            let id = RequestId(id as u32);
+            let prompt = view.request(id).expect("waiting request").prompt_tokens();
+            BatchItem::Prefill { id, tokens: prompt }
+        })
+        .collect()
 }
