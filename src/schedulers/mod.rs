@@ -1,7 +1,9 @@
 //! Scheduling policies, one per file, each citing what it models.
 //!
-//! [`by_name`] builds a policy from its CLI name with default parameters; [`catalog`] lists
-//! every policy with its parameters (`kvsched schedulers`).
+//! One registry: [`catalog`] is a table with one row per policy (name, what it models, its
+//! parameters, what it reads, and how to build it). [`by_name`] builds a policy with its
+//! default parameters and [`for_workload`] builds it designed for a workload; both read the
+//! table, so a name exists in all three or in none.
 //!
 //! Every policy here is a pure decision function over the [`crate::sim::View`] plus its own
 //! event-driven bookkeeping (never a count of `decide` calls), so that fast-forwarded and
@@ -37,6 +39,50 @@ pub struct Entry {
     pub parameters: &'static str,
     /// What the policy reads of a request's output length (its information set).
     pub reads: &'static str,
+    /// Builds the policy: with default parameters (`None`), or designed for a workload.
+    #[serde(skip)]
+    pub build: Build,
+}
+
+/// How a catalog row builds its policy: given a workload, a policy that designs its
+/// parameters from it does so, and fails (naming what is missing) when no design exists.
+pub type Build = fn(Option<&kvsched_spec::WorkloadFile>) -> Result<Box<dyn Scheduler>, String>;
+
+impl Entry {
+    /// The policy with default parameters.
+    pub fn build_default(&self) -> Box<dyn Scheduler> {
+        (self.build)(None).expect("every policy has default parameters")
+    }
+}
+
+/// A [`Build`] for a policy that has no workload design: its default always.
+macro_rules! fixed {
+    ($e:expr) => {{
+        fn build(_: Option<&kvsched_spec::WorkloadFile>) -> Result<Box<dyn Scheduler>, String> {
+            Ok(Box::new($e))
+        }
+        build
+    }};
+}
+
+/// A [`Build`] for a policy with a fluid design (`from_workload`) and by-name defaults.
+macro_rules! designed {
+    ($t:ty, $name:literal) => {{
+        fn build(w: Option<&kvsched_spec::WorkloadFile>) -> Result<Box<dyn Scheduler>, String> {
+            match w {
+                None => Ok(Box::new(<$t>::default())),
+                Some(w) => match <$t>::from_workload(w) {
+                    Ok(s) => Ok(Box::new(s)),
+                    Err(e) => Err(format!(
+                        "{}: no fluid design for this workload ({e}); {} needs a workload with \
+                         an affine step time and a fluid solution (kvsched fluid WORKLOAD.toml)",
+                        $name, $name
+                    )),
+                },
+            }
+        }
+        build
+    }};
 }
 
 const HIDDEN: &str = "prompts, progress and memory only; never an output length (Hidden)";
@@ -59,12 +105,14 @@ pub fn catalog() -> Vec<Entry> {
                          (deviation: a request waiting that long goes first; the paper's \
                          MC-SF has none)",
             reads: PREDICTED,
+            build: fixed!(mcsf::Mcsf::default().with_patience(mcsf::DEFAULT_PATIENCE_NS)),
         },
         Entry {
             name: "mc-benchmark",
             models: "MC-Benchmark (arXiv 2502.07115 §6): FCFS order with MC-SF's memory check",
             parameters: "protection=0",
             reads: PREDICTED,
+            build: fixed!(mcsf::Mcsf::benchmark()),
         },
         Entry {
             name: "vllm-v0",
@@ -73,6 +121,7 @@ pub fn catalog() -> Vec<Entry> {
             parameters: "max_num_seqs=256, max_num_batched_tokens=4096, \
                          watermark=memory.watermark_fraction",
             reads: HIDDEN,
+            build: fixed!(vllm_v0::VllmV0::default()),
         },
         Entry {
             name: "vllm-v1",
@@ -82,6 +131,7 @@ pub fn catalog() -> Vec<Entry> {
                          reserve_full_isl=true (vLLM 0.33: admit only if the whole prompt's \
                          blocks are free)",
             reads: HIDDEN,
+            build: fixed!(vllm_v1::VllmV1::default()),
         },
         Entry {
             name: "vllm-v1-no-reserve",
@@ -89,6 +139,7 @@ pub fn catalog() -> Vec<Entry> {
                      prefill chunk must fit at admission",
             parameters: "max_num_batched_tokens=2048, max_num_seqs=256, reserve_full_isl=false",
             reads: HIDDEN,
+            build: fixed!(vllm_v1::VllmV1::no_reserve()),
         },
         Entry {
             name: "sarathi",
@@ -97,6 +148,7 @@ pub fn catalog() -> Vec<Entry> {
             parameters: "chunk_size=512, batch_size_cap=128, \
                          watermark=memory.watermark_fraction",
             reads: HIDDEN,
+            build: fixed!(sarathi::Sarathi::default()),
         },
         Entry {
             name: "sglang",
@@ -108,12 +160,14 @@ pub fn catalog() -> Vec<Entry> {
                          new_token_ratio_decay=(0.7-0.098)/600, clip_max_new_tokens=4096, \
                          retract_decode_steps=20",
             reads: HIDDEN_MAX,
+            build: fixed!(sglang::Sglang::default()),
         },
         Entry {
             name: "orca",
             models: "Orca-style: reserve prompt + maximum output at admission, never evict",
             parameters: "max_output_tokens=2048, max_batch_size=128",
             reads: HIDDEN_MAX,
+            build: fixed!(orca::Orca::default()),
         },
         Entry {
             name: "alpha-protect",
@@ -121,6 +175,7 @@ pub fn catalog() -> Vec<Entry> {
                      (1-alpha)M, clear all running on overflow)",
             parameters: "alpha=0.21",
             reads: HIDDEN,
+            build: fixed!(alpha_protect::AlphaProtect::default()),
         },
         Entry {
             name: "alpha-clear",
@@ -128,6 +183,7 @@ pub fn catalog() -> Vec<Entry> {
                      running requests, most recent first, on overflow)",
             parameters: "alpha=0.21, phi=0.2",
             reads: HIDDEN,
+            build: fixed!(alpha_clear::AlphaClear::default()),
         },
         Entry {
             name: "wait",
@@ -136,6 +192,7 @@ pub fn catalog() -> Vec<Entry> {
             parameters: "by name: tl=64 spread over types by arrival counts (n_j >= 1); with a \
                          workload: fluid design n_j = ceil(dT* lambda_j); drain=true",
             reads: KNOWN,
+            build: designed!(wait::Wait, "wait"),
         },
         Entry {
             name: "nested-wait",
@@ -145,6 +202,7 @@ pub fn catalog() -> Vec<Entry> {
                          workload: segments at the class outputs, q_k = min(p_k + 0.05, 0.99), \
                          entry slack 0.1; repair=true, drain=true",
             reads: HIDDEN,
+            build: designed!(nested_wait::NestedWait, "nested-wait"),
         },
         Entry {
             name: "wait-cp",
@@ -154,58 +212,33 @@ pub fn catalog() -> Vec<Entry> {
             parameters: "tl=64, one segment (B_1 = tl), chunk_size=256, wait_gate=true, \
                          watermark=memory.watermark_fraction",
             reads: HIDDEN,
+            build: fixed!(wait_cp::WaitCp::default()),
         },
     ]
 }
 
 /// The scheduler with this CLI name and default parameters.
 pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
-    match name {
-        "vllm-v0" => Some(Box::new(vllm_v0::VllmV0::default())),
-        "vllm-v1" => Some(Box::new(vllm_v1::VllmV1::default())),
-        "vllm-v1-no-reserve" => Some(Box::new(vllm_v1::VllmV1::no_reserve())),
-        "sarathi" => Some(Box::new(sarathi::Sarathi::default())),
-        "sglang" => Some(Box::new(sglang::Sglang::default())),
-        "orca" => Some(Box::new(orca::Orca::default())),
-        "alpha-protect" => Some(Box::new(alpha_protect::AlphaProtect::default())),
-        "alpha-clear" => Some(Box::new(alpha_clear::AlphaClear::default())),
-        "wait" => Some(Box::new(wait::Wait::default())),
-        "nested-wait" => Some(Box::new(nested_wait::NestedWait::default())),
-        "wait-cp" => Some(Box::new(wait_cp::WaitCp::default())),
-        "mcsf" => Some(Box::new(mcsf::Mcsf::default().with_patience(mcsf::DEFAULT_PATIENCE_NS))),
-        "mc-benchmark" => Some(Box::new(mcsf::Mcsf::benchmark())),
-        _ => None,
-    }
+    catalog().into_iter().find(|e| e.name == name).map(|e| e.build_default())
 }
 
 /// The scheduler with this CLI name, designed for `workload` where the design needs it:
-/// `wait` and `nested-wait` get fluid-designed thresholds (WAIT paper §4–§5); every other name
-/// is [`by_name`]. `Err` names what failed: an unknown name (with the known ones), or a WAIT
-/// design that does not exist for this workload (no affine step time, no fluid solution). A
-/// failed design is an error, never a silent fallback to the by-name thresholds.
+/// `wait` and `nested-wait` get fluid-designed thresholds (WAIT paper §4–§5); every other
+/// policy gets its default parameters. `Err` names what failed: an unknown name (with the
+/// known ones), or a WAIT design that does not exist for this workload (no affine step time,
+/// no fluid solution). A failed design is an error, never a silent fallback to the by-name
+/// thresholds.
 pub fn for_workload(
     name: &str,
     workload: &kvsched_spec::WorkloadFile,
 ) -> Result<Box<dyn Scheduler>, String> {
-    let design = |e: String| {
-        format!(
-            "{name}: no fluid design for this workload ({e}); {name} needs a workload with an \
-             affine step time and a fluid solution (kvsched fluid WORKLOAD.toml)"
-        )
-    };
-    match name {
-        "wait" => match wait::Wait::from_workload(workload) {
-            Ok(w) => Ok(Box::new(w)),
-            Err(e) => Err(design(e.to_string())),
-        },
-        "nested-wait" => match nested_wait::NestedWait::from_workload(workload) {
-            Ok(w) => Ok(Box::new(w)),
-            Err(e) => Err(design(e.to_string())),
-        },
-        _ => by_name(name).ok_or_else(|| {
-            let names: Vec<_> = catalog().iter().map(|e| e.name).collect();
-            format!("unknown scheduler {name:?}; expected one of {}", names.join(", "))
-        }),
+    let catalog = catalog();
+    match catalog.iter().find(|e| e.name == name) {
+        Some(e) => (e.build)(Some(workload)),
+        None => {
+            let names: Vec<_> = catalog.iter().map(|e| e.name).collect();
+            Err(format!("unknown scheduler {name:?}; expected one of {}", names.join(", ")))
+        }
     }
 }
 

@@ -484,3 +484,32 @@ fn a_wait_design_that_does_not_exist_is_an_error() {
     assert!(schedulers::for_workload("nope", &w).err().expect("unknown").contains("vllm-v0"));
     assert!(schedulers::for_workload("vllm-v0", &w).is_ok());
 }
+
+/// One registry: every name is in the table once, builds a policy that calls itself by that
+/// name both with defaults and designed for a workload, and a name outside the table exists
+/// nowhere (neither `by_name` nor `for_workload` knows it).
+#[test]
+fn the_scheduler_registry_is_one_table() {
+    let text = include_str!("../../workloads/lmsys-like.toml");
+    let lmsys = kvsched_spec::WorkloadFile::parse("lmsys-like.toml", text).unwrap();
+    let catalog = schedulers::catalog();
+    let mut names: Vec<&str> = catalog.iter().map(|e| e.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), catalog.len(), "a name appears twice");
+    let mut designed = 0;
+    for e in &catalog {
+        assert_eq!(schedulers::by_name(e.name).expect("by name").name(), e.name);
+        match schedulers::for_workload(e.name, &lmsys) {
+            Ok(s) => assert_eq!(s.name(), e.name),
+            Err(err) => {
+                assert!(err.starts_with(e.name) && err.contains("no fluid design"), "{err}");
+                designed += 1;
+            }
+        }
+    }
+    // Sometimes: the table has rows whose build reads the workload.
+    assert!(designed > 0, "no row designed itself for the workload");
+    assert!(schedulers::by_name("vllm-v2").is_none());
+    assert!(schedulers::for_workload("vllm-v2", &lmsys).is_err());
+}
