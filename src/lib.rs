@@ -10,6 +10,7 @@ pub mod conform;
 pub mod experiments;
 pub mod opt;
 pub mod prng;
+pub mod run;
 pub mod schedulers;
 pub mod sim;
 pub mod workload;

@@ -25,6 +25,7 @@ use kvsched::conform::{
 };
 use kvsched::experiments::registry::Ctx;
 use kvsched::experiments::{report, Scale};
+use kvsched::run::{Requests, RunSpec, TraceCsv, WorkloadSource};
 use kvsched::sim::{Plan, Scheduler, View};
 use kvsched_spec::rounds::RoundInstance;
 use kvsched_spec::{Information, ModelConfig, WorkloadFile};
@@ -174,7 +175,7 @@ fn load_workload(src: &Source) -> Result<WorkloadFile, String> {
     match src {
         Source::Path(p) => {
             let name = p.display().to_string();
-            WorkloadFile::parse(&name, &cli::read_file(p)?).map_err(|e| e.to_string())
+            WorkloadFile::parse(&name, &kvsched::workload::read_file(p)?).map_err(|e| e.to_string())
         }
         Source::Dict(v) => workload_from_dict(v),
     }
@@ -236,39 +237,38 @@ fn simulate(
     stream: bool,
 ) -> PyResult<Py<PyAny>> {
     let src = source(workload, "workload")?;
-    let path = match &src {
-        Source::Path(p) => p.clone(),
-        Source::Dict(_) => PathBuf::from(DICT_WORKLOAD),
-    };
-    let args = cli::simulate::Args {
-        workload: path,
-        scheduler,
-        requests,
-        horizon_s,
-        seed,
-        rate_scale,
-        prediction_noise,
-        trace_csv,
-        rate,
-        prefill_dist,
-        decode_dist,
-        calibration,
-        trace,
-        window,
-        check,
-        every_step,
-        json: true,
-        stream,
-    };
     let cancel = Cancel::default();
     let c = cancel.clone();
     let (summary, outcome) = blocking(py, &cancel, false, move || {
-        let (outcome, error) = cli::simulate::execute(
-            &args,
-            || load_workload(&src),
-            |inner| Box::new(Cancellable { inner, cancel: c }),
-        )?;
-        Ok((cli::simulate::summary_json(&args, &outcome, error.as_ref()), outcome))
+        let workload = match &src {
+            Source::Path(p) => WorkloadSource::File(p.clone()),
+            Source::Dict(v) => WorkloadSource::Parsed {
+                name: DICT_WORKLOAD.to_string(),
+                workload: workload_from_dict(v)?,
+            },
+        };
+        let requests = match (trace_csv, horizon_s) {
+            (Some(path), _) => {
+                Requests::TraceCsv(TraceCsv { path, rate, prefill_dist, decode_dist })
+            }
+            (None, Some(h)) => Requests::HorizonS(h),
+            (None, None) => Requests::Count(requests),
+        };
+        let spec = RunSpec {
+            requests,
+            seed,
+            rate_scale,
+            prediction_noise,
+            calibration,
+            window,
+            check,
+            every_step,
+            stream,
+            trace,
+            ..RunSpec::new(workload, &scheduler)
+        };
+        let run = spec.execute_wrapped(|inner| Box::new(Cancellable { inner, cancel: c }))?;
+        Ok((spec.summary_json(&run), run.outcome))
     })?;
     let out = pythonize(py, &summary).map_err(|e| err(e.to_string()))?;
     let out = out.cast_into::<PyDict>().map_err(|e| err(e.to_string()))?;
@@ -307,7 +307,7 @@ fn fluid(py: Python<'_>, workload: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         Source::Dict(_) => DICT_WORKLOAD.into(),
     };
     let w = load_workload(&src).map_err(err)?;
-    let sol = cli::fluid::solve(&name, &w).map_err(err)?;
+    let sol = kvsched::run::fluid(&name, &w).map_err(err)?;
     to_py(py, &serde_json::to_value(&sol).map_err(err)?)
 }
 
@@ -837,7 +837,7 @@ fn conform(
         Some(r) => {
             let text = match source(r, "replay")? {
                 Source::Path(p) => {
-                    let t = cli::read_file(&p).map_err(err)?;
+                    let t = kvsched::workload::read_file(&p).map_err(err)?;
                     (t, p.display().to_string())
                 }
                 Source::Dict(v) => (v.to_string(), "<replay dict>".to_string()),

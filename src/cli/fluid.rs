@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return super::input_error(e),
     };
-    let sol = match solve(&name, &workload) {
+    let sol = match crate::run::fluid(&name, &workload) {
         Ok(s) => s,
         Err(e) => return super::input_error(e),
     };
@@ -38,13 +38,6 @@ pub fn run(args: &Args) -> ExitCode {
         out!("{}", table(&sol));
     }
     ExitCode::SUCCESS
-}
-
-/// The fluid equilibrium of `workload` (named `name` in the error), after the same validation
-/// as `simulate` ([`super::adjust_workload`]).
-pub fn solve(name: &str, workload: &kvsched_spec::WorkloadFile) -> Result<FluidSolution, String> {
-    let workload = super::adjust_workload(workload.clone(), name, None, 1.0)?;
-    FluidSolution::from_workload(&workload).map_err(|e| format!("{name}: {e}"))
 }
 
 fn opt(x: Option<f64>, digits: usize) -> String {

@@ -14,12 +14,11 @@
 //! Formats: JSON lines (`.jsonl`, `.json`) or CSV (`.csv`), chosen by the file extension.
 //! Randomness: each job's requests come from `kvsched::workload::generate` with the job's seed.
 
+use crate::run::{Requests, RunSpec, WorkloadSource};
 use crate::schedulers;
-use crate::sim::{simulate, SimOptions};
-use crate::workload::{try_generate, Amount};
 use indicatif::{ProgressBar, ProgressStyle};
 use kvsched_spec::fluid::FluidSolution;
-use kvsched_spec::{Information, Instance, WorkloadFile};
+use kvsched_spec::WorkloadFile;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -245,23 +244,19 @@ impl Sweep {
     /// Runs one job (never fails: an early stop is recorded in `error`).
     pub fn run_job(&self, job: &Job, jobs: usize, fingerprint: &str) -> Row {
         let w = self.scaled_workload(job);
-        // A generation error (arrivals past the end of simulated time) is the row's error.
-        let (mut requests, generation_error) =
-            match try_generate(&w, Amount::Requests(self.spec.requests), job.seed) {
-                Ok(r) => (r, None),
-                Err(e) => (Vec::new(), Some(e)),
-            };
-        // A design that does not exist at this rate (WAIT beyond its fluid boundary) is the
-        // row's error, with no run: never a silent fallback to other thresholds.
-        let (outcome, error) = match schedulers::for_workload(&job.scheduler, &w) {
-            Ok(mut sched) => {
-                crate::workload::default_predictions(sched.information(), &mut requests);
-                let inst = Instance { config: w.model_config(Information::Hidden), requests };
-                match simulate(&inst, sched.as_mut(), SimOptions::default()) {
-                    Ok(o) => (Some(o), String::new()),
-                    Err(e) => (Some(*e.partial.clone()), e.to_string()),
-                }
-            }
+        // The run as `simulate` would describe it. A generation error (arrivals past the end
+        // of simulated time) or a design that does not exist at this rate (WAIT beyond its
+        // fluid boundary) is the row's error, with no run: never a silent fallback to other
+        // thresholds.
+        let name = self.workloads[job.workload].0.clone();
+        let spec = RunSpec {
+            requests: Requests::Count(self.spec.requests),
+            seed: job.seed,
+            window: self.spec.window,
+            ..RunSpec::new(WorkloadSource::Parsed { name, workload: w.clone() }, &job.scheduler)
+        };
+        let (outcome, error) = match spec.execute() {
+            Ok(run) => (Some(run.outcome), run.error.map(|e| e.to_string()).unwrap_or_default()),
             Err(e) => (None, e),
         };
         // The job's keys, with the figures of a run that never started.
@@ -291,7 +286,6 @@ impl Sweep {
         let Some(outcome) = outcome else {
             return Row { error, ..base };
         };
-        let error = generation_error.unwrap_or(error);
         let s = outcome.summary(self.spec.window);
         Row {
             requests: s.requests,

@@ -113,3 +113,101 @@ fn claims_registry_and_tests_agree() {
     }
     assert!(problems.is_empty(), "claims registry:\n{}", problems.join("\n"));
 }
+
+/// The floors of the root crate (ARCHITECTURE.md, "Floors"): a module may name only modules on
+/// lower floors. `cli` lives in the binary, on top of everything.
+const FLOORS: &[(&str, u32)] = &[
+    ("prng", 0),
+    ("sim", 1),
+    ("opt", 1),
+    ("workload", 2),
+    ("schedulers", 3),
+    ("protocol", 4),
+    ("run", 4),
+    ("conform", 5),
+    ("experiments", 5),
+    ("cli", 6),
+];
+
+/// Every `crate::MODULE` a source text names outside comments, with its line number.
+fn crate_paths(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            let tail = &rest[at + "crate::".len()..];
+            let name: String =
+                tail.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+            if at == 0 || !rest[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+                out.push((i + 1, name));
+            }
+            rest = tail;
+        }
+    }
+    out
+}
+
+/// Upward or sideways imports between the root crate's modules: `FILE:LINE: A names B`.
+fn layering_violations(files: &[(String, String)]) -> Vec<String> {
+    let floor = |m: &str| FLOORS.iter().find(|(n, _)| *n == m).map(|f| f.1);
+    let mut bad = Vec::new();
+    for (path, text) in files {
+        let module = path.trim_start_matches("src/").split(['/', '.']).next().unwrap_or("");
+        let Some(own) = floor(module) else { continue };
+        for (line, name) in crate_paths(text) {
+            match floor(&name) {
+                Some(f) if name != module && f >= own => {
+                    bad.push(format!(
+                        "{path}:{line}: {module} (floor {own}) names {name} (floor {f})"
+                    ));
+                }
+                None if !name.is_empty() && name != "spec" => {
+                    bad.push(format!("{path}:{line}: {name} is on no floor (add it to FLOORS)"));
+                }
+                _ => {}
+            }
+        }
+    }
+    bad
+}
+
+/// No module of the root crate imports one on its own floor or above (no circle, no arrow
+/// back up), every module is on a floor, and the library never names the CLI. The check is
+/// shown to catch a doctored import in each direction.
+#[test]
+fn modules_import_only_from_lower_floors() {
+    let base = root();
+    let mut files = Vec::new();
+    let mut stack = vec![base.join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("src is readable").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let rel = p.strip_prefix(&base).expect("under root").display().to_string();
+                files.push((rel, std::fs::read_to_string(&p).expect("readable")));
+            }
+        }
+    }
+    let top: std::collections::BTreeSet<String> = files
+        .iter()
+        .filter_map(|(p, _)| p.strip_prefix("src/"))
+        .map(|p| p.split(['/', '.']).next().unwrap_or("").to_string())
+        .filter(|m| m != "lib" && m != "main")
+        .collect();
+    for m in &top {
+        assert!(FLOORS.iter().any(|(n, _)| n == m), "src/{m} is on no floor: add it to FLOORS");
+    }
+    let bad = layering_violations(&files);
+    assert!(bad.is_empty(), "imports against the floors:\n{}", bad.join("\n"));
+    // The check can fail: an arrow back up, and one sideways.
+    let up = vec![("src/sim/core.rs".to_string(), "use crate::schedulers::mem;".to_string())];
+    assert_eq!(layering_violations(&up).len(), 1);
+    let side =
+        vec![("src/conform/x.rs".into(), "let _ = crate::experiments::Scale::Quick;".into())];
+    assert_eq!(layering_violations(&side).len(), 1);
+    let comment = vec![("src/sim/core.rs".into(), "/// see [`crate::cli`]".into())];
+    assert!(layering_violations(&comment).is_empty());
+}
