@@ -31,7 +31,7 @@ pub enum Scale {
 /// What the measurement says about the claim.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
-pub enum Verdict {
+pub enum ClaimVerdict {
     /// Our measurement supports the paper's statement.
     Supported,
     /// Our measurement does not support it.
@@ -40,12 +40,12 @@ pub enum Verdict {
     NotReproducible(String),
 }
 
-impl std::fmt::Display for Verdict {
+impl std::fmt::Display for ClaimVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verdict::Supported => write!(f, "supported"),
-            Verdict::NotSupported(r) => write!(f, "not supported ({r})"),
-            Verdict::NotReproducible(r) => write!(f, "not reproducible here ({r})"),
+            ClaimVerdict::Supported => write!(f, "supported"),
+            ClaimVerdict::NotSupported(r) => write!(f, "not supported ({r})"),
+            ClaimVerdict::NotReproducible(r) => write!(f, "not reproducible here ({r})"),
         }
     }
 }
@@ -67,8 +67,8 @@ pub struct ClaimResult {
     pub ci: Option<(f64, f64)>,
     /// Confidence level of `ci`, e.g. 0.95.
     pub ci_level: Option<f64>,
-    /// Verdict.
-    pub verdict: Verdict,
+    /// ClaimVerdict.
+    pub verdict: ClaimVerdict,
     /// Seeds used.
     pub seeds: Vec<u64>,
     /// Free-form notes: configuration, why numbers differ.

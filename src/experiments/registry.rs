@@ -8,7 +8,7 @@
 
 use super::figures::{Figure, FigureData, Series, Style};
 use super::sweep::{RelativeTo, Row, Sweep, SweepSpec};
-use super::{as_run, fluid, mcsf_trace, mcsf_warm, wait, ClaimResult, Scale, Verdict};
+use super::{as_run, fluid, mcsf_trace, mcsf_warm, wait, ClaimResult, ClaimVerdict, Scale};
 use crate::opt::bnb::{solve_bnb, BnbOptions, MAX_REQUESTS};
 use crate::opt::brute::brute_force;
 use crate::opt::families::{
@@ -207,7 +207,7 @@ fn result(
     paper_text: &str,
     measured: Option<f64>,
     ci: Option<stats::Interval>,
-    verdict: Verdict,
+    verdict: ClaimVerdict,
     notes: String,
 ) -> ClaimResult {
     ClaimResult {
@@ -546,7 +546,16 @@ fn synth_claim(
 ) -> ClaimResult {
     let text = paper.to_string();
     let fail = |why: String| {
-        result(id, "", Some(paper), &text, None, None, Verdict::NotReproducible(why), String::new())
+        result(
+            id,
+            "",
+            Some(paper),
+            &text,
+            None,
+            None,
+            ClaimVerdict::NotReproducible(why),
+            String::new(),
+        )
     };
     let r = match r {
         Ok(r) => r,
@@ -574,13 +583,13 @@ fn synth_claim(
             );
             let refuted = ci.lo - 0.005 > paper;
             let v = if refuted {
-                Verdict::NotSupported(format!(
+                ClaimVerdict::NotSupported(format!(
                     "mean MC-SF/OPT >= {:.4} (95% lower confidence limit of a proven lower \
                      bound) exceeds {paper} + 0.005",
                     ci.lo
                 ))
             } else {
-                Verdict::NotReproducible(bracket.clone())
+                ClaimVerdict::NotReproducible(bracket.clone())
             };
             // The point value shown is the proven lower bound ("at least"), labelled in notes.
             let measured = refuted.then_some(ci.estimate);
@@ -590,10 +599,12 @@ fn synth_claim(
         }
         Ok(ci) => {
             let v = if ci.lo - 0.005 <= paper && paper <= ci.hi + 0.005 {
-                Verdict::Supported
+                ClaimVerdict::Supported
             } else {
                 let (lo, hi) = (ci.lo, ci.hi);
-                Verdict::NotSupported(format!("95% CI [{lo:.4}, {hi:.4}] (+-0.005) misses {paper}"))
+                ClaimVerdict::NotSupported(format!(
+                    "95% CI [{lo:.4}, {hi:.4}] (+-0.005) misses {paper}"
+                ))
             };
             let notes = format!(
                 "mean MC-SF/OPT over {} instances; OPT = branch-and-bound, {} not proven \
@@ -620,20 +631,21 @@ fn optimal_fraction(r: &SynthRatios, seed: u64) -> ClaimResult {
         if r.unproven > 0 { (n - r.beaten, "at most") } else { (r.optimal, "exactly") };
     let ci = stats::wilson(count, n, 0.95).ok();
     let v = match ci {
-        None => Verdict::NotReproducible("no trials".into()),
-        Some(c) if r.unproven > 0 && c.hi < paper => Verdict::NotSupported(format!(
+        None => ClaimVerdict::NotReproducible("no trials".into()),
+        Some(c) if r.unproven > 0 && c.hi < paper => ClaimVerdict::NotSupported(format!(
             "at most {count} of {n} can be optimal (better schedules found on {}); Wilson 95% \
              upper limit {:.3} < 0.57",
             r.beaten, c.hi
         )),
-        Some(_) if r.unproven > 0 => Verdict::NotReproducible(format!(
+        Some(_) if r.unproven > 0 => ClaimVerdict::NotReproducible(format!(
             "optimality not proven on {} of {n} instances; at most {count} of {n} optimal",
             r.unproven
         )),
-        Some(c) if c.contains(paper) => Verdict::Supported,
-        Some(c) => {
-            Verdict::NotSupported(format!("Wilson 95% CI [{:.3}, {:.3}] misses 0.57", c.lo, c.hi))
-        }
+        Some(c) if c.contains(paper) => ClaimVerdict::Supported,
+        Some(c) => ClaimVerdict::NotSupported(format!(
+            "Wilson 95% CI [{:.3}, {:.3}] misses 0.57",
+            c.lo, c.hi
+        )),
     };
     let notes = format!("{what} {count} of {n} instances have MC-SF optimal");
     let label = if r.unproven > 0 {
@@ -714,9 +726,9 @@ fn slope_result(
     let slope = loglog_slope(xs, ys);
     let ci = stats::loglog_slope(xs, ys, 0.95).ok().map(|f| f.slope);
     let v = if ok(slope) {
-        Verdict::Supported
+        ClaimVerdict::Supported
     } else {
-        Verdict::NotSupported(format!("log-log slope {slope:.3} outside the accepted band"))
+        ClaimVerdict::NotSupported(format!("log-log slope {slope:.3} outside the accepted band"))
     };
     result(id, "", paper, paper_text, Some(slope), ci, v, notes)
 }
@@ -825,18 +837,18 @@ pub fn thm_o1_ratios(seed: u64, ns: &[usize], search_iters: u64) -> Result<ThmO1
 /// M-THM-O1's verdict: "bounded" is shown by the ratio to the lower bound (flat: `|slope| <
 /// 0.1`, and below the proof's 9216 everywhere); it is refuted only by the ratio to a schedule
 /// found (its slope interval above 0.1, or a value above 9216). Otherwise neither.
-pub fn thm_o1_verdict(m: &ThmO1) -> (Verdict, f64, f64) {
+pub fn thm_o1_verdict(m: &ThmO1) -> (ClaimVerdict, f64, f64) {
     let xs: Vec<f64> = m.ns.iter().map(|&n| n as f64).collect();
     let (sb, sf) = (loglog_slope(&xs, &m.to_bound), loglog_slope(&xs, &m.to_found));
     let sf_lo = stats::loglog_slope(&xs, &m.to_found, 0.95).map_or(sf, |f| f.slope.lo);
     let v = if m.to_found.iter().any(|&r| r > 9216.0) || sf_lo > 0.1 {
-        Verdict::NotSupported(format!(
+        ClaimVerdict::NotSupported(format!(
             "MC-SF / best schedule found grows: log-log slope {sf:.3}, 95% lower limit {sf_lo:.3}"
         ))
     } else if sb.abs() < 0.1 && m.to_bound.iter().all(|&r| r < 9216.0) {
-        Verdict::Supported
+        ClaimVerdict::Supported
     } else {
-        Verdict::NotReproducible(format!(
+        ClaimVerdict::NotReproducible(format!(
             "MC-SF / lower bound has log-log slope {sb:.3} (not flat), but MC-SF / best \
              schedule found does not grow (slope {sf:.3}, 95% lower limit {sf_lo:.3}): the \
              bound, not MC-SF, may be what grows"
@@ -853,7 +865,7 @@ fn mcsf_thm_o1(ctx: &Ctx) -> Vec<ClaimResult> {
     let m = match thm_o1_ratios(ctx.seed, &ns, iters) {
         Ok(m) => m,
         Err(e) => {
-            let v = Verdict::NotReproducible(e);
+            let v = ClaimVerdict::NotReproducible(e);
             return vec![result("M-THM-O1", "", Some(0.0), "bounded", None, None, v, "".into())];
         }
     };
@@ -903,9 +915,9 @@ fn mcsf_semi_online(ctx: &Ctx) -> Vec<ClaimResult> {
          regime"
     );
     let v = if agree == total {
-        Verdict::NotReproducible(why.clone())
+        ClaimVerdict::NotReproducible(why.clone())
     } else {
-        Verdict::NotSupported(format!("exact DP differs from brute force: {agree}/{total}"))
+        ClaimVerdict::NotSupported(format!("exact DP differs from brute force: {agree}/{total}"))
     };
     let mut r = result(
         "M-V1-SEMI-ONLINE",
@@ -971,7 +983,7 @@ fn mcsf_regret(ctx: &Ctx) -> Vec<ClaimResult> {
         Scale::Full => (vec![10, 20, 30, 40, 50], 12, 20.0, (200, 2.0)),
     };
     let fail = |why: String| {
-        let v = Verdict::NotReproducible(why);
+        let v = ClaimVerdict::NotReproducible(why);
         let r =
             result("M-V1-REGRET", "re-solve", Some(0.0), "O(1) regret", None, None, v, "".into());
         vec![r]
@@ -989,12 +1001,12 @@ fn mcsf_regret(ctx: &Ctx) -> Vec<ClaimResult> {
     let notes = regret_notes(&hs, seeds, (limit, resolve), &rows, &v, min_h);
     let s = |i: &stats::Interval| format!("{:.3} [{:.3}, {:.3}]", i.estimate, i.lo, i.hi);
     let verdict = match v.constant {
-        Some(true) => Verdict::Supported,
-        Some(false) => Verdict::NotSupported(format!(
+        Some(true) => ClaimVerdict::Supported,
+        Some(false) => ClaimVerdict::NotSupported(format!(
             "re-solve's regret grows: slope of its lower end {}",
             s(&v.slope_lo[2])
         )),
-        None => Verdict::NotReproducible(format!(
+        None => ClaimVerdict::NotReproducible(format!(
             "neither growth nor flatness shown: re-solve's slope {} (lower end) / {} (upper \
              end), FCFS's lower end {}",
             s(&v.slope_lo[2]),
@@ -1042,14 +1054,19 @@ fn hardware_claims() -> Vec<ClaimResult> {
     let cal = match kvsched_spec::calibration::Calibration::parse("a100-llama2-7b.toml", text) {
         Ok(c) => c,
         Err(e) => {
-            let why = Verdict::NotReproducible(format!("calibration unreadable: {e}"));
+            let why = ClaimVerdict::NotReproducible(format!("calibration unreadable: {e}"));
             let r = result("H-AFFINE-A100", "", None, "", None, None, why, String::new());
             return vec![r];
         }
     };
     let bytes = kvsched_spec::Bytes::kv_per_token(32, 32, 128, 2).get() as f64;
-    let ok =
-        |c: bool, why: &str| if c { Verdict::Supported } else { Verdict::NotSupported(why.into()) };
+    let ok = |c: bool, why: &str| {
+        if c {
+            ClaimVerdict::Supported
+        } else {
+            ClaimVerdict::NotSupported(why.into())
+        }
+    };
     let mut out = vec![result(
         "H-KV-BYTES",
         "bytes per token",

@@ -10,7 +10,7 @@
 
 use super::figures::{render_svg, Figure};
 use super::registry::{self, ClaimSpec, Ctx, Experiment, Output};
-use super::{ClaimResult, Scale, Verdict};
+use super::{ClaimResult, ClaimVerdict, Scale};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -246,18 +246,18 @@ pub fn entry(
     let not_sup: Vec<String> = judged
         .iter()
         .filter_map(|r| match &r.verdict {
-            Verdict::NotSupported(why) => Some(label_reason(r, why)),
+            ClaimVerdict::NotSupported(why) => Some(label_reason(r, why)),
             _ => None,
         })
         .collect();
     let not_rep: Vec<String> = judged
         .iter()
         .filter_map(|r| match &r.verdict {
-            Verdict::NotReproducible(why) => Some(label_reason(r, why)),
+            ClaimVerdict::NotReproducible(why) => Some(label_reason(r, why)),
             _ => None,
         })
         .collect();
-    let any_sup = judged.iter().any(|r| r.verdict == Verdict::Supported);
+    let any_sup = judged.iter().any(|r| r.verdict == ClaimVerdict::Supported);
     let (verdict, reason) = if results.is_empty() {
         ("not_reproducible", registry::missing_reason(&c.id))
     } else if !not_sup.is_empty() {

@@ -13,7 +13,7 @@
 //! requests by arrival. Slopes are least-squares fits of `ln` gap on `ln zeta T` over all
 //! replications, with a Student-t interval ([`kvsched_verify::stats::loglog_slope`]).
 
-use super::{ClaimResult, Scale, Verdict};
+use super::{ClaimResult, ClaimVerdict, Scale};
 use crate::prng::derive_seed;
 use crate::schedulers::nested_wait::{NestedThresholds, NestedWait};
 use crate::schedulers::wait::{Thresholds, Wait};
@@ -252,18 +252,21 @@ pub fn slope_claim_kind(
                 SlopeKind::NotVanishing => s.hi >= paper,
             };
             let v = if ok {
-                Verdict::Supported
+                ClaimVerdict::Supported
             } else {
                 let why = match kind {
                     SlopeKind::Exact => "excludes",
                     SlopeKind::Bounded => "lies above (growth)",
                     SlopeKind::NotVanishing => "lies below (decay)",
                 };
-                Verdict::NotSupported(format!("95% CI [{:.3}, {:.3}] {why} {paper}", s.lo, s.hi))
+                ClaimVerdict::NotSupported(format!(
+                    "95% CI [{:.3}, {:.3}] {why} {paper}",
+                    s.lo, s.hi
+                ))
             };
             (Some(s.estimate), Some((s.lo, s.hi)), v)
         }
-        Err(e) => (None, None, Verdict::NotReproducible(e.to_string())),
+        Err(e) => (None, None, ClaimVerdict::NotReproducible(e.to_string())),
     };
     ClaimResult {
         id: id.into(),
@@ -296,7 +299,7 @@ fn claim(id: &str, label: &str, paper_text: &str, measured: Option<f64>, seed: u
         measured,
         ci: None,
         ci_level: None,
-        verdict: Verdict::Supported,
+        verdict: ClaimVerdict::Supported,
         seeds: seeds_of(seed),
         notes: String::new(),
     }
@@ -385,10 +388,10 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
             freq.ci_level = Some(0.95);
             if ci.lo > delta {
                 freq.verdict =
-                    Verdict::NotSupported(format!("CP lower bound {:.3} > delta", ci.lo));
+                    ClaimVerdict::NotSupported(format!("CP lower bound {:.3} > delta", ci.lo));
             }
         }
-        Err(e) => freq.verdict = Verdict::NotReproducible(e.to_string()),
+        Err(e) => freq.verdict = ClaimVerdict::NotReproducible(e.to_string()),
     }
     freq.notes = format!("{over} of {trials} runs needed repair; C = ceil(M_req(zeta T))");
     let note = format!("gap means {}", fmt_means(&sweep.means(|r| r.gap)));
@@ -413,7 +416,7 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
         seed,
     );
     if no_buffer_repairs == 0 {
-        rep.verdict = Verdict::NotSupported("the repair never ran without the buffer".into());
+        rep.verdict = ClaimVerdict::NotSupported("the repair never ran without the buffer".into());
     }
     out.push(rep);
     (out, sweep, no_buffer_repairs)
@@ -443,12 +446,12 @@ pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
         fmt_means(&wait.means(|r| r.gap))
     );
     c.verdict = match (&ff, &fw) {
-        (Ok(f), Ok(w)) if f.slope.hi > -0.1 && w.slope.hi < 0.0 => Verdict::Supported,
-        (Ok(f), Ok(w)) => Verdict::NotSupported(format!(
+        (Ok(f), Ok(w)) if f.slope.hi > -0.1 && w.slope.hi < 0.0 => ClaimVerdict::Supported,
+        (Ok(f), Ok(w)) => ClaimVerdict::NotSupported(format!(
             "FCFS slope {:.3} [{:.3}, {:.3}], WAIT slope {:.3} [{:.3}, {:.3}]",
             f.slope.estimate, f.slope.lo, f.slope.hi, w.slope.estimate, w.slope.lo, w.slope.hi
         )),
-        (Err(e), _) | (_, Err(e)) => Verdict::NotReproducible(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => ClaimVerdict::NotReproducible(e.to_string()),
     };
     let out = vec![
         c,
@@ -518,10 +521,10 @@ pub fn prop2(scale: Scale, seed: u64, confidence: f64) -> Vec<(ClaimResult, i64)
                 c.ci = Some((ci.lo, ci.hi));
                 c.ci_level = Some(confidence);
                 if ci.lo > bound {
-                    c.verdict = Verdict::NotSupported(format!("CI above the bound {bound}"));
+                    c.verdict = ClaimVerdict::NotSupported(format!("CI above the bound {bound}"));
                 }
             }
-            Err(err) => c.verdict = Verdict::NotReproducible(err.to_string()),
+            Err(err) => c.verdict = ClaimVerdict::NotReproducible(err.to_string()),
         }
         out.push((c, excess));
     }
@@ -597,7 +600,8 @@ fn ordering_claim(id: &str, paper: &str, curves: &[Curve], seed: u64) -> ClaimRe
         curves.iter().map(|c| format!("{}={}", c.label, c.lambda_star)).collect();
     c.paper_text = format!("{paper}; ours {}", text.join(" "));
     if !(stars[0] <= stars[1] && stars[1] <= stars[2]) {
-        c.verdict = Verdict::NotSupported("thresholds not ordered vLLM <= Sarathi <= WAIT".into());
+        c.verdict =
+            ClaimVerdict::NotSupported("thresholds not ordered vLLM <= Sarathi <= WAIT".into());
     }
     c.notes = curves
         .iter()
@@ -721,7 +725,7 @@ pub fn exp_longdecode(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>)
         lat[0], lat[1], lat[2], lat[3]
     );
     if !(lat[0].min(lat[1]) < lat[2] && lat[2] < lat[3]) {
-        c1.verdict = Verdict::NotSupported("not ordered WAIT < Sarathi < vLLM".into());
+        c1.verdict = ClaimVerdict::NotSupported("not ordered WAIT < Sarathi < vLLM".into());
     }
     let rate = |l: &str| at(l, 0).3 as f64 / n as f64 * 100.0;
     let (rs, rw, rc) = (rate("sarathi"), rate("wait"), rate("wait-cp"));
@@ -738,7 +742,7 @@ pub fn exp_longdecode(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>)
         rate("vllm-v0")
     );
     if !(rw == 0.0 && rs > 0.0) {
-        c2.verdict = Verdict::NotSupported("WAIT restarts, or Sarathi does not".into());
+        c2.verdict = ClaimVerdict::NotSupported("WAIT restarts, or Sarathi does not".into());
     }
     c1.notes = ordering_claim("W-EXP-LONGDECODE", "", &curves, seed).notes;
     (vec![c1, c2], curves)
@@ -809,7 +813,7 @@ pub fn exp_lmsys(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>) {
         cells.join("; ")
     );
     if !wins {
-        c.verdict = Verdict::NotSupported(
+        c.verdict = ClaimVerdict::NotSupported(
             "Nested WAIT is not below both baselines at the two highest rates".into(),
         );
     }
@@ -848,12 +852,12 @@ pub fn prop5(scale: Scale, seed: u64) -> Vec<ClaimResult> {
         fmt_means(&nw.means(|r| r.gap))
     );
     c.verdict = match (&ff, &fn_) {
-        (Ok(f), Ok(n)) if f.slope.hi > -0.1 && n.slope.hi > -0.1 => Verdict::Supported,
-        (Ok(f), Ok(n)) => Verdict::NotSupported(format!(
+        (Ok(f), Ok(n)) if f.slope.hi > -0.1 && n.slope.hi > -0.1 => ClaimVerdict::Supported,
+        (Ok(f), Ok(n)) => ClaimVerdict::NotSupported(format!(
             "a gap decays: FCFS slope {:.3} [{:.3}, {:.3}], Nested WAIT {:.3} [{:.3}, {:.3}]",
             f.slope.estimate, f.slope.lo, f.slope.hi, n.slope.estimate, n.slope.lo, n.slope.hi
         )),
-        (Err(e), _) | (_, Err(e)) => Verdict::NotReproducible(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => ClaimVerdict::NotReproducible(e.to_string()),
     };
     vec![c]
 }
@@ -882,9 +886,9 @@ pub fn prop4(scale: Scale, seed: u64) -> Vec<ClaimResult> {
     let mut c = slope_claim("W-PROP4", "latency", 0.5, &fit, seed, note);
     if let Ok(f) = &fit {
         c.verdict = if f.slope.lo <= 0.5 && f.slope.hi >= 0.5 && f.slope.lo > 0.0 {
-            Verdict::Supported
+            ClaimVerdict::Supported
         } else {
-            Verdict::NotSupported(format!(
+            ClaimVerdict::NotSupported(format!(
                 "latency slope {:.3} [{:.3}, {:.3}]",
                 f.slope.estimate, f.slope.lo, f.slope.hi
             ))
