@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> ExitCode {
     }
     let _ = std::fs::remove_file(&checkpoint);
     out!("{}", report::summary_table(&r.claims));
-    let count = |v: &str| r.claims.iter().filter(|c| c.verdict == v).count();
+    let count = |code| r.count(code);
     eprintln!(
         "{} claims: {} supported, {} not supported, {} not reproducible here; report in {} \
          ({:.1} s)",

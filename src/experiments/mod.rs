@@ -40,6 +40,26 @@ pub enum ClaimVerdict {
     NotReproducible(String),
 }
 
+impl ClaimVerdict {
+    /// The verdict's code in `results.json`: `supported`, `not_supported` or
+    /// `not_reproducible` (serde's tag).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClaimVerdict::Supported => "supported",
+            ClaimVerdict::NotSupported(_) => "not_supported",
+            ClaimVerdict::NotReproducible(_) => "not_reproducible",
+        }
+    }
+
+    /// Why (empty when supported).
+    pub fn reason(&self) -> &str {
+        match self {
+            ClaimVerdict::Supported => "",
+            ClaimVerdict::NotSupported(r) | ClaimVerdict::NotReproducible(r) => r,
+        }
+    }
+}
+
 impl std::fmt::Display for ClaimVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -34,16 +34,26 @@ pub struct ClaimEntry {
     pub ci: Option<(f64, f64)>,
     /// Its confidence level (`None`: a range, not a statistical interval).
     pub ci_level: Option<f64>,
-    /// `supported`, `not_supported` or `not_reproducible`.
-    pub verdict: String,
-    /// Why (empty when supported).
-    pub reason: String,
+    /// The verdict. `results.json` writes it as two fields, as before it was an enum:
+    /// `verdict` (its [`ClaimVerdict::code`]) and `reason` (empty when supported).
+    #[serde(flatten, serialize_with = "verdict_fields")]
+    pub verdict: ClaimVerdict,
     /// Figures that illustrate it.
     pub figures: Vec<String>,
     /// Experiments that measured it.
     pub experiments: Vec<String>,
     /// Every sub-measurement.
     pub results: Vec<ClaimResult>,
+}
+
+/// A claim's verdict as the `verdict` and `reason` fields of its entry in `results.json`.
+fn verdict_fields<S: serde::Serializer>(v: &ClaimVerdict, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Fields<'a> {
+        verdict: &'static str,
+        reason: &'a str,
+    }
+    Fields { verdict: v.code(), reason: v.reason() }.serialize(s)
 }
 
 /// One experiment run.
@@ -76,6 +86,13 @@ pub struct Report {
     pub figures: Vec<Figure>,
     /// The experiments run.
     pub experiments: Vec<ExperimentRecord>,
+}
+
+impl Report {
+    /// How many claims have the verdict `code` (a [`ClaimVerdict::code`]).
+    pub fn count(&self, code: &str) -> usize {
+        self.claims.iter().filter(|c| c.verdict.code() == code).count()
+    }
 }
 
 /// The claims to report: all, or the given IDs (unknown IDs are an error).
@@ -258,14 +275,14 @@ pub fn entry(
         })
         .collect();
     let any_sup = judged.iter().any(|r| r.verdict == ClaimVerdict::Supported);
-    let (verdict, reason) = if results.is_empty() {
-        ("not_reproducible", registry::missing_reason(&c.id))
+    let verdict = if results.is_empty() {
+        ClaimVerdict::NotReproducible(registry::missing_reason(&c.id))
     } else if !not_sup.is_empty() {
-        ("not_supported", not_sup.join("; "))
+        ClaimVerdict::NotSupported(not_sup.join("; "))
     } else if any_sup {
-        ("supported", String::new())
+        ClaimVerdict::Supported
     } else {
-        ("not_reproducible", not_rep.join("; "))
+        ClaimVerdict::NotReproducible(not_rep.join("; "))
     };
     let head = results.iter().find(|r| r.label.is_empty()).or(results.first());
     ClaimEntry {
@@ -277,8 +294,7 @@ pub fn entry(
         measured: head.and_then(|r| r.measured),
         ci: head.and_then(|r| r.ci),
         ci_level: head.and_then(|r| r.ci_level),
-        verdict: verdict.into(),
-        reason,
+        verdict,
         figures,
         experiments,
         results,
@@ -322,14 +338,6 @@ pub fn value_text(measured: Option<f64>, ci: Option<(f64, f64)>) -> String {
     }
 }
 
-fn verdict_text(e: &ClaimEntry) -> String {
-    match e.verdict.as_str() {
-        "supported" => "supported".into(),
-        "not_supported" => format!("not supported ({})", e.reason),
-        _ => format!("not reproducible here ({})", e.reason),
-    }
-}
-
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
@@ -365,7 +373,7 @@ pub fn summary_table(entries: &[ClaimEntry]) -> String {
             cell(&e.statement),
             cell(&e.paper_text),
             cell(&ours),
-            cell(&verdict_text(e)),
+            cell(&e.verdict.to_string()),
             figs.join(" ")
         ));
     }
@@ -393,7 +401,7 @@ pub fn results_table(entries: &[ClaimEntry]) -> String {
 
 /// `index.md`.
 pub fn index_md(r: &Report) -> String {
-    let count = |v: &str| r.claims.iter().filter(|c| c.verdict == v).count();
+    let count = |code| r.count(code);
     let mut out = format!(
         "# kvsched reproduce: {:?} run, seed {}\n\n{} claims: {} supported, {} not supported, \
          {} not reproducible here. Every number is in `results.json` (with seeds and \

@@ -43,8 +43,8 @@ fn claims_md_is_parsed_and_every_claim_gets_a_verdict() {
     let r = report::assemble(&QUICK, &claims, vec![]);
     assert_eq!(r.claims.len(), claims.len());
     for e in &r.claims {
-        assert_eq!(e.verdict, "not_reproducible", "{}", e.id);
-        assert!(!e.reason.is_empty());
+        assert_eq!(e.verdict.code(), "not_reproducible", "{}", e.id);
+        assert!(!e.verdict.reason().is_empty());
     }
     let table = report::summary_table(&r.claims);
     assert!(table.contains("not reproducible here (no experiment implemented yet)"));
