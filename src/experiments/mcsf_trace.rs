@@ -27,7 +27,7 @@
 //! the requests still waiting at `t` (the completed-only average does not, and a policy that
 //! completes few requests can look good on it).
 //!
-//! **ClaimVerdict** (fixed a priori): the paper reads its slopes off a figure ("≈ 1/6 vs ≈ 1/2"),
+//! **Verdict** (fixed a priori): the paper reads its slopes off a figure ("≈ 1/6 vs ≈ 1/2"),
 //! so the high-demand ratio is supported when its mean lies within a factor 2 of 1/3, that is
 //! in `[1/6, 2/3]`. Each sub-measurement (a slope or the low-demand ratio) uses the same
 //! factor-2 band around its paper value; they are informative, the claim is judged on the

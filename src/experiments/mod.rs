@@ -87,7 +87,7 @@ pub struct ClaimResult {
     pub ci: Option<(f64, f64)>,
     /// Confidence level of `ci`, e.g. 0.95.
     pub ci_level: Option<f64>,
-    /// ClaimVerdict.
+    /// Verdict.
     pub verdict: ClaimVerdict,
     /// Seeds used.
     pub seeds: Vec<u64>,
