@@ -23,8 +23,7 @@ use kvsched::conform::protocol::{
 use kvsched::conform::{
     self as harness, Candidate, ConformReport, ExternalCommand, Finish, Runnable, Verdict,
 };
-use kvsched::experiments::registry::Ctx;
-use kvsched::experiments::{report, Scale};
+use kvsched::experiments::{report, Ctx, Scale};
 use kvsched::sim::{Plan, Scheduler, View};
 use kvsched_spec::rounds::RoundInstance;
 use kvsched_spec::{Information, ModelConfig, WorkloadFile};

@@ -35,8 +35,7 @@
 //! 0.2 % for lmsys). The admission-rate cap this implies is `spec/WAIT_NOTES.md` §1.
 
 use super::figures::{FigureData, Series, Style};
-use super::registry::{Ctx, Output};
-use super::{ClaimResult, ClaimVerdict, Scale};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::derive_seed;
 use crate::schedulers::{
     nested_wait::NestedWait, sarathi::Sarathi, vllm_v0::VllmV0, wait_cp::WaitCp,

@@ -12,7 +12,7 @@
 //! [`crate::prng`] stream), the report's analogue of the tests' proptest runs.
 
 use super::figures::{Figure, FigureData, Series, Style};
-use super::{ClaimResult, ClaimVerdict};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::{stream, Stream};
 use kvsched_spec::fluid::{
     kv_mass, lambda_max, lambda_pole, m_star, m_star_curve, FluidClass, FluidInputs, FluidSolution,
@@ -300,4 +300,30 @@ pub fn m_star_figure() -> Figure {
         .vline(sol.lambda_max_per_s, "lambda_max (M* = C)")
         .vline(sol.lambda_pole_per_s.unwrap_or(f64::NAN), "pole 1/(d1 a)")
         .figure("m_star_curve.svg", &["W-TABLE2", "W-LMSYS-CROSSING"])
+}
+
+// ---------------------------------------------------------------------------------------------
+// As experiments of `kvsched reproduce` (rows of `registry`).
+
+/// The identity claims on 2,000 (quick) or 50,000 (full) random workloads.
+pub fn run_identities(ctx: &Ctx) -> Output {
+    let cases = match ctx.scale {
+        Scale::Quick => 2_000,
+        Scale::Full => 50_000,
+    };
+    let mut r = identities(ctx.seed, cases);
+    r.iter_mut().for_each(|c| c.seeds = vec![ctx.seed]);
+    r.into()
+}
+
+/// The lmsys crossing and Table 2, with the `M*` curve.
+pub fn run_lmsys(_: &Ctx) -> Output {
+    let mut results = lmsys_crossing();
+    results.extend(table2());
+    Output { results, figures: vec![m_star_figure()], data: serde_json::Value::Null }
+}
+
+/// The long-decode `M*` claim.
+pub fn run_long_decode(_: &Ctx) -> Output {
+    long_decode().into()
 }

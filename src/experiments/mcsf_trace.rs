@@ -34,7 +34,7 @@
 //! high-demand ratio.
 
 use super::figures::{Figure, FigureData, Series, Style};
-use super::{ClaimResult, ClaimVerdict, Scale};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::derive_seed;
 use crate::schedulers::alpha_clear::AlphaClear;
 use crate::schedulers::alpha_protect::AlphaProtect;
@@ -590,4 +590,10 @@ mod tests {
         assert!((mean(|c| c.prompt_tokens) - 40.62).abs() < 0.05);
         assert!((mean(|c| c.output_tokens) - 85.32).abs() < 0.05);
     }
+}
+
+/// M-TRACE-SLOPE as an experiment of `kvsched reproduce`.
+pub fn run_trace_slope(ctx: &Ctx) -> Output {
+    let (results, figures, data) = trace_slope(ctx.scale, ctx.seed);
+    Output { results, figures, data }
 }

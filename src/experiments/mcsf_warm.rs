@@ -18,8 +18,7 @@
 //! least that many); not supported when it lies below.
 
 use super::figures::{FigureData, Series, Style};
-use super::registry::{Ctx, Output};
-use super::{ClaimResult, ClaimVerdict, Scale};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::opt::bnb::{solve_bnb, BnbOptions};
 use crate::opt::families::synthetic_sized;
 use crate::opt::round_sim::{simulate, Mcsf};
@@ -153,7 +152,7 @@ fn size(scale: Scale) -> (u64, Vec<u64>, u64) {
 /// M-SYNTH-WARM-START: claims, both readings' trials.
 pub fn warm_start(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Trial>, Vec<Trial>) {
     let (n, limits, iters) = size(scale);
-    // The instances of M-SYNTH-ALL-AT-ZERO (registry::run_mcsf_synth's s0).
+    // The instances of M-SYNTH-ALL-AT-ZERO (mcsf::run_synthetic's s0).
     let s0 = derive_seed(seed, 1);
     let per_request =
         trials(n, &limits, iters, s0, |i| synthetic_sized(derive_seed(s0, i), false, 40, 60));

@@ -8,14 +8,19 @@
 pub mod as_run;
 pub mod figures;
 pub mod fluid;
+pub mod hardware;
 pub mod loads;
+pub mod mcsf;
 pub mod mcsf_trace;
 pub mod mcsf_warm;
 pub mod registry;
 pub mod report;
+pub mod sim_figures;
 pub mod sweep;
 pub mod wait;
 
+use figures::Figure;
+use kvsched_verify::stats;
 use serde::{Deserialize, Serialize};
 
 /// How large a run is.
@@ -110,5 +115,58 @@ impl ClaimResult {
             "claim {}{label}: paper={}, ours={ours}, verdict={}",
             self.id, self.paper_text, self.verdict
         )
+    }
+}
+
+/// How large and with which seed experiments run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ctx {
+    /// Quick or paper scale.
+    pub scale: Scale,
+    /// Base seed.
+    pub seed: u64,
+}
+
+/// What an experiment produced.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Output {
+    /// Claim measurements.
+    pub results: Vec<ClaimResult>,
+    /// Figures.
+    pub figures: Vec<Figure>,
+    /// Raw numbers behind the figures (sweep rows, curves), for `results.json`.
+    pub data: serde_json::Value,
+}
+
+impl From<Vec<ClaimResult>> for Output {
+    /// An experiment's output that is claim results only, no figure and no data.
+    fn from(results: Vec<ClaimResult>) -> Output {
+        Output { results, ..Output::default() }
+    }
+}
+
+/// A claim result with a verdict.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn result(
+    id: &str,
+    label: &str,
+    paper: Option<f64>,
+    paper_text: &str,
+    measured: Option<f64>,
+    ci: Option<stats::Interval>,
+    verdict: ClaimVerdict,
+    notes: String,
+) -> ClaimResult {
+    ClaimResult {
+        id: id.into(),
+        label: label.into(),
+        paper,
+        paper_text: paper_text.into(),
+        measured,
+        ci: ci.map(|c| (c.lo, c.hi)),
+        ci_level: ci.map(|c| c.confidence),
+        verdict,
+        seeds: vec![],
+        notes,
     }
 }

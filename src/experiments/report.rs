@@ -4,13 +4,13 @@
 //!
 //! A claim's verdict aggregates its sub-measurements: any *not supported* makes it not
 //! supported; otherwise any *supported* makes it supported; otherwise it is not reproducible
-//! here, with the reasons (claims in [`registry::HEADLINE_VERDICT`] are judged by their first
-//! result only). Claims without an experiment get
-//! `not reproducible here (no experiment implemented yet)`.
+//! here, with the reasons. Which sub-measurements count is the experiment row's
+//! [`registry::Judge`] (all of them, or the first, headline result only). Claims without an
+//! experiment get `not reproducible here (no experiment implemented yet)`.
 
 use super::figures::{render_svg, Figure};
-use super::registry::{self, ClaimSpec, Ctx, Experiment, Output};
-use super::{ClaimResult, ClaimVerdict, Scale};
+use super::registry::{self, ClaimSpec, Experiment};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -176,6 +176,11 @@ pub fn reproduce_resumable(
             let t = std::time::Instant::now();
             let out = (e.run)(ctx);
             let secs = t.elapsed().as_secs_f64();
+            debug_assert!(
+                out.figures.iter().map(|f| f.file.as_str()).eq(e.figures.iter().copied()),
+                "{}: the figures drawn are not those its row names",
+                e.name
+            );
             if let Some(f) = &file {
                 let c = Checkpointed {
                     experiment: e.name.to_string(),
@@ -217,15 +222,17 @@ pub fn assemble(
     let entries = claims
         .iter()
         .map(|c| {
-            let results: Vec<ClaimResult> = outputs
-                .iter()
-                .flat_map(|o| o.1.results.iter())
-                .filter(|r| r.id == c.id)
-                .cloned()
-                .collect();
+            let of = |o: &Output| -> Vec<ClaimResult> {
+                o.results.iter().filter(|r| r.id == c.id).cloned().collect()
+            };
+            let results: Vec<ClaimResult> = outputs.iter().flat_map(|o| of(&o.1)).collect();
+            // Each experiment's row says which of its results the verdict rests on.
+            let judged: Vec<ClaimResult> =
+                outputs.iter().flat_map(|o| o.0.judge.judged(&of(&o.1)).to_vec()).collect();
             let figs = figures.iter().filter(|f| f.claims.contains(&c.id)).map(|f| f.file.clone());
             let exps = outputs.iter().filter(|o| o.0.claims.contains(&c.id.as_str()));
-            entry(c, results, figs.collect(), exps.map(|o| o.0.name.to_string()).collect())
+            let exps = exps.map(|o| o.0.name.to_string()).collect();
+            entry(c, results, &judged, figs.collect(), exps)
         })
         .collect();
     let experiments = outputs
@@ -248,18 +255,15 @@ pub fn assemble(
     }
 }
 
-/// Aggregates a claim's results into its entry.
+/// Aggregates a claim's results into its entry; its verdict rests on `judged` (the results
+/// its experiments' [`registry::Judge`] keeps).
 pub fn entry(
     c: &ClaimSpec,
     results: Vec<ClaimResult>,
+    judged: &[ClaimResult],
     figures: Vec<String>,
     experiments: Vec<String>,
 ) -> ClaimEntry {
-    let judged = if registry::HEADLINE_VERDICT.contains(&c.id.as_str()) {
-        &results[..results.len().min(1)]
-    } else {
-        &results[..]
-    };
     let not_sup: Vec<String> = judged
         .iter()
         .filter_map(|r| match &r.verdict {

@@ -13,7 +13,8 @@
 //! requests by arrival. Slopes are least-squares fits of `ln` gap on `ln zeta T` over all
 //! replications, with a Student-t interval ([`kvsched_verify::stats::loglog_slope`]).
 
-use super::{ClaimResult, ClaimVerdict, Scale};
+use super::figures::{FigureData, Series, Style};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::derive_seed;
 use crate::schedulers::nested_wait::{NestedThresholds, NestedWait};
 use crate::schedulers::wait::{Thresholds, Wait};
@@ -895,4 +896,112 @@ pub fn prop4(scale: Scale, seed: u64) -> Vec<ClaimResult> {
         };
     }
     vec![c]
+}
+
+// ---------------------------------------------------------------------------------------------
+// As experiments of `kvsched reproduce` (rows of `registry`).
+
+/// Theorem 1: both regimes, with the gap-vs-`zeta T` figure.
+pub fn run_thm1(ctx: &Ctx) -> Output {
+    let (results, crit, slack) = thm1(ctx.scale, ctx.seed);
+    let c = crit.means(|r| r.gap.max(1e-9));
+    let s = slack.means(|r| r.gap.max(1e-9));
+    let reference = |pts: &[(f64, f64)], slope: f64| -> Vec<(f64, f64)> {
+        let Some(&(x0, y0)) = pts.first() else { return vec![] };
+        pts.iter().map(|&(x, _)| (x, y0 * (x / x0).powf(slope))).collect()
+    };
+    let fig = FigureData::lines(
+        "Throughput gap vs zeta T (WAIT, Proposition 3 instance)",
+        "zeta T",
+        "throughput gap (decode tokens per unit zeta T)",
+    )
+    .log_x()
+    .log_y()
+    .series(Series::new("WAIT critical (C = M*)", c.clone(), Style::Line))
+    .series(Series::new("WAIT strict slack", s.clone(), Style::Line))
+    .series(Series::new("Theorem 1: slope -1/2", reference(&c, -0.5), Style::Reference))
+    .series(Series::new("Theorem 1: slope -1", reference(&s, -1.0), Style::Reference));
+    let data = serde_json::json!({ "critical_gap_means": c, "slack_gap_means": s });
+    let figures = vec![fig.figure("gap_vs_zeta_t.svg", &["W-THM1-CRITICAL", "W-THM1-SLACK"])];
+    Output { results, figures, data }
+}
+
+/// Proposition 2, with the largest excess of completed over arrived tokens per row.
+pub fn run_prop2(ctx: &Ctx) -> Output {
+    let rows = prop2(ctx.scale, ctx.seed, 0.95);
+    let excess: Vec<(String, i64)> = rows.iter().map(|r| (r.0.label.clone(), r.1)).collect();
+    let data = serde_json::json!({ "max_completed_minus_arrived_tokens": excess });
+    Output { results: rows.into_iter().map(|r| r.0).collect(), figures: vec![], data }
+}
+
+/// A WAIT-paper rate experiment on the calibrated A100: its claim and a latency figure.
+fn exp_output(id: &str, file: &str, (claim, curves): (ClaimResult, Vec<Curve>)) -> Output {
+    let mut fig = FigureData::lines(
+        &format!("{id}: mean latency vs rate, calibrated A100 / Llama-2-7B"),
+        "arrival rate lambda (req/s)",
+        "mean latency, middle 50% (s)",
+    )
+    .log_y();
+    for c in &curves {
+        let pts = c.points.iter().map(|p| (p.0, p.1.max(1e-3))).collect();
+        fig = fig.series(Series::new(
+            &format!("{} (lambda* {})", c.label, c.lambda_star),
+            pts,
+            Style::Line,
+        ));
+    }
+    let data: Vec<serde_json::Value> = curves
+        .iter()
+        .map(|c| {
+            serde_json::json!({ "label": c.label, "lambda_star": c.lambda_star,
+            "points (lambda, latency_s, completion_ratio, evictions)": c.points })
+        })
+        .collect();
+    let figures = vec![fig.figure(file, &[id])];
+    Output { results: vec![claim], figures, data: serde_json::Value::Array(data) }
+}
+
+/// Theorem 2.
+pub fn run_thm2(ctx: &Ctx) -> Output {
+    thm2(ctx.scale, ctx.seed).0.into()
+}
+
+/// Proposition 3.
+pub fn run_prop3(ctx: &Ctx) -> Output {
+    prop3(ctx.scale, ctx.seed).0.into()
+}
+
+/// Proposition 4.
+pub fn run_prop4(ctx: &Ctx) -> Output {
+    prop4(ctx.scale, ctx.seed).into()
+}
+
+/// Proposition 5.
+pub fn run_prop5(ctx: &Ctx) -> Output {
+    prop5(ctx.scale, ctx.seed).into()
+}
+
+/// The single-type A100 experiment, with its latency figure.
+pub fn run_exp_single(ctx: &Ctx) -> Output {
+    exp_output("W-EXP-SINGLE", "exp_single_a100.svg", exp_single(ctx.scale, ctx.seed))
+}
+
+/// The two-type A100 experiment, with its latency figure.
+pub fn run_exp_twotype(ctx: &Ctx) -> Output {
+    exp_output("W-EXP-TWOTYPE", "exp_twotype_a100.svg", exp_twotype(ctx.scale, ctx.seed))
+}
+
+/// The long-decode A100 experiment (every result), with its latency figure.
+pub fn run_exp_longdecode(ctx: &Ctx) -> Output {
+    let (results, curves) = exp_longdecode(ctx.scale, ctx.seed);
+    let mut out =
+        exp_output("W-EXP-LONGDECODE", "exp_longdecode_a100.svg", (results[0].clone(), curves));
+    out.results = results;
+    out
+}
+
+/// The lmsys A100 experiment (its first result), with its latency figure.
+pub fn run_exp_lmsys(ctx: &Ctx) -> Output {
+    let (results, curves) = exp_lmsys(ctx.scale, ctx.seed);
+    exp_output("W-EXP-LMSYS", "exp_lmsys_a100.svg", (results[0].clone(), curves))
 }
