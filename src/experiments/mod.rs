@@ -14,6 +14,7 @@ pub mod mcsf;
 pub mod mcsf_trace;
 pub mod mcsf_warm;
 pub mod registry;
+pub mod render;
 pub mod report;
 pub mod sim_figures;
 pub mod sweep;

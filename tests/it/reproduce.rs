@@ -3,7 +3,8 @@
 //! shows in review), resumption after an interruption, sharding and merging, and the CLI.
 
 use kvsched::experiments::registry;
-use kvsched::experiments::report::{self, sig};
+use kvsched::experiments::render::{self, sig};
+use kvsched::experiments::report;
 use kvsched::experiments::sim_figures::{figure_schedulers, p512d20};
 use kvsched::experiments::sweep::{self, merge, read_rows, Row, RunOptions, Sweep, SweepSpec};
 use kvsched::experiments::{Ctx, Scale};
@@ -34,7 +35,7 @@ fn table_of(experiments: &[&str], claim_ids: &[&str]) -> String {
         })
         .collect();
     let entries = report::assemble(&QUICK, &claims, outputs).claims;
-    format!("{}\n{}", report::summary_table(&entries), report::results_table(&entries))
+    format!("{}\n{}", render::summary_table(&entries), render::results_table(&entries))
 }
 
 #[test]
@@ -50,7 +51,7 @@ fn claims_md_is_parsed_and_every_claim_gets_a_verdict() {
         assert_eq!(e.verdict.code(), "not_reproducible", "{}", e.id);
         assert!(!e.verdict.reason().is_empty());
     }
-    let table = report::summary_table(&r.claims);
+    let table = render::summary_table(&r.claims);
     assert!(table.contains("not reproducible here (no experiment implemented yet)"));
     assert!(report::select(&["NOPE".into()]).is_err());
 }
