@@ -147,16 +147,17 @@ pub fn run_scaled(base: &Base, zeta: f64, horizon_s: f64, policy: &Policy, seed:
     RunStats { outcome, error, gap, latency, guard_trims, repair_evictions }
 }
 
-/// A scaling sweep: per `zeta`, the replications' stats.
+/// A scaling sweep of the WAIT experiments: per `zeta`, the replications' stats (not the
+/// rate sweep of `experiments::sweep`).
 #[derive(Clone, Debug)]
-pub struct Sweep {
+pub struct ZetaSweep {
     /// `(zeta T, replications)`.
     pub points: Vec<(f64, Vec<RunStats>)>,
 }
 
-impl Sweep {
+impl ZetaSweep {
     /// Runs `reps` replications at each `zeta` (horizon 1 s), seeds derived from `seed`.
-    pub fn run(base: &Base, zetas: &[f64], reps: u64, policy: &Policy, seed: u64) -> Sweep {
+    pub fn run(base: &Base, zetas: &[f64], reps: u64, policy: &Policy, seed: u64) -> ZetaSweep {
         let points = zetas
             .iter()
             .enumerate()
@@ -170,7 +171,7 @@ impl Sweep {
                 (z, runs)
             })
             .collect();
-        Sweep { points }
+        ZetaSweep { points }
     }
 
     /// Log-log fit of `f(run)` on `zeta T` over all replications.
@@ -313,13 +314,13 @@ fn fmt_means(v: &[(f64, f64)]) -> String {
 /// W-THM1-CRITICAL and W-THM1-SLACK on Proposition 3's instance: WAIT with `n = n* = (1, 1)`
 /// at `C = M* = 9` (critical: `dT(n) = n_j / lambda_j`), and with `n = (2, 2)` at
 /// `C = M^pi = 18` (strict slack: `dT(n) = 1.45 < 2`). Returns the claims and both sweeps.
-pub fn thm1(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
+pub fn thm1(scale: Scale, seed: u64) -> (Vec<ClaimResult>, ZetaSweep, ZetaSweep) {
     let (zetas, reps) = sweep_size(scale);
     let crit = Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]);
     let slack = Policy::Wait(vec![((1, 1), 2.0), ((1, 2), 2.0)]);
-    let sc = Sweep::run(&prop3_base(9), &zetas, reps, &crit, seed);
-    let ss = Sweep::run(&prop3_base(18), &zetas, reps, &slack, seed);
-    let note = |s: &Sweep| {
+    let sc = ZetaSweep::run(&prop3_base(9), &zetas, reps, &crit, seed);
+    let ss = ZetaSweep::run(&prop3_base(18), &zetas, reps, &slack, seed);
+    let note = |s: &ZetaSweep| {
         format!(
             "gap means {}; latency means {}",
             fmt_means(&s.means(|r| r.gap)),
@@ -359,7 +360,7 @@ pub fn thm2_design(zeta: f64, delta: f64) -> (Vec<u64>, Vec<f64>, f64) {
 /// W-THM2: Nested WAIT with `C = ceil(M_req)` (delta = 0.05) at every `zeta T`: overflow
 /// frequency (runs where the repair or the guard acted) with a Clopper-Pearson interval, gap
 /// and latency slopes; and without the buffer (`C = M^pi = 21`), how often the repair runs.
-pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
+pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, ZetaSweep, u64) {
     let (zetas, reps) = sweep_size(scale);
     let delta = 0.05;
     let mut points = Vec::new();
@@ -377,7 +378,7 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
         no_buffer_repairs += tight.repair_evictions;
         points.push((z, runs));
     }
-    let sweep = Sweep { points };
+    let sweep = ZetaSweep { points };
     let trials = sweep.points.iter().map(|p| p.1.len() as u64).sum::<u64>();
     let over = sweep.total(|r| u64::from(r.repair_evictions + r.guard_trims > 0));
     let cp = stats::clopper_pearson(over, trials, 0.95);
@@ -426,14 +427,19 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
 /// W-PROP3: FCFS (`vllm-v0`: FCFS, prefill-first, LIFO preemption by recompute) against WAIT
 /// at `C = M* = 9` on Proposition 3's instance. Supported when FCFS's gap does not decay (the
 /// upper end of its slope interval is above -0.1) while WAIT's does (its interval is below 0).
-pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
+pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, ZetaSweep, ZetaSweep) {
     let (zetas, reps) = sweep_size(scale);
     let base = prop3_base(9);
-    let fcfs = Sweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
-    let wait =
-        Sweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]), seed);
+    let fcfs = ZetaSweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
+    let wait = ZetaSweep::run(
+        &base,
+        &zetas,
+        reps,
+        &Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]),
+        seed,
+    );
     let (ff, fw) = (fcfs.slope(|r| r.gap), wait.slope(|r| r.gap));
-    let last = |s: &Sweep| s.means(|r| r.gap).last().map(|p| p.1);
+    let last = |s: &ZetaSweep| s.means(|r| r.gap).last().map(|p| p.1);
     let mut c = claim(
         "W-PROP3",
         "FCFS gap at the largest zeta T",
@@ -835,9 +841,9 @@ pub fn exp_lmsys(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>) {
 pub fn prop5(scale: Scale, seed: u64) -> Vec<ClaimResult> {
     let (zetas, reps) = sweep_size(scale);
     let base = prop3_base(9);
-    let fcfs = Sweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
+    let fcfs = ZetaSweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
     let nested = Policy::Nested(vec![1, 2], vec![1.0, 1.0], true);
-    let nw = Sweep::run(&base, &zetas, reps, &nested, seed);
+    let nw = ZetaSweep::run(&base, &zetas, reps, &nested, seed);
     let (ff, fn_) = (fcfs.slope(|r| r.gap), nw.slope(|r| r.gap));
     let last = nw.means(|r| r.gap).last().map(|p| p.1);
     let mut c = claim(
@@ -877,7 +883,7 @@ pub fn prop4(scale: Scale, seed: u64) -> Vec<ClaimResult> {
         capacity: 3,
         eviction: EvictionRule::Lifo,
     };
-    let s = Sweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0)]), seed);
+    let s = ZetaSweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0)]), seed);
     let note = format!(
         "gap means {}; latency means {}",
         fmt_means(&s.means(|r| r.gap)),

@@ -92,7 +92,7 @@ fn thm1_critical_and_slack_scaling() {
 fn thm1_slack_backlog_is_bounded() {
     let s = seed(0x7e42);
     let (zetas, reps) = sweep_size(Scale::Quick);
-    let sw = Sweep::run(
+    let sw = ZetaSweep::run(
         &prop3_base(18),
         &zetas,
         reps,
