@@ -182,16 +182,8 @@ fn synth_claim(
 ) -> ClaimResult {
     let text = paper.to_string();
     let fail = |why: String| {
-        result(
-            id,
-            "",
-            Some(paper),
-            &text,
-            None,
-            None,
-            ClaimVerdict::NotReproducible(why),
-            String::new(),
-        )
+        let v = ClaimVerdict::NotReproducible(why);
+        result(id, "", Some(paper), &text, None, None, v, String::new())
     };
     let r = match r {
         Ok(r) => r,

@@ -564,6 +564,12 @@ pub fn trace_slope(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Figure>, s
     (claim_results(&high, &low), vec![figure(&high), figure(&low)], data)
 }
 
+/// M-TRACE-SLOPE as an experiment of `kvsched reproduce`.
+pub fn run_trace_slope(ctx: &Ctx) -> Output {
+    let (results, figures, data) = trace_slope(ctx.scale, ctx.seed);
+    Output { results, figures, data }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,10 +596,4 @@ mod tests {
         assert!((mean(|c| c.prompt_tokens) - 40.62).abs() < 0.05);
         assert!((mean(|c| c.output_tokens) - 85.32).abs() < 0.05);
     }
-}
-
-/// M-TRACE-SLOPE as an experiment of `kvsched reproduce`.
-pub fn run_trace_slope(ctx: &Ctx) -> Output {
-    let (results, figures, data) = trace_slope(ctx.scale, ctx.seed);
-    Output { results, figures, data }
 }
