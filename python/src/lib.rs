@@ -23,8 +23,7 @@ use kvsched::conform::protocol::{
 use kvsched::conform::{
     self as harness, Candidate, ConformReport, ExternalCommand, Finish, Runnable, Verdict,
 };
-use kvsched::experiments::registry::Ctx;
-use kvsched::experiments::{report, Scale};
+use kvsched::experiments::{render, report, Ctx, Scale};
 use kvsched::run::{Requests, RunSpec, TraceCsv, WorkloadSource};
 use kvsched::sim::{Plan, Scheduler, View};
 use kvsched_spec::rounds::RoundInstance;
@@ -381,7 +380,7 @@ fn reproduce(
     let r = blocking(py, &cancel, false, move || {
         let r = report::reproduce(&ctx, &claims, &|_| c.check());
         if let Some(dir) = &out {
-            report::write(&r, dir)?;
+            render::write(&r, dir)?;
         }
         Ok(r)
     })?;

@@ -6,8 +6,7 @@
 //! sweeps. Every claim appears with a verdict; exit 0 whatever the verdicts (they are results),
 //! 2 for an unknown claim ID or an unwritable directory.
 
-use crate::experiments::registry::Ctx;
-use crate::experiments::{report, Scale};
+use crate::experiments::{render, report, Ctx, Scale};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -58,12 +57,12 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(r) => r,
         Err(e) => return super::input_error(e),
     };
-    if let Err(e) = report::write(&r, &args.out) {
+    if let Err(e) = render::write(&r, &args.out) {
         return super::input_error(e);
     }
     let _ = std::fs::remove_file(&checkpoint);
-    out!("{}", report::summary_table(&r.claims));
-    let count = |v: &str| r.claims.iter().filter(|c| c.verdict == v).count();
+    out!("{}", render::summary_table(&r.claims));
+    let count = |code| r.count(code);
     eprintln!(
         "{} claims: {} supported, {} not supported, {} not reproducible here; report in {} \
          ({:.1} s)",

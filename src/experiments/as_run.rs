@@ -35,8 +35,7 @@
 //! 0.2 % for lmsys). The admission-rate cap this implies is `spec/WAIT_NOTES.md` §1.
 
 use super::figures::{FigureData, Series, Style};
-use super::registry::{Ctx, Output};
-use super::{ClaimResult, Scale, Verdict};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::derive_seed;
 use crate::schedulers::{
     nested_wait::NestedWait, sarathi::Sarathi, vllm_v0::VllmV0, wait_cp::WaitCp,
@@ -358,19 +357,19 @@ fn fmt_ci(ci: &stats::Interval) -> String {
 }
 
 /// The verdict of a chain `a < b < c ...` of paired comparisons.
-fn chain_verdict(parts: &[(String, (Option<bool>, String))]) -> Verdict {
+fn chain_verdict(parts: &[(String, (Option<bool>, String))]) -> ClaimVerdict {
     let text: Vec<String> = parts.iter().map(|(n, (_, t))| format!("{n}: {t}")).collect();
     let text = text.join("; ");
     if parts.iter().any(|p| p.1 .0 == Some(false)) {
-        Verdict::NotSupported(format!("an ordering is reversed (paired differences {text})"))
+        ClaimVerdict::NotSupported(format!("an ordering is reversed (paired differences {text})"))
     } else if parts.iter().all(|p| p.1 .0 == Some(true)) {
-        Verdict::Supported
+        ClaimVerdict::Supported
     } else {
-        Verdict::NotReproducible(format!("paired differences include 0 ({text})"))
+        ClaimVerdict::NotReproducible(format!("paired differences include 0 ({text})"))
     }
 }
 
-fn row(id: &str, label: &str, paper: &str, measured: Option<f64>, v: Verdict) -> ClaimResult {
+fn row(id: &str, label: &str, paper: &str, measured: Option<f64>, v: ClaimVerdict) -> ClaimResult {
     ClaimResult {
         id: id.into(),
         label: label.into(),
@@ -544,9 +543,12 @@ fn longdecode_side(
         ),
         Some(worst),
         if worst <= 0.25 {
-            Verdict::Supported
+            ClaimVerdict::Supported
         } else {
-            Verdict::NotSupported(format!("largest relative difference {:.0} %", 100.0 * worst))
+            ClaimVerdict::NotSupported(format!(
+                "largest relative difference {:.0} %",
+                100.0 * worst
+            ))
         },
     ));
     // 4. Restarts at 4.0.
@@ -560,7 +562,7 @@ fn longdecode_side(
         "Sarathi restart % at lambda 4.0 (Table 1)",
         &format!("2.88 % (no traceable source); ours {rs:.2} %"),
         Some(rs),
-        Verdict::NotReproducible(
+        ClaimVerdict::NotReproducible(
             "the paper's 2.88 % has no source in the authors' code, data or notes (papers notes \
              §8; their notes place it in a 'tightened-memory diagnostic' not in the repository)"
                 .into(),
@@ -572,9 +574,9 @@ fn longdecode_side(
         &format!("0 %; ours {rc:.2} %"),
         Some(rc),
         if rc == 0.0 {
-            Verdict::Supported
+            ClaimVerdict::Supported
         } else {
-            Verdict::NotSupported("WAIT-CP restarts".into())
+            ClaimVerdict::NotSupported("WAIT-CP restarts".into())
         },
     ));
     out.extend(longdecode_protocol(scale, seeds, fixed, grid));
@@ -610,9 +612,9 @@ fn longdecode_protocol(
             "WAIT 32.3 < Sarathi 41.7 < vLLM 53.8 s",
             Some(b.latency_s),
             if ok {
-                Verdict::Supported
+                ClaimVerdict::Supported
             } else {
-                Verdict::NotSupported("not ordered even with the best of the grid".into())
+                ClaimVerdict::NotSupported("not ordered even with the best of the grid".into())
             },
         );
         r.paper_text = format!(
@@ -822,19 +824,19 @@ fn lmsys_sarathi_row(
         &format!("9.49 / 14.79 / 18.97 s at 60 / 70 / 80; ours vs theirs {}", sar.join(", ")),
         Some(dev),
         if dev <= 0.25 {
-            Verdict::Supported
+            ClaimVerdict::Supported
         } else if dev.is_finite() {
             let why = if n < 5_000 {
                 format!("overload latencies grow with run length: {n} requests here, 5,000 there")
             } else {
                 "the rerun ran Vidur's step time, this the affine law".into()
             };
-            Verdict::NotSupported(format!(
+            ClaimVerdict::NotSupported(format!(
                 "largest relative difference {:.0} % ({why})",
                 100.0 * dev
             ))
         } else {
-            Verdict::NotReproducible("no Sarathi point in 60-80".into())
+            ClaimVerdict::NotReproducible("no Sarathi point in 60-80".into())
         },
     );
     r.seeds = seeds.to_vec();
@@ -864,9 +866,9 @@ fn lmsys_cap_row(pts: &[Point], grid: &[f64], cp300: &str) -> ClaimResult {
         ),
         Some(adm),
         if within {
-            Verdict::Supported
+            ClaimVerdict::Supported
         } else {
-            Verdict::NotSupported("admits faster than its rotation allows".into())
+            ClaimVerdict::NotSupported("admits faster than its rotation allows".into())
         },
     );
     r.notes = "the cap is Algorithm 2's own drift condition with n_1 = tl / (stages of segment 1) \
@@ -970,15 +972,15 @@ fn ordering(o: &Ordering, scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Poi
     // Added after the first run (all three controlled up to the grid's top; disclosed in
     // spec/CLAIMS.md): with no threshold crossed there is no ordering to judge.
     let verdict = if s == top && w == top {
-        Verdict::NotReproducible(format!(
+        ClaimVerdict::NotReproducible(format!(
             "no threshold crossed on the grid (up to {top}) under the profile-fitted \
              Llama-3-8B law"
         ))
     } else if v <= s && s < w {
-        Verdict::Supported
+        ClaimVerdict::Supported
     } else {
         let t = text.join(", ");
-        Verdict::NotSupported(format!("thresholds not ordered {}: {t}", o.paper))
+        ClaimVerdict::NotSupported(format!("thresholds not ordered {}: {t}", o.paper))
     };
     let mut r = row(o.id, "lambda* ordering, as run", o.paper, Some(w), verdict);
     r.paper_text = format!("{}; ours {}", o.paper, text.join(", "));

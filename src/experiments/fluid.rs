@@ -12,7 +12,7 @@
 //! [`crate::prng`] stream), the report's analogue of the tests' proptest runs.
 
 use super::figures::{Figure, FigureData, Series, Style};
-use super::{ClaimResult, Verdict};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::{stream, Stream};
 use kvsched_spec::fluid::{
     kv_mass, lambda_max, lambda_pole, m_star, m_star_curve, FluidClass, FluidInputs, FluidSolution,
@@ -73,9 +73,11 @@ fn ranged(
 ) -> ClaimResult {
     let ok = lo <= paper + half && hi >= paper - half;
     let verdict = if ok {
-        Verdict::Supported
+        ClaimVerdict::Supported
     } else {
-        Verdict::NotSupported(format!("input-rounding range [{lo:.4}, {hi:.4}] misses {paper}"))
+        ClaimVerdict::NotSupported(format!(
+            "input-rounding range [{lo:.4}, {hi:.4}] misses {paper}"
+        ))
     };
     ClaimResult {
         id: id.into(),
@@ -114,10 +116,10 @@ pub fn table2() -> Vec<ClaimResult> {
         let mut c = ranged("W-TABLE2", &format!("M*({lam})"), paper, 0.5, ours, range);
         let r = sol.memory_over_capacity.unwrap_or(f64::INFINITY);
         let ok_ratio = (r - ratio).abs() <= 0.005 + 1e-12;
-        if c.verdict == Verdict::Supported && !(ok_ratio && sol.stable == inside) {
+        if c.verdict == ClaimVerdict::Supported && !(ok_ratio && sol.stable == inside) {
             let why =
                 format!("M*/C = {r:.4} ({:?}) vs paper {ratio} (inside={inside})", sol.regime);
-            c.verdict = Verdict::NotSupported(why);
+            c.verdict = ClaimVerdict::NotSupported(why);
         }
         c.notes = format!("M*/C = {r:.4} ({:?}); {}", sol.regime, c.notes);
         out.push(c);
@@ -152,9 +154,9 @@ pub fn long_decode() -> Vec<ClaimResult> {
             ci: None,
             ci_level: None,
             verdict: if ok {
-                Verdict::Supported
+                ClaimVerdict::Supported
             } else {
-                Verdict::NotSupported(format!("bounded: d1*A lowest {cut_lo:.4} < 1"))
+                ClaimVerdict::NotSupported(format!("bounded: d1*A lowest {cut_lo:.4} < 1"))
             },
             seeds: vec![],
             notes: format!("d1*A = {:.4} (lowest over rounding {cut_lo:.4})", sol.instability_cut),
@@ -262,9 +264,9 @@ pub fn identities(seed: u64, cases: u32) -> Vec<ClaimResult> {
         ci: None,
         ci_level: None,
         verdict: if fails == 0 {
-            Verdict::Supported
+            ClaimVerdict::Supported
         } else {
-            Verdict::NotSupported(format!("{fails} of {cases} workloads break the identities"))
+            ClaimVerdict::NotSupported(format!("{fails} of {cases} workloads break the identities"))
         },
         seeds: vec![seed],
         notes: format!("fraction of {cases} random workloads on which the identities hold"),
@@ -298,4 +300,30 @@ pub fn m_star_figure() -> Figure {
         .vline(sol.lambda_max_per_s, "lambda_max (M* = C)")
         .vline(sol.lambda_pole_per_s.unwrap_or(f64::NAN), "pole 1/(d1 a)")
         .figure("m_star_curve.svg", &["W-TABLE2", "W-LMSYS-CROSSING"])
+}
+
+// ---------------------------------------------------------------------------------------------
+// As experiments of `kvsched reproduce` (rows of `registry`).
+
+/// The identity claims on 2,000 (quick) or 50,000 (full) random workloads.
+pub fn run_identities(ctx: &Ctx) -> Output {
+    let cases = match ctx.scale {
+        Scale::Quick => 2_000,
+        Scale::Full => 50_000,
+    };
+    let mut r = identities(ctx.seed, cases);
+    r.iter_mut().for_each(|c| c.seeds = vec![ctx.seed]);
+    r.into()
+}
+
+/// The lmsys crossing and Table 2, with the `M*` curve.
+pub fn run_lmsys(_: &Ctx) -> Output {
+    let mut results = lmsys_crossing();
+    results.extend(table2());
+    Output { results, figures: vec![m_star_figure()], data: serde_json::Value::Null }
+}
+
+/// The long-decode `M*` claim.
+pub fn run_long_decode(_: &Ctx) -> Output {
+    long_decode().into()
 }

@@ -34,7 +34,7 @@
 //! high-demand ratio.
 
 use super::figures::{Figure, FigureData, Series, Style};
-use super::{ClaimResult, Scale, Verdict};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::derive_seed;
 use crate::schedulers::alpha_clear::AlphaClear;
 use crate::schedulers::alpha_protect::AlphaProtect;
@@ -423,12 +423,12 @@ fn fmt_ci(v: &[f64]) -> String {
 }
 
 /// Supported when `measured` lies within [`FACTOR`] of `paper` (both positive).
-pub fn within_factor(measured: f64, paper: f64) -> Verdict {
+pub fn within_factor(measured: f64, paper: f64) -> ClaimVerdict {
     let (lo, hi) = (paper / FACTOR, paper * FACTOR);
     if measured >= lo && measured <= hi {
-        Verdict::Supported
+        ClaimVerdict::Supported
     } else {
-        Verdict::NotSupported(format!(
+        ClaimVerdict::NotSupported(format!(
             "{measured:.4} outside [{lo:.4}, {hi:.4}] (a factor {FACTOR} around {paper:.4})"
         ))
     }
@@ -440,7 +440,7 @@ fn result(label: &str, paper: f64, paper_text: &str, v: &[f64], seeds: &[u64]) -
     let verdict = if m.is_finite() {
         within_factor(m, paper)
     } else {
-        Verdict::NotReproducible(format!("no finite value ({v:?})"))
+        ClaimVerdict::NotReproducible(format!("no finite value ({v:?})"))
     };
     ClaimResult {
         id: ID.into(),
@@ -475,7 +475,7 @@ pub fn claim_results(high: &DemandRuns, low: &DemandRuns) -> Vec<ClaimResult> {
         let label = if k == 0 { String::new() } else { format!("{} demand: MC-SF / best", d.name) };
         let mut r = result(&label, paper_ratio, &ratio_text, &runs.ratios(), &runs.seeds);
         if best_slope <= 0.0 {
-            r.verdict = Verdict::NotReproducible(format!(
+            r.verdict = ClaimVerdict::NotReproducible(format!(
                 "the best benchmark's ({best}) average latency does not grow (slope \
                  {best_slope:.4})"
             ));
@@ -542,7 +542,7 @@ pub fn trace_slope(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Figure>, s
         let why: Vec<String> = runs.into_iter().filter_map(|r| r.err()).collect();
         let mut r = result("", 1.0 / 3.0, "slope ratio ~ 1/3", &[], &[seed]);
         r.measured = None;
-        r.verdict = Verdict::NotReproducible(why.join("; "));
+        r.verdict = ClaimVerdict::NotReproducible(why.join("; "));
         return (vec![r], vec![], serde_json::Value::Null);
     };
     let data = serde_json::json!([&high, &low].map(|runs| serde_json::json!({
@@ -564,6 +564,12 @@ pub fn trace_slope(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Figure>, s
     (claim_results(&high, &low), vec![figure(&high), figure(&low)], data)
 }
 
+/// M-TRACE-SLOPE as an experiment of `kvsched reproduce`.
+pub fn run_trace_slope(ctx: &Ctx) -> Output {
+    let (results, figures, data) = trace_slope(ctx.scale, ctx.seed);
+    Output { results, figures, data }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,8 +585,8 @@ mod tests {
 
     #[test]
     fn factor_band_and_the_mix() {
-        assert_eq!(within_factor(0.2, 1.0 / 3.0), Verdict::Supported);
-        assert!(matches!(within_factor(0.1, 1.0 / 3.0), Verdict::NotSupported(_)));
+        assert_eq!(within_factor(0.2, 1.0 / 3.0), ClaimVerdict::Supported);
+        assert!(matches!(within_factor(0.1, 1.0 / 3.0), ClaimVerdict::NotSupported(_)));
         let w = workload(50.0);
         assert!((w.total_rate_per_s() - 50.0).abs() < 1e-9);
         let mean = |f: fn(&kvsched_spec::ClassSpec) -> u64| {

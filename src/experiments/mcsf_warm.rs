@@ -18,8 +18,7 @@
 //! least that many); not supported when it lies below.
 
 use super::figures::{FigureData, Series, Style};
-use super::registry::{Ctx, Output};
-use super::{ClaimResult, Scale, Verdict};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::opt::bnb::{solve_bnb, BnbOptions};
 use crate::opt::families::synthetic_sized;
 use crate::opt::round_sim::{simulate, Mcsf};
@@ -114,9 +113,9 @@ fn fraction_row(label: &str, t: &[Trial], k: usize, limit: u64, seed: u64) -> Cl
     let paper = PAPER_OPTIMAL.0 as f64 / PAPER_OPTIMAL.1 as f64;
     let ci = stats::wilson(same, n, 0.95).ok();
     let verdict = match ci {
-        None => Verdict::NotReproducible("no trials".into()),
-        Some(c) if c.hi >= paper => Verdict::Supported,
-        Some(c) => Verdict::NotSupported(format!(
+        None => ClaimVerdict::NotReproducible("no trials".into()),
+        Some(c) if c.hi >= paper => ClaimVerdict::Supported,
+        Some(c) => ClaimVerdict::NotSupported(format!(
             "returned MC-SF's value on {same} of {n}; Wilson 95% upper limit {:.3} < {paper:.2}",
             c.hi
         )),
@@ -153,7 +152,7 @@ fn size(scale: Scale) -> (u64, Vec<u64>, u64) {
 /// M-SYNTH-WARM-START: claims, both readings' trials.
 pub fn warm_start(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Trial>, Vec<Trial>) {
     let (n, limits, iters) = size(scale);
-    // The instances of M-SYNTH-ALL-AT-ZERO (registry::run_mcsf_synth's s0).
+    // The instances of M-SYNTH-ALL-AT-ZERO (mcsf::run_synthetic's s0).
     let s0 = derive_seed(seed, 1);
     let per_request =
         trials(n, &limits, iters, s0, |i| synthetic_sized(derive_seed(s0, i), false, 40, 60));
@@ -171,7 +170,7 @@ pub fn warm_start(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Trial>, Vec
                 measured: None,
                 ci: None,
                 ci_level: None,
-                verdict: Verdict::NotReproducible(e),
+                verdict: ClaimVerdict::NotReproducible(e),
                 seeds: vec![seed],
                 notes: String::new(),
             };

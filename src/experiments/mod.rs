@@ -8,14 +8,20 @@
 pub mod as_run;
 pub mod figures;
 pub mod fluid;
+pub mod hardware;
 pub mod loads;
+pub mod mcsf;
 pub mod mcsf_trace;
 pub mod mcsf_warm;
 pub mod registry;
+pub mod render;
 pub mod report;
+pub mod sim_figures;
 pub mod sweep;
 pub mod wait;
 
+use figures::Figure;
+use kvsched_verify::stats;
 use serde::{Deserialize, Serialize};
 
 /// How large a run is.
@@ -31,7 +37,7 @@ pub enum Scale {
 /// What the measurement says about the claim.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
-pub enum Verdict {
+pub enum ClaimVerdict {
     /// Our measurement supports the paper's statement.
     Supported,
     /// Our measurement does not support it.
@@ -40,12 +46,32 @@ pub enum Verdict {
     NotReproducible(String),
 }
 
-impl std::fmt::Display for Verdict {
+impl ClaimVerdict {
+    /// The verdict's code in `results.json`: `supported`, `not_supported` or
+    /// `not_reproducible` (serde's tag).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClaimVerdict::Supported => "supported",
+            ClaimVerdict::NotSupported(_) => "not_supported",
+            ClaimVerdict::NotReproducible(_) => "not_reproducible",
+        }
+    }
+
+    /// Why (empty when supported).
+    pub fn reason(&self) -> &str {
+        match self {
+            ClaimVerdict::Supported => "",
+            ClaimVerdict::NotSupported(r) | ClaimVerdict::NotReproducible(r) => r,
+        }
+    }
+}
+
+impl std::fmt::Display for ClaimVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Verdict::Supported => write!(f, "supported"),
-            Verdict::NotSupported(r) => write!(f, "not supported ({r})"),
-            Verdict::NotReproducible(r) => write!(f, "not reproducible here ({r})"),
+            ClaimVerdict::Supported => write!(f, "supported"),
+            ClaimVerdict::NotSupported(r) => write!(f, "not supported ({r})"),
+            ClaimVerdict::NotReproducible(r) => write!(f, "not reproducible here ({r})"),
         }
     }
 }
@@ -68,7 +94,7 @@ pub struct ClaimResult {
     /// Confidence level of `ci`, e.g. 0.95.
     pub ci_level: Option<f64>,
     /// Verdict.
-    pub verdict: Verdict,
+    pub verdict: ClaimVerdict,
     /// Seeds used.
     pub seeds: Vec<u64>,
     /// Free-form notes: configuration, why numbers differ.
@@ -90,5 +116,58 @@ impl ClaimResult {
             "claim {}{label}: paper={}, ours={ours}, verdict={}",
             self.id, self.paper_text, self.verdict
         )
+    }
+}
+
+/// How large and with which seed experiments run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ctx {
+    /// Quick or paper scale.
+    pub scale: Scale,
+    /// Base seed.
+    pub seed: u64,
+}
+
+/// What an experiment produced.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Output {
+    /// Claim measurements.
+    pub results: Vec<ClaimResult>,
+    /// Figures.
+    pub figures: Vec<Figure>,
+    /// Raw numbers behind the figures (sweep rows, curves), for `results.json`.
+    pub data: serde_json::Value,
+}
+
+impl From<Vec<ClaimResult>> for Output {
+    /// An experiment's output that is claim results only, no figure and no data.
+    fn from(results: Vec<ClaimResult>) -> Output {
+        Output { results, ..Output::default() }
+    }
+}
+
+/// A claim result with a verdict.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn result(
+    id: &str,
+    label: &str,
+    paper: Option<f64>,
+    paper_text: &str,
+    measured: Option<f64>,
+    ci: Option<stats::Interval>,
+    verdict: ClaimVerdict,
+    notes: String,
+) -> ClaimResult {
+    ClaimResult {
+        id: id.into(),
+        label: label.into(),
+        paper,
+        paper_text: paper_text.into(),
+        measured,
+        ci: ci.map(|c| (c.lo, c.hi)),
+        ci_level: ci.map(|c| c.confidence),
+        verdict,
+        seeds: vec![],
+        notes,
     }
 }

@@ -1,16 +1,17 @@
-//! The report of `kvsched reproduce`: runs the experiments of the chosen claims, aggregates
-//! their [`ClaimResult`]s per claim, and writes `index.md` (one table, then details),
-//! `results.json` (every number, with seeds and configuration) and the SVG figures.
+//! The running half of `kvsched reproduce`: runs the experiments of the chosen claims (in
+//! parallel, resumable from a checkpoint) and aggregates their [`ClaimResult`]s per claim into
+//! a [`Report`], the contents of `results.json` (every number, with seeds and configuration).
+//! `render` turns it into tables, `index.md` and the SVG figures, and writes the directory.
 //!
 //! A claim's verdict aggregates its sub-measurements: any *not supported* makes it not
 //! supported; otherwise any *supported* makes it supported; otherwise it is not reproducible
-//! here, with the reasons (claims in [`registry::HEADLINE_VERDICT`] are judged by their first
-//! result only). Claims without an experiment get
-//! `not reproducible here (no experiment implemented yet)`.
+//! here, with the reasons. Which sub-measurements count is the experiment row's
+//! [`registry::Judge`] (all of them, or the first, headline result only). Claims without an
+//! experiment get `not reproducible here (no experiment implemented yet)`.
 
-use super::figures::{render_svg, Figure};
-use super::registry::{self, ClaimSpec, Ctx, Experiment, Output};
-use super::{ClaimResult, Scale, Verdict};
+use super::figures::Figure;
+use super::registry::{self, ClaimSpec, Experiment};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
@@ -34,16 +35,26 @@ pub struct ClaimEntry {
     pub ci: Option<(f64, f64)>,
     /// Its confidence level (`None`: a range, not a statistical interval).
     pub ci_level: Option<f64>,
-    /// `supported`, `not_supported` or `not_reproducible`.
-    pub verdict: String,
-    /// Why (empty when supported).
-    pub reason: String,
+    /// The verdict. `results.json` writes it as two fields, as before it was an enum:
+    /// `verdict` (its [`ClaimVerdict::code`]) and `reason` (empty when supported).
+    #[serde(flatten, serialize_with = "verdict_fields")]
+    pub verdict: ClaimVerdict,
     /// Figures that illustrate it.
     pub figures: Vec<String>,
     /// Experiments that measured it.
     pub experiments: Vec<String>,
     /// Every sub-measurement.
     pub results: Vec<ClaimResult>,
+}
+
+/// A claim's verdict as the `verdict` and `reason` fields of its entry in `results.json`.
+fn verdict_fields<S: serde::Serializer>(v: &ClaimVerdict, s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Fields<'a> {
+        verdict: &'static str,
+        reason: &'a str,
+    }
+    Fields { verdict: v.code(), reason: v.reason() }.serialize(s)
 }
 
 /// One experiment run.
@@ -76,6 +87,13 @@ pub struct Report {
     pub figures: Vec<Figure>,
     /// The experiments run.
     pub experiments: Vec<ExperimentRecord>,
+}
+
+impl Report {
+    /// How many claims have the verdict `code` (a [`ClaimVerdict::code`]).
+    pub fn count(&self, code: &str) -> usize {
+        self.claims.iter().filter(|c| c.verdict.code() == code).count()
+    }
 }
 
 /// The claims to report: all, or the given IDs (unknown IDs are an error).
@@ -159,6 +177,11 @@ pub fn reproduce_resumable(
             let t = std::time::Instant::now();
             let out = (e.run)(ctx);
             let secs = t.elapsed().as_secs_f64();
+            debug_assert!(
+                out.figures.iter().map(|f| f.file.as_str()).eq(e.figures.iter().copied()),
+                "{}: the figures drawn are not those its row names",
+                e.name
+            );
             if let Some(f) = &file {
                 let c = Checkpointed {
                     experiment: e.name.to_string(),
@@ -200,15 +223,17 @@ pub fn assemble(
     let entries = claims
         .iter()
         .map(|c| {
-            let results: Vec<ClaimResult> = outputs
-                .iter()
-                .flat_map(|o| o.1.results.iter())
-                .filter(|r| r.id == c.id)
-                .cloned()
-                .collect();
+            let of = |o: &Output| -> Vec<ClaimResult> {
+                o.results.iter().filter(|r| r.id == c.id).cloned().collect()
+            };
+            let results: Vec<ClaimResult> = outputs.iter().flat_map(|o| of(&o.1)).collect();
+            // Each experiment's row says which of its results the verdict rests on.
+            let judged: Vec<ClaimResult> =
+                outputs.iter().flat_map(|o| o.0.judge.judged(&of(&o.1)).to_vec()).collect();
             let figs = figures.iter().filter(|f| f.claims.contains(&c.id)).map(|f| f.file.clone());
             let exps = outputs.iter().filter(|o| o.0.claims.contains(&c.id.as_str()));
-            entry(c, results, figs.collect(), exps.map(|o| o.0.name.to_string()).collect())
+            let exps = exps.map(|o| o.0.name.to_string()).collect();
+            entry(c, results, &judged, figs.collect(), exps)
         })
         .collect();
     let experiments = outputs
@@ -231,41 +256,38 @@ pub fn assemble(
     }
 }
 
-/// Aggregates a claim's results into its entry.
+/// Aggregates a claim's results into its entry; its verdict rests on `judged` (the results
+/// its experiments' [`registry::Judge`] keeps).
 pub fn entry(
     c: &ClaimSpec,
     results: Vec<ClaimResult>,
+    judged: &[ClaimResult],
     figures: Vec<String>,
     experiments: Vec<String>,
 ) -> ClaimEntry {
-    let judged = if registry::HEADLINE_VERDICT.contains(&c.id.as_str()) {
-        &results[..results.len().min(1)]
-    } else {
-        &results[..]
-    };
     let not_sup: Vec<String> = judged
         .iter()
         .filter_map(|r| match &r.verdict {
-            Verdict::NotSupported(why) => Some(label_reason(r, why)),
+            ClaimVerdict::NotSupported(why) => Some(label_reason(r, why)),
             _ => None,
         })
         .collect();
     let not_rep: Vec<String> = judged
         .iter()
         .filter_map(|r| match &r.verdict {
-            Verdict::NotReproducible(why) => Some(label_reason(r, why)),
+            ClaimVerdict::NotReproducible(why) => Some(label_reason(r, why)),
             _ => None,
         })
         .collect();
-    let any_sup = judged.iter().any(|r| r.verdict == Verdict::Supported);
-    let (verdict, reason) = if results.is_empty() {
-        ("not_reproducible", registry::missing_reason(&c.id))
+    let any_sup = judged.iter().any(|r| r.verdict == ClaimVerdict::Supported);
+    let verdict = if results.is_empty() {
+        ClaimVerdict::NotReproducible(registry::missing_reason(&c.id))
     } else if !not_sup.is_empty() {
-        ("not_supported", not_sup.join("; "))
+        ClaimVerdict::NotSupported(not_sup.join("; "))
     } else if any_sup {
-        ("supported", String::new())
+        ClaimVerdict::Supported
     } else {
-        ("not_reproducible", not_rep.join("; "))
+        ClaimVerdict::NotReproducible(not_rep.join("; "))
     };
     let head = results.iter().find(|r| r.label.is_empty()).or(results.first());
     ClaimEntry {
@@ -277,8 +299,7 @@ pub fn entry(
         measured: head.and_then(|r| r.measured),
         ci: head.and_then(|r| r.ci),
         ci_level: head.and_then(|r| r.ci_level),
-        verdict: verdict.into(),
-        reason,
+        verdict,
         figures,
         experiments,
         results,
@@ -291,177 +312,4 @@ fn label_reason(r: &ClaimResult, why: &str) -> String {
     } else {
         format!("{}: {why}", r.label)
     }
-}
-
-/// `x` rounded to `digits` significant digits, printed without exponent for moderate values.
-pub fn sig(x: f64, digits: i32) -> String {
-    if !x.is_finite() {
-        return if x.is_nan() { "nan".into() } else { "inf".into() };
-    }
-    if x == 0.0 {
-        return "0".into();
-    }
-    let mag = x.abs().log10().floor() as i32;
-    if !(-4..=9).contains(&mag) {
-        return format!("{:.*e}", (digits - 1).max(0) as usize, x);
-    }
-    let decimals = (digits - 1 - mag).max(0) as usize;
-    let s = format!("{x:.decimals$}");
-    if s.starts_with("-0") && s.trim_start_matches(['-', '0', '.']).is_empty() {
-        return s[1..].to_string();
-    }
-    s
-}
-
-/// One result as `value [lo, hi]` with 4 significant digits.
-pub fn value_text(measured: Option<f64>, ci: Option<(f64, f64)>) -> String {
-    match (measured, ci) {
-        (Some(m), Some((lo, hi))) => format!("{} [{}, {}]", sig(m, 4), sig(lo, 4), sig(hi, 4)),
-        (Some(m), None) => sig(m, 4),
-        (None, _) => "-".into(),
-    }
-}
-
-fn verdict_text(e: &ClaimEntry) -> String {
-    match e.verdict.as_str() {
-        "supported" => "supported".into(),
-        "not_supported" => format!("not supported ({})", e.reason),
-        _ => format!("not reproducible here ({})", e.reason),
-    }
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// The summary table (Markdown): claim, statement, paper value, ours (4 significant digits),
-/// verdict, figures.
-pub fn summary_table(entries: &[ClaimEntry]) -> String {
-    let mut out = String::from(
-        "| claim | statement | paper | ours [CI] | verdict | figure |\n|---|---|---|---|---|---|\n",
-    );
-    for e in entries {
-        let mut ours: Vec<String> = e
-            .results
-            .iter()
-            .take(4)
-            .map(|r| {
-                let v = value_text(r.measured, r.ci);
-                if r.label.is_empty() {
-                    v
-                } else {
-                    format!("{}: {v}", r.label)
-                }
-            })
-            .collect();
-        if e.results.len() > 4 {
-            ours.push(format!("(+{} more, see details)", e.results.len() - 4));
-        }
-        let ours = if ours.is_empty() { "-".to_string() } else { ours.join("; ") };
-        let figs: Vec<String> = e.figures.iter().map(|f| format!("[{f}]({f})")).collect();
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            e.id,
-            cell(&e.statement),
-            cell(&e.paper_text),
-            cell(&ours),
-            cell(&verdict_text(e)),
-            figs.join(" ")
-        ));
-    }
-    out
-}
-
-/// Every sub-measurement, one row each (Markdown; 4 significant digits): what the snapshot
-/// tests pin down.
-pub fn results_table(entries: &[ClaimEntry]) -> String {
-    let mut out = String::from(
-        "| claim | measurement | paper | ours [CI] | verdict |\n|---|---|---|---|---|\n",
-    );
-    for r in entries.iter().flat_map(|e| e.results.iter()) {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
-            r.id,
-            cell(&r.label),
-            cell(&r.paper_text),
-            value_text(r.measured, r.ci),
-            cell(&r.verdict.to_string())
-        ));
-    }
-    out
-}
-
-/// `index.md`.
-pub fn index_md(r: &Report) -> String {
-    let count = |v: &str| r.claims.iter().filter(|c| c.verdict == v).count();
-    let mut out = format!(
-        "# kvsched reproduce: {:?} run, seed {}\n\n{} claims: {} supported, {} not supported, \
-         {} not reproducible here. Every number is in `results.json` (with seeds and \
-         configuration). Intervals are 95% confidence intervals unless the details say they \
-         are input-rounding ranges.\n\n",
-        r.scale,
-        r.seed,
-        r.claims.len(),
-        count("supported"),
-        count("not_supported"),
-        count("not_reproducible"),
-    );
-    out.push_str(&summary_table(&r.claims));
-    out.push_str("\n## Figures\n\n");
-    for f in &r.figures {
-        out.push_str(&format!(
-            "### {}\n\nClaims: {}\n\n![{}]({})\n\n",
-            f.file,
-            f.claims.join(", "),
-            f.file,
-            f.file
-        ));
-    }
-    out.push_str("## Details\n\n");
-    for e in &r.claims {
-        out.push_str(&format!("### {}\n\n- source: {}\n", e.id, e.source));
-        for res in &e.results {
-            out.push_str(&format!(
-                "- {}: paper {}, ours {}, {}{}\n",
-                if res.label.is_empty() { "value" } else { &res.label },
-                res.paper_text,
-                value_text(res.measured, res.ci),
-                res.verdict,
-                if res.notes.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", cell(&res.notes))
-                }
-            ));
-        }
-        out.push('\n');
-    }
-    let times: Vec<String> =
-        r.experiments.iter().map(|e| format!("{} {:.1} s", e.name, e.seconds)).collect();
-    out.push_str(&format!(
-        "Experiment wall times ({} threads): {}.\n",
-        r.threads,
-        times.join(", ")
-    ));
-    out
-}
-
-/// Writes `index.md`, `results.json` and the figures into `dir`.
-pub fn write(r: &Report, dir: &Path) -> Result<(), String> {
-    let err = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
-    std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
-    // Each file is written whole under a temporary name, then renamed: an interrupted write
-    // leaves the previous file or the new one, never half of one.
-    let put = |name: &str, text: &str| {
-        let p = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &p)).map_err(|e| err(&p, e))
-    };
-    for f in &r.figures {
-        let svg = render_svg(f).map_err(|e| format!("{}: {e}", f.file))?;
-        put(&f.file, &svg)?;
-    }
-    let json = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
-    put("results.json", &json)?;
-    put("index.md", &index_md(r))
 }

@@ -13,7 +13,8 @@
 //! requests by arrival. Slopes are least-squares fits of `ln` gap on `ln zeta T` over all
 //! replications, with a Student-t interval ([`kvsched_verify::stats::loglog_slope`]).
 
-use super::{ClaimResult, Scale, Verdict};
+use super::figures::{FigureData, Series, Style};
+use super::{ClaimResult, ClaimVerdict, Ctx, Output, Scale};
 use crate::prng::derive_seed;
 use crate::schedulers::nested_wait::{NestedThresholds, NestedWait};
 use crate::schedulers::wait::{Thresholds, Wait};
@@ -146,16 +147,17 @@ pub fn run_scaled(base: &Base, zeta: f64, horizon_s: f64, policy: &Policy, seed:
     RunStats { outcome, error, gap, latency, guard_trims, repair_evictions }
 }
 
-/// A scaling sweep: per `zeta`, the replications' stats.
+/// A scaling sweep of the WAIT experiments: per `zeta`, the replications' stats (not the
+/// rate sweep of `experiments::sweep`).
 #[derive(Clone, Debug)]
-pub struct Sweep {
+pub struct ZetaSweep {
     /// `(zeta T, replications)`.
     pub points: Vec<(f64, Vec<RunStats>)>,
 }
 
-impl Sweep {
+impl ZetaSweep {
     /// Runs `reps` replications at each `zeta` (horizon 1 s), seeds derived from `seed`.
-    pub fn run(base: &Base, zetas: &[f64], reps: u64, policy: &Policy, seed: u64) -> Sweep {
+    pub fn run(base: &Base, zetas: &[f64], reps: u64, policy: &Policy, seed: u64) -> ZetaSweep {
         let points = zetas
             .iter()
             .enumerate()
@@ -169,7 +171,7 @@ impl Sweep {
                 (z, runs)
             })
             .collect();
-        Sweep { points }
+        ZetaSweep { points }
     }
 
     /// Log-log fit of `f(run)` on `zeta T` over all replications.
@@ -252,18 +254,21 @@ pub fn slope_claim_kind(
                 SlopeKind::NotVanishing => s.hi >= paper,
             };
             let v = if ok {
-                Verdict::Supported
+                ClaimVerdict::Supported
             } else {
                 let why = match kind {
                     SlopeKind::Exact => "excludes",
                     SlopeKind::Bounded => "lies above (growth)",
                     SlopeKind::NotVanishing => "lies below (decay)",
                 };
-                Verdict::NotSupported(format!("95% CI [{:.3}, {:.3}] {why} {paper}", s.lo, s.hi))
+                ClaimVerdict::NotSupported(format!(
+                    "95% CI [{:.3}, {:.3}] {why} {paper}",
+                    s.lo, s.hi
+                ))
             };
             (Some(s.estimate), Some((s.lo, s.hi)), v)
         }
-        Err(e) => (None, None, Verdict::NotReproducible(e.to_string())),
+        Err(e) => (None, None, ClaimVerdict::NotReproducible(e.to_string())),
     };
     ClaimResult {
         id: id.into(),
@@ -296,7 +301,7 @@ fn claim(id: &str, label: &str, paper_text: &str, measured: Option<f64>, seed: u
         measured,
         ci: None,
         ci_level: None,
-        verdict: Verdict::Supported,
+        verdict: ClaimVerdict::Supported,
         seeds: seeds_of(seed),
         notes: String::new(),
     }
@@ -309,13 +314,13 @@ fn fmt_means(v: &[(f64, f64)]) -> String {
 /// W-THM1-CRITICAL and W-THM1-SLACK on Proposition 3's instance: WAIT with `n = n* = (1, 1)`
 /// at `C = M* = 9` (critical: `dT(n) = n_j / lambda_j`), and with `n = (2, 2)` at
 /// `C = M^pi = 18` (strict slack: `dT(n) = 1.45 < 2`). Returns the claims and both sweeps.
-pub fn thm1(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
+pub fn thm1(scale: Scale, seed: u64) -> (Vec<ClaimResult>, ZetaSweep, ZetaSweep) {
     let (zetas, reps) = sweep_size(scale);
     let crit = Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]);
     let slack = Policy::Wait(vec![((1, 1), 2.0), ((1, 2), 2.0)]);
-    let sc = Sweep::run(&prop3_base(9), &zetas, reps, &crit, seed);
-    let ss = Sweep::run(&prop3_base(18), &zetas, reps, &slack, seed);
-    let note = |s: &Sweep| {
+    let sc = ZetaSweep::run(&prop3_base(9), &zetas, reps, &crit, seed);
+    let ss = ZetaSweep::run(&prop3_base(18), &zetas, reps, &slack, seed);
+    let note = |s: &ZetaSweep| {
         format!(
             "gap means {}; latency means {}",
             fmt_means(&s.means(|r| r.gap)),
@@ -355,7 +360,7 @@ pub fn thm2_design(zeta: f64, delta: f64) -> (Vec<u64>, Vec<f64>, f64) {
 /// W-THM2: Nested WAIT with `C = ceil(M_req)` (delta = 0.05) at every `zeta T`: overflow
 /// frequency (runs where the repair or the guard acted) with a Clopper-Pearson interval, gap
 /// and latency slopes; and without the buffer (`C = M^pi = 21`), how often the repair runs.
-pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
+pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, ZetaSweep, u64) {
     let (zetas, reps) = sweep_size(scale);
     let delta = 0.05;
     let mut points = Vec::new();
@@ -373,7 +378,7 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
         no_buffer_repairs += tight.repair_evictions;
         points.push((z, runs));
     }
-    let sweep = Sweep { points };
+    let sweep = ZetaSweep { points };
     let trials = sweep.points.iter().map(|p| p.1.len() as u64).sum::<u64>();
     let over = sweep.total(|r| u64::from(r.repair_evictions + r.guard_trims > 0));
     let cp = stats::clopper_pearson(over, trials, 0.95);
@@ -385,10 +390,10 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
             freq.ci_level = Some(0.95);
             if ci.lo > delta {
                 freq.verdict =
-                    Verdict::NotSupported(format!("CP lower bound {:.3} > delta", ci.lo));
+                    ClaimVerdict::NotSupported(format!("CP lower bound {:.3} > delta", ci.lo));
             }
         }
-        Err(e) => freq.verdict = Verdict::NotReproducible(e.to_string()),
+        Err(e) => freq.verdict = ClaimVerdict::NotReproducible(e.to_string()),
     }
     freq.notes = format!("{over} of {trials} runs needed repair; C = ceil(M_req(zeta T))");
     let note = format!("gap means {}", fmt_means(&sweep.means(|r| r.gap)));
@@ -413,7 +418,7 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
         seed,
     );
     if no_buffer_repairs == 0 {
-        rep.verdict = Verdict::NotSupported("the repair never ran without the buffer".into());
+        rep.verdict = ClaimVerdict::NotSupported("the repair never ran without the buffer".into());
     }
     out.push(rep);
     (out, sweep, no_buffer_repairs)
@@ -422,14 +427,19 @@ pub fn thm2(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, u64) {
 /// W-PROP3: FCFS (`vllm-v0`: FCFS, prefill-first, LIFO preemption by recompute) against WAIT
 /// at `C = M* = 9` on Proposition 3's instance. Supported when FCFS's gap does not decay (the
 /// upper end of its slope interval is above -0.1) while WAIT's does (its interval is below 0).
-pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
+pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, ZetaSweep, ZetaSweep) {
     let (zetas, reps) = sweep_size(scale);
     let base = prop3_base(9);
-    let fcfs = Sweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
-    let wait =
-        Sweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]), seed);
+    let fcfs = ZetaSweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
+    let wait = ZetaSweep::run(
+        &base,
+        &zetas,
+        reps,
+        &Policy::Wait(vec![((1, 1), 1.0), ((1, 2), 1.0)]),
+        seed,
+    );
     let (ff, fw) = (fcfs.slope(|r| r.gap), wait.slope(|r| r.gap));
-    let last = |s: &Sweep| s.means(|r| r.gap).last().map(|p| p.1);
+    let last = |s: &ZetaSweep| s.means(|r| r.gap).last().map(|p| p.1);
     let mut c = claim(
         "W-PROP3",
         "FCFS gap at the largest zeta T",
@@ -443,12 +453,12 @@ pub fn prop3(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Sweep, Sweep) {
         fmt_means(&wait.means(|r| r.gap))
     );
     c.verdict = match (&ff, &fw) {
-        (Ok(f), Ok(w)) if f.slope.hi > -0.1 && w.slope.hi < 0.0 => Verdict::Supported,
-        (Ok(f), Ok(w)) => Verdict::NotSupported(format!(
+        (Ok(f), Ok(w)) if f.slope.hi > -0.1 && w.slope.hi < 0.0 => ClaimVerdict::Supported,
+        (Ok(f), Ok(w)) => ClaimVerdict::NotSupported(format!(
             "FCFS slope {:.3} [{:.3}, {:.3}], WAIT slope {:.3} [{:.3}, {:.3}]",
             f.slope.estimate, f.slope.lo, f.slope.hi, w.slope.estimate, w.slope.lo, w.slope.hi
         )),
-        (Err(e), _) | (_, Err(e)) => Verdict::NotReproducible(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => ClaimVerdict::NotReproducible(e.to_string()),
     };
     let out = vec![
         c,
@@ -518,10 +528,10 @@ pub fn prop2(scale: Scale, seed: u64, confidence: f64) -> Vec<(ClaimResult, i64)
                 c.ci = Some((ci.lo, ci.hi));
                 c.ci_level = Some(confidence);
                 if ci.lo > bound {
-                    c.verdict = Verdict::NotSupported(format!("CI above the bound {bound}"));
+                    c.verdict = ClaimVerdict::NotSupported(format!("CI above the bound {bound}"));
                 }
             }
-            Err(err) => c.verdict = Verdict::NotReproducible(err.to_string()),
+            Err(err) => c.verdict = ClaimVerdict::NotReproducible(err.to_string()),
         }
         out.push((c, excess));
     }
@@ -597,7 +607,8 @@ fn ordering_claim(id: &str, paper: &str, curves: &[Curve], seed: u64) -> ClaimRe
         curves.iter().map(|c| format!("{}={}", c.label, c.lambda_star)).collect();
     c.paper_text = format!("{paper}; ours {}", text.join(" "));
     if !(stars[0] <= stars[1] && stars[1] <= stars[2]) {
-        c.verdict = Verdict::NotSupported("thresholds not ordered vLLM <= Sarathi <= WAIT".into());
+        c.verdict =
+            ClaimVerdict::NotSupported("thresholds not ordered vLLM <= Sarathi <= WAIT".into());
     }
     c.notes = curves
         .iter()
@@ -721,7 +732,7 @@ pub fn exp_longdecode(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>)
         lat[0], lat[1], lat[2], lat[3]
     );
     if !(lat[0].min(lat[1]) < lat[2] && lat[2] < lat[3]) {
-        c1.verdict = Verdict::NotSupported("not ordered WAIT < Sarathi < vLLM".into());
+        c1.verdict = ClaimVerdict::NotSupported("not ordered WAIT < Sarathi < vLLM".into());
     }
     let rate = |l: &str| at(l, 0).3 as f64 / n as f64 * 100.0;
     let (rs, rw, rc) = (rate("sarathi"), rate("wait"), rate("wait-cp"));
@@ -738,7 +749,7 @@ pub fn exp_longdecode(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>)
         rate("vllm-v0")
     );
     if !(rw == 0.0 && rs > 0.0) {
-        c2.verdict = Verdict::NotSupported("WAIT restarts, or Sarathi does not".into());
+        c2.verdict = ClaimVerdict::NotSupported("WAIT restarts, or Sarathi does not".into());
     }
     c1.notes = ordering_claim("W-EXP-LONGDECODE", "", &curves, seed).notes;
     (vec![c1, c2], curves)
@@ -809,7 +820,7 @@ pub fn exp_lmsys(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>) {
         cells.join("; ")
     );
     if !wins {
-        c.verdict = Verdict::NotSupported(
+        c.verdict = ClaimVerdict::NotSupported(
             "Nested WAIT is not below both baselines at the two highest rates".into(),
         );
     }
@@ -830,9 +841,9 @@ pub fn exp_lmsys(scale: Scale, seed: u64) -> (Vec<ClaimResult>, Vec<Curve>) {
 pub fn prop5(scale: Scale, seed: u64) -> Vec<ClaimResult> {
     let (zetas, reps) = sweep_size(scale);
     let base = prop3_base(9);
-    let fcfs = Sweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
+    let fcfs = ZetaSweep::run(&base, &zetas, reps, &Policy::Named("vllm-v0".into()), seed);
     let nested = Policy::Nested(vec![1, 2], vec![1.0, 1.0], true);
-    let nw = Sweep::run(&base, &zetas, reps, &nested, seed);
+    let nw = ZetaSweep::run(&base, &zetas, reps, &nested, seed);
     let (ff, fn_) = (fcfs.slope(|r| r.gap), nw.slope(|r| r.gap));
     let last = nw.means(|r| r.gap).last().map(|p| p.1);
     let mut c = claim(
@@ -848,12 +859,12 @@ pub fn prop5(scale: Scale, seed: u64) -> Vec<ClaimResult> {
         fmt_means(&nw.means(|r| r.gap))
     );
     c.verdict = match (&ff, &fn_) {
-        (Ok(f), Ok(n)) if f.slope.hi > -0.1 && n.slope.hi > -0.1 => Verdict::Supported,
-        (Ok(f), Ok(n)) => Verdict::NotSupported(format!(
+        (Ok(f), Ok(n)) if f.slope.hi > -0.1 && n.slope.hi > -0.1 => ClaimVerdict::Supported,
+        (Ok(f), Ok(n)) => ClaimVerdict::NotSupported(format!(
             "a gap decays: FCFS slope {:.3} [{:.3}, {:.3}], Nested WAIT {:.3} [{:.3}, {:.3}]",
             f.slope.estimate, f.slope.lo, f.slope.hi, n.slope.estimate, n.slope.lo, n.slope.hi
         )),
-        (Err(e), _) | (_, Err(e)) => Verdict::NotReproducible(e.to_string()),
+        (Err(e), _) | (_, Err(e)) => ClaimVerdict::NotReproducible(e.to_string()),
     };
     vec![c]
 }
@@ -872,7 +883,7 @@ pub fn prop4(scale: Scale, seed: u64) -> Vec<ClaimResult> {
         capacity: 3,
         eviction: EvictionRule::Lifo,
     };
-    let s = Sweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0)]), seed);
+    let s = ZetaSweep::run(&base, &zetas, reps, &Policy::Wait(vec![((1, 1), 1.0)]), seed);
     let note = format!(
         "gap means {}; latency means {}",
         fmt_means(&s.means(|r| r.gap)),
@@ -882,13 +893,121 @@ pub fn prop4(scale: Scale, seed: u64) -> Vec<ClaimResult> {
     let mut c = slope_claim("W-PROP4", "latency", 0.5, &fit, seed, note);
     if let Ok(f) = &fit {
         c.verdict = if f.slope.lo <= 0.5 && f.slope.hi >= 0.5 && f.slope.lo > 0.0 {
-            Verdict::Supported
+            ClaimVerdict::Supported
         } else {
-            Verdict::NotSupported(format!(
+            ClaimVerdict::NotSupported(format!(
                 "latency slope {:.3} [{:.3}, {:.3}]",
                 f.slope.estimate, f.slope.lo, f.slope.hi
             ))
         };
     }
     vec![c]
+}
+
+// ---------------------------------------------------------------------------------------------
+// As experiments of `kvsched reproduce` (rows of `registry`).
+
+/// Theorem 1: both regimes, with the gap-vs-`zeta T` figure.
+pub fn run_thm1(ctx: &Ctx) -> Output {
+    let (results, crit, slack) = thm1(ctx.scale, ctx.seed);
+    let c = crit.means(|r| r.gap.max(1e-9));
+    let s = slack.means(|r| r.gap.max(1e-9));
+    let reference = |pts: &[(f64, f64)], slope: f64| -> Vec<(f64, f64)> {
+        let Some(&(x0, y0)) = pts.first() else { return vec![] };
+        pts.iter().map(|&(x, _)| (x, y0 * (x / x0).powf(slope))).collect()
+    };
+    let fig = FigureData::lines(
+        "Throughput gap vs zeta T (WAIT, Proposition 3 instance)",
+        "zeta T",
+        "throughput gap (decode tokens per unit zeta T)",
+    )
+    .log_x()
+    .log_y()
+    .series(Series::new("WAIT critical (C = M*)", c.clone(), Style::Line))
+    .series(Series::new("WAIT strict slack", s.clone(), Style::Line))
+    .series(Series::new("Theorem 1: slope -1/2", reference(&c, -0.5), Style::Reference))
+    .series(Series::new("Theorem 1: slope -1", reference(&s, -1.0), Style::Reference));
+    let data = serde_json::json!({ "critical_gap_means": c, "slack_gap_means": s });
+    let figures = vec![fig.figure("gap_vs_zeta_t.svg", &["W-THM1-CRITICAL", "W-THM1-SLACK"])];
+    Output { results, figures, data }
+}
+
+/// Proposition 2, with the largest excess of completed over arrived tokens per row.
+pub fn run_prop2(ctx: &Ctx) -> Output {
+    let rows = prop2(ctx.scale, ctx.seed, 0.95);
+    let excess: Vec<(String, i64)> = rows.iter().map(|r| (r.0.label.clone(), r.1)).collect();
+    let data = serde_json::json!({ "max_completed_minus_arrived_tokens": excess });
+    Output { results: rows.into_iter().map(|r| r.0).collect(), figures: vec![], data }
+}
+
+/// A WAIT-paper rate experiment on the calibrated A100: its claim and a latency figure.
+fn exp_output(id: &str, file: &str, (claim, curves): (ClaimResult, Vec<Curve>)) -> Output {
+    let mut fig = FigureData::lines(
+        &format!("{id}: mean latency vs rate, calibrated A100 / Llama-2-7B"),
+        "arrival rate lambda (req/s)",
+        "mean latency, middle 50% (s)",
+    )
+    .log_y();
+    for c in &curves {
+        let pts = c.points.iter().map(|p| (p.0, p.1.max(1e-3))).collect();
+        fig = fig.series(Series::new(
+            &format!("{} (lambda* {})", c.label, c.lambda_star),
+            pts,
+            Style::Line,
+        ));
+    }
+    let data: Vec<serde_json::Value> = curves
+        .iter()
+        .map(|c| {
+            serde_json::json!({ "label": c.label, "lambda_star": c.lambda_star,
+            "points (lambda, latency_s, completion_ratio, evictions)": c.points })
+        })
+        .collect();
+    let figures = vec![fig.figure(file, &[id])];
+    Output { results: vec![claim], figures, data: serde_json::Value::Array(data) }
+}
+
+/// Theorem 2.
+pub fn run_thm2(ctx: &Ctx) -> Output {
+    thm2(ctx.scale, ctx.seed).0.into()
+}
+
+/// Proposition 3.
+pub fn run_prop3(ctx: &Ctx) -> Output {
+    prop3(ctx.scale, ctx.seed).0.into()
+}
+
+/// Proposition 4.
+pub fn run_prop4(ctx: &Ctx) -> Output {
+    prop4(ctx.scale, ctx.seed).into()
+}
+
+/// Proposition 5.
+pub fn run_prop5(ctx: &Ctx) -> Output {
+    prop5(ctx.scale, ctx.seed).into()
+}
+
+/// The single-type A100 experiment, with its latency figure.
+pub fn run_exp_single(ctx: &Ctx) -> Output {
+    exp_output("W-EXP-SINGLE", "exp_single_a100.svg", exp_single(ctx.scale, ctx.seed))
+}
+
+/// The two-type A100 experiment, with its latency figure.
+pub fn run_exp_twotype(ctx: &Ctx) -> Output {
+    exp_output("W-EXP-TWOTYPE", "exp_twotype_a100.svg", exp_twotype(ctx.scale, ctx.seed))
+}
+
+/// The long-decode A100 experiment (every result), with its latency figure.
+pub fn run_exp_longdecode(ctx: &Ctx) -> Output {
+    let (results, curves) = exp_longdecode(ctx.scale, ctx.seed);
+    let mut out =
+        exp_output("W-EXP-LONGDECODE", "exp_longdecode_a100.svg", (results[0].clone(), curves));
+    out.results = results;
+    out
+}
+
+/// The lmsys A100 experiment (its first result), with its latency figure.
+pub fn run_exp_lmsys(ctx: &Ctx) -> Output {
+    let (results, curves) = exp_lmsys(ctx.scale, ctx.seed);
+    exp_output("W-EXP-LMSYS", "exp_lmsys_a100.svg", (results[0].clone(), curves))
 }

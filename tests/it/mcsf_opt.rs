@@ -3,7 +3,7 @@
 //! families, v1/v2 claims). `KVSCHED_SLOW=1` runs the paper-scale trial counts.
 
 use crate::common::{seed, slow};
-use kvsched::experiments::registry::{synth_ratios, thm_o1_ratios, thm_o1_verdict, SynthRatios};
+use kvsched::experiments::mcsf::{synth_ratios, thm_o1_ratios, thm_o1_verdict, SynthRatios};
 use kvsched::opt::bnb::{solve_bnb, BnbOptions};
 use kvsched::opt::brute::brute_force;
 use kvsched::opt::families::{
@@ -344,7 +344,7 @@ fn bounds_are_below_opt() {
     }
 }
 
-/// The experiment's own runner (`registry::synth_ratios`: MC-SF, local search, then the
+/// The experiment's own runner (`mcsf::synth_ratios`: MC-SF, local search, then the
 /// branch-and-bound), with the bracket's invariants asserted per trial.
 fn synth_run(trials: u64, online: bool, base: u64, limit_s: f64, n: (usize, usize)) -> SynthRatios {
     let iters = if slow() { 50_000 } else { 5_000 };

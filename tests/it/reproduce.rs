@@ -2,10 +2,12 @@
 //! fixed seeds (values rounded to 4 significant digits, so any change in a reproduced number
 //! shows in review), resumption after an interruption, sharding and merging, and the CLI.
 
-use kvsched::experiments::registry::{self, Ctx};
-use kvsched::experiments::report::{self, sig};
+use kvsched::experiments::registry;
+use kvsched::experiments::render::{self, sig};
+use kvsched::experiments::report;
+use kvsched::experiments::sim_figures::{figure_schedulers, p512d20};
 use kvsched::experiments::sweep::{self, merge, read_rows, Row, RunOptions, Sweep, SweepSpec};
-use kvsched::experiments::Scale;
+use kvsched::experiments::{Ctx, Scale};
 use std::path::{Path, PathBuf};
 
 const QUICK: Ctx = Ctx { scale: Scale::Quick, seed: 1 };
@@ -17,7 +19,8 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-/// The summary table of the named experiments' claims (only those claims).
+/// The summary table of the named experiments' claims (only those claims). Each experiment
+/// must draw exactly the figures its row names.
 fn table_of(experiments: &[&str], claim_ids: &[&str]) -> String {
     let ids: Vec<String> = claim_ids.iter().map(|s| s.to_string()).collect();
     let claims = report::select(&ids).unwrap();
@@ -26,11 +29,13 @@ fn table_of(experiments: &[&str], claim_ids: &[&str]) -> String {
         .filter(|e| experiments.contains(&e.name))
         .map(|e| {
             let out = (e.run)(&QUICK);
+            let drawn: Vec<&str> = out.figures.iter().map(|f| f.file.as_str()).collect();
+            assert_eq!(drawn, e.figures, "{}: its row names other figures", e.name);
             (e, out, 0.0)
         })
         .collect();
     let entries = report::assemble(&QUICK, &claims, outputs).claims;
-    format!("{}\n{}", report::summary_table(&entries), report::results_table(&entries))
+    format!("{}\n{}", render::summary_table(&entries), render::results_table(&entries))
 }
 
 #[test]
@@ -43,10 +48,10 @@ fn claims_md_is_parsed_and_every_claim_gets_a_verdict() {
     let r = report::assemble(&QUICK, &claims, vec![]);
     assert_eq!(r.claims.len(), claims.len());
     for e in &r.claims {
-        assert_eq!(e.verdict, "not_reproducible", "{}", e.id);
-        assert!(!e.reason.is_empty());
+        assert_eq!(e.verdict.code(), "not_reproducible", "{}", e.id);
+        assert!(!e.verdict.reason().is_empty());
     }
-    let table = report::summary_table(&r.claims);
+    let table = render::summary_table(&r.claims);
     assert!(table.contains("not reproducible here (no experiment implemented yet)"));
     assert!(report::select(&["NOPE".into()]).is_err());
 }
@@ -87,7 +92,7 @@ fn p512_sweep(schedulers: &[&str], scales: &[f64], seeds: &[u64], requests: u64)
         requests,
         window: 0.5,
     };
-    Sweep::new(spec, vec![("p512d20".into(), registry::p512d20())]).unwrap()
+    Sweep::new(spec, vec![("p512d20".into(), p512d20())]).unwrap()
 }
 
 fn rows_table(rows: &[Row]) -> String {
@@ -111,7 +116,7 @@ fn rows_table(rows: &[Row]) -> String {
 
 #[test]
 fn snapshot_latency_vs_rate_sweep() {
-    let names = registry::figure_schedulers();
+    let names = figure_schedulers();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let s = p512_sweep(&refs, &[0.8, 1.1], &[7], 400);
     let rows = sweep::run_in_memory(&s);

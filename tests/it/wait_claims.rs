@@ -8,7 +8,7 @@
 
 use crate::common::{replay, seed};
 use kvsched::experiments::wait::*;
-use kvsched::experiments::{as_run, ClaimResult, Scale, Verdict};
+use kvsched::experiments::{as_run, ClaimResult, ClaimVerdict, Scale};
 use kvsched::schedulers::{by_name, for_workload};
 use kvsched::sim::{simulate, Check, SimOptions, Stepping};
 use kvsched::workload::{generate, Amount};
@@ -92,7 +92,7 @@ fn thm1_critical_and_slack_scaling() {
 fn thm1_slack_backlog_is_bounded() {
     let s = seed(0x7e42);
     let (zetas, reps) = sweep_size(Scale::Quick);
-    let sw = Sweep::run(
+    let sw = ZetaSweep::run(
         &prop3_base(18),
         &zetas,
         reps,
@@ -127,7 +127,7 @@ fn prop3_fcfs_gap_vs_wait() {
     assert!(wait.errors().is_empty() && fcfs.errors().is_empty(), "{}", replay(s, "prop3"));
     assert_eq!(wait.total(|r| r.outcome.evictions), 0, "WAIT evicted");
     finite_slopes(&res, "prop3");
-    let _ = Verdict::Supported;
+    let _ = ClaimVerdict::Supported;
 }
 
 /// Checks W-PROP2 (WAIT paper Proposition 2): no catalog scheduler beats the fluid bound
@@ -141,7 +141,7 @@ fn prop2_no_scheduler_beats_the_fluid_bound() {
         println!("{}", c.line());
         assert!(*excess <= 0, "{}: completed more tokens than arrived", c.label);
         assert!(
-            !matches!(c.verdict, Verdict::NotSupported(_)),
+            !matches!(c.verdict, ClaimVerdict::NotSupported(_)),
             "{}\n{}",
             c.line(),
             replay(s, "prop2")
@@ -225,7 +225,7 @@ fn exp_lmsys_latency_against_baselines() {
 fn prop5_non_predictive_gap_without_buffer() {
     let cs = kvsched::experiments::wait::prop5(scale(), seed(0x9505));
     print(&cs);
-    assert!(!matches!(cs[0].verdict, Verdict::NotReproducible(_)), "{}", cs[0].line());
+    assert!(!matches!(cs[0].verdict, ClaimVerdict::NotReproducible(_)), "{}", cs[0].line());
 }
 
 /// Checks W-PROP4 (WAIT paper Proposition 4), as evidence on one instance: a single type at
@@ -259,7 +259,7 @@ fn exp_long_decode_as_run() {
     assert!(cs.iter().any(|c| c.label.starts_with("authors' protocol")));
     // The unsourced 2.88 % is never judged as supported or refuted.
     let r = cs.iter().find(|c| c.label.starts_with("Sarathi restart")).expect("restart row");
-    assert!(matches!(r.verdict, Verdict::NotReproducible(_)), "{}", r.line());
+    assert!(matches!(r.verdict, ClaimVerdict::NotReproducible(_)), "{}", r.line());
 }
 
 /// Checks W-EXP-LMSYS-AS-RUN (the authors' Llama-2-7B lmsys rerun: one-segment WAIT-CP tl 300
