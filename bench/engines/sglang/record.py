@@ -17,14 +17,11 @@ import sys
 import time
 import types
 
-SITE_MARK = "sglang"
-
-
 def import_sglang():
     """Imports the scheduler modules without `sglang/__init__.py` (the frontend language,
     which needs IPython and more) and with a stub `IPython.display` for `sglang.utils`."""
     import importlib.util
-    spec = importlib.util.find_spec(SITE_MARK)
+    spec = importlib.util.find_spec("sglang")
     if spec is None:
         sys.exit("sglang is not on PYTHONPATH (run bench/engines/sglang/run.sh)")
     pkg = types.ModuleType("sglang")
