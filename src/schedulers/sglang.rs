@@ -11,11 +11,16 @@
 //!   queue order. If that batch is non-empty it runs alone; otherwise all running requests decode.
 //! - **Admission.** With `r` the current `new_token_ratio`, the running requests reserve
 //!   `r * min(max(max_new_tokens - generated, 0), clip_max_new_tokens)` each; a waiting request
-//!   is admitted when `prompt + min(max_new_tokens, clip)` is strictly less than free memory
-//!   minus all reservations, and then reserves its prompt plus its clipped `max_new_tokens` in
-//!   full. A prompt longer than what is left of `chunked_prefill_size` is chunked and stops
-//!   admission; `max_prefill_tokens` bounds the prompt tokens of one batch; at most
-//!   `max_running_requests` requests run.
+//!   is admitted when `prompt + min(max_new_tokens, clip) + 1` is strictly less than free memory
+//!   minus all reservations (the `+ 1` is SGLang 0.5.23's page of allocation slack at
+//!   `page_size` 1, [`page_overhead`]), and then reserves its prompt (or chunk), the page, and
+//!   its clipped `max_new_tokens` in full (none for a chunk that does not finish the prompt).
+//!   A prompt longer than what is left of `chunked_prefill_size` is chunked and stops
+//!   admission; admission stops once the batch's prompt tokens reach `max_prefill_tokens` (a
+//!   request is not refused for overrunning it: with chunked prefill on, SGLang checks only
+//!   the spent budget); at most `max_running_requests` requests run. The partly prefilled
+//!   request continues with `min(chunk budget, free - reservations)` tokens, or the whole
+//!   chunk budget when the reservations leave nothing (`available_chunk_tokens`).
 //! - **Ratio.** `new_token_ratio` starts at `init_new_token_ratio`, drops by
 //!   `new_token_ratio_decay` at every decode step that needs no retraction, down to
 //!   `min_new_token_ratio`, and returns to `init_new_token_ratio` when the server idles.
@@ -37,13 +42,25 @@
 //! **Information.** SGLang knows only the request's `max_new_tokens` sampling parameter, never
 //! the true length: `max_new_tokens` here is a policy parameter applied to every request
 //! (default 2048, a common client setting; SGLang's own `SamplingParams` default is 128, which
-//! would truncate outputs). As SGLang does at request entry, it is clamped per request to
-//! `capacity - 1 - prompt`, so a request alone in memory is always admissible. A request that
-//! runs past `max_new_tokens` (SGLang would stop it; the spec cannot) reserves nothing more.
+//! would truncate outputs). As SGLang does at request entry (`init_req_max_new_tokens`), it is
+//! clamped per request to `capacity - prompt - 2` ([`entry_max_new`]), so a request alone in
+//! memory is always admissible. A request that runs past `max_new_tokens` (SGLang would stop
+//! it; the spec cannot) reserves nothing more.
+//!
+//! The admission ([`Sglang::admit`]) and the entry clamp are held to SGLang 0.5.23's own
+//! `PrefillAdder`, recorded on 40 fixed scenarios (`bench/engines/sglang/`,
+//! `tests/it/engines_sglang.rs`, `spec/ENGINES.md`). That comparison found four drifts, fixed
+//! here: the page of overhead per request, the entry clamp (`capacity - 1 - prompt` before), the
+//! continuing chunk cut by the reservations (cut only by free memory before), and
+//! `max_prefill_tokens` (a request after the first was refused when its prompt reached what was
+//! left of it).
 //!
 //! Deliberate deviations: retracted requests lose their output (spec recompute); under
 //! `EvictionRule::Lifo` the most recently admitted request is retracted instead; a prefill chunk
-//! is also shrunk to what fits in memory, so the plan never breaks the memory limit.
+//! is also shrunk to what fits in memory, so the plan never breaks the memory limit (SGLang
+//! continues a chunked request with a whole chunk even when the reservations leave nothing); a
+//! prompt of `capacity - 1` tokens or more, which SGLang refuses at entry, is admitted without
+//! the page of overhead.
 
 use super::mem;
 use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
@@ -120,13 +137,18 @@ impl Sglang {
 
     /// `max_new_tokens` of a request, clamped as SGLang does at request entry.
     fn max_new(&self, view: &View<'_>, prompt: Tokens) -> u64 {
-        let room = view.capacity().get().saturating_sub(1 + prompt.get());
-        self.max_new_tokens.min(room)
+        entry_max_new(self.max_new_tokens, view.capacity().get(), prompt.get())
     }
 
     /// The clipped remaining `max_new_tokens` of a request that generated `generated`.
     fn remaining_new(&self, view: &View<'_>, prompt: Tokens, generated: u64) -> u64 {
-        self.max_new(view, prompt).saturating_sub(generated).min(self.clip_max_new_tokens)
+        self.remaining_estimate(self.max_new(view, prompt), generated)
+    }
+
+    /// What SGLang's admission counts of a request that may still generate: its remaining
+    /// `max_new_tokens`, clipped to `clip_max_new_tokens`.
+    pub fn remaining_estimate(&self, max_new: u64, generated: u64) -> u64 {
+        max_new.saturating_sub(generated).min(self.clip_max_new_tokens)
     }
 
     /// Brings the bookkeeping up to date with what happened since the previous decision.
@@ -203,6 +225,67 @@ impl Reservations {
         let hi = self.rem.partition_point(|&r| r <= j.saturating_add(self.clip));
         let middle = self.prefix[hi] - self.prefix[lo] - j * (hi - lo) as u64;
         middle + self.clip * (self.rem.len() - hi) as u64
+    }
+}
+
+/// SGLang's per-request page of allocation slack at its default `page_size` 1: `add_one_req`
+/// asks for `prompt + max_new + page` strictly below what is left and `_update_prefill_budget`
+/// reserves `chunk + page` (SGLang 0.5.23, recorded). A prompt of `capacity - 1` tokens or
+/// more, which SGLang refuses at entry (`max_req_len = capacity - 1`), goes without it, so
+/// that it stays admissible alone (kvsched cannot refuse a request).
+pub fn page_overhead(capacity: u64, prompt: u64) -> u64 {
+    u64::from(prompt.saturating_add(2) <= capacity)
+}
+
+/// `max_new_tokens` after SGLang's request-entry clamp (`Scheduler.init_req_max_new_tokens` and
+/// `max_new_tokens_for_memory` at page size 1): at most `capacity - prompt - 2`.
+pub fn entry_max_new(requested: u64, capacity: u64, prompt: u64) -> u64 {
+    requested.min(capacity.saturating_sub(prompt.saturating_add(2)))
+}
+
+/// One prefill pass as [`Sglang::admit`] sees it, in tokens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrefillState {
+    /// Free KV tokens.
+    pub free: u64,
+    /// KV capacity (for [`page_overhead`]).
+    pub capacity: u64,
+    /// The decoding requests' reservation: `new_token_ratio` times their clipped remaining
+    /// `max_new_tokens`.
+    pub reserved: f64,
+    /// Running requests, the partly prefilled one included.
+    pub running: usize,
+    /// The partly prefilled request: prompt, tokens prefilled, clipped `max_new_tokens`.
+    pub partial: Option<(u64, u64, u64)>,
+}
+
+/// What one prefill pass admits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Admitted {
+    /// The partly prefilled request's next chunk, if it runs.
+    pub partial: Option<u64>,
+    /// The chunks of the admitted waiting requests, a prefix of the queue.
+    pub waiting: Vec<u64>,
+}
+
+/// KV growth as the engine counts it (block rounding, the first output token's slot); the
+/// admission itself counts tokens.
+pub trait PrefillMemory {
+    /// Footprint growth of `chunk` more prompt tokens on top of `prefilled` of `prompt`.
+    fn growth(&self, prefilled: u64, prompt: u64, chunk: u64) -> u64;
+    /// The largest chunk `<= want` whose growth fits in `free` (0 if none).
+    fn max_chunk(&self, prefilled: u64, prompt: u64, want: u64, free: u64) -> u64;
+}
+
+/// The engine's memory, read from a view.
+struct ViewMemory<'v, 'a>(&'v View<'a>);
+
+impl PrefillMemory for ViewMemory<'_, '_> {
+    fn growth(&self, prefilled: u64, prompt: u64, chunk: u64) -> u64 {
+        mem::chunk_growth(self.0, Tokens(prefilled), Tokens(prompt), chunk).get()
+    }
+    fn max_chunk(&self, prefilled: u64, prompt: u64, want: u64, free: u64) -> u64 {
+        mem::max_chunk(self.0, Tokens(prefilled), Tokens(prompt), want, Tokens(free))
     }
 }
 
@@ -286,73 +369,105 @@ impl Sglang {
         for j in 1..k.min(SCAN_LIMIT + 1) {
             let free = view.kv_free() - view.decode_all_growth(j);
             let offset = res.at(j) as f64 * self.ratio_at(j);
-            if ((prompt.get() + new) as f64) < free.get() as f64 - offset && head_growth <= free {
+            let need = prompt.get() + new + page_overhead(view.capacity().get(), prompt.get());
+            if (need as f64) < free.get() as f64 - offset && head_growth <= free {
                 return j;
             }
         }
         k.min(SCAN_LIMIT)
     }
 
-    /// The prefill batch (`get_new_batch_prefill`), empty when nothing can be prefilled.
+    /// The prefill batch (`get_new_batch_prefill`), empty when nothing can be prefilled: the
+    /// view's state handed to [`Sglang::admit`].
     fn prefill_batch(&self, view: &View<'_>) -> Vec<BatchItem> {
-        let ratio = self.ratio_at(0);
-        let mut offset = self.reservation(view, ratio, 0);
-        let mut free = view.kv_free();
-        let mut rem_chunk = self.chunked_prefill_size;
-        let mut rem_input = self.max_prefill_tokens as i64;
-        let mut batch = Vec::new();
         // At most one request is mid-prefill; the fast path looks for it only if one exists.
         let any_partial = !self.fast_path || view.decode_ready_len() < view.running_len();
         let partial = any_partial.then(|| view.running().find(|r| !r.prefill_done())).flatten();
-        if let Some(p) = partial {
-            let prompt = p.request().prompt_tokens();
-            let want = p.prefill_remaining().get().min(rem_chunk);
-            let chunk = mem::max_chunk(view, p.prefilled(), prompt, want, free);
+        let state = PrefillState {
+            free: view.kv_free().get(),
+            capacity: view.capacity().get(),
+            reserved: self.reservation(view, self.ratio_at(0), 0),
+            running: view.running_len(),
+            partial: partial.as_ref().map(|p| {
+                let prompt = p.request().prompt_tokens();
+                (prompt.get(), p.prefilled().get(), self.remaining_new(view, prompt, 0))
+            }),
+        };
+        let waiting = self.state.queue.iter().map(|&id| {
+            let prompt = view.request(id).expect("waiting").prompt_tokens();
+            (prompt.get(), self.remaining_new(view, prompt, 0))
+        });
+        let admitted = self.admit(&state, waiting, &ViewMemory(view));
+        let mut batch = Vec::with_capacity(admitted.waiting.len() + 1);
+        if let (Some(p), Some(chunk)) = (partial, admitted.partial) {
+            batch.push(BatchItem::Prefill { id: p.id(), tokens: Tokens(chunk) });
+        }
+        let queue = self.state.queue.iter().zip(admitted.waiting);
+        batch.extend(queue.map(|(&id, chunk)| BatchItem::Prefill { id, tokens: Tokens(chunk) }));
+        batch
+    }
+
+    /// One prefill pass of SGLang's `PrefillAdder` (`add_chunked_req`, then `add_one_req` in
+    /// queue order, as `_get_new_batch_prefill_raw` drives them), on plain token counts:
+    /// `waiting` yields each queued request's (prompt, clipped `max_new_tokens`) and is read
+    /// only as far as admission goes. Held to SGLang 0.5.23's recorded decisions by
+    /// `tests/it/engines_sglang.rs`.
+    pub fn admit(
+        &self,
+        s: &PrefillState,
+        waiting: impl IntoIterator<Item = (u64, u64)>,
+        mem: &impl PrefillMemory,
+    ) -> Admitted {
+        let mut out = Admitted { partial: None, waiting: Vec::new() };
+        let mut offset = s.reserved;
+        let mut free = s.free;
+        let mut rem_chunk = self.chunked_prefill_size;
+        let mut rem_input = self.max_prefill_tokens as i64;
+        if let Some((prompt, prefilled, new)) = s.partial {
+            // `available_chunk_tokens`: the chunk budget, cut to what the reservations leave
+            // (`int()` of a float), or the whole budget if they leave nothing.
+            let left = (s.free as f64 - offset) as i64;
+            let budget = if left > 0 { rem_chunk.min(left as u64) } else { rem_chunk };
+            let want = (prompt - prefilled).min(budget);
+            let chunk = mem.max_chunk(prefilled, prompt, want, free);
             if chunk == 0 {
-                return batch;
+                return out;
             }
-            let done = chunk == p.prefill_remaining().get();
-            let new = if done { self.remaining_new(view, prompt, 0) } else { 0 };
-            offset += (chunk + new) as f64;
-            free -= mem::chunk_growth(view, p.prefilled(), prompt, chunk);
+            let done = chunk == prompt - prefilled;
+            let new = if done { new } else { 0 };
+            offset += (chunk + page_overhead(s.capacity, prompt) + new) as f64;
+            free -= mem.growth(prefilled, prompt, chunk);
             rem_chunk -= chunk;
             rem_input -= chunk as i64;
-            batch.push(BatchItem::Prefill { id: p.id(), tokens: Tokens(chunk) });
+            out.partial = Some(chunk);
             if !done {
-                return batch;
+                return out;
             }
         }
-        let base = batch.len();
-        for &id in &self.state.queue {
-            let running = view.running_len() + batch.len() - base;
+        for (running, (prompt, new)) in (s.running..).zip(waiting) {
             if running >= self.max_running_requests || rem_chunk == 0 || rem_input <= 0 {
                 break;
             }
-            let prompt = view.request(id).expect("waiting").prompt_tokens();
-            let new = self.remaining_new(view, prompt, 0);
-            let rem_total = view.kv_free().get() as f64 - offset;
-            if (prompt.get() + new) as f64 >= rem_total {
+            let page = page_overhead(s.capacity, prompt);
+            if (prompt + new + page) as f64 >= s.free as f64 - offset {
                 break;
             }
-            if prompt.get() as i64 >= rem_input && !batch.is_empty() {
-                break;
-            }
-            let chunk = prompt.get().min(rem_chunk);
-            let grow = mem::chunk_growth(view, Tokens::ZERO, prompt, chunk);
+            let chunk = prompt.min(rem_chunk);
+            let grow = mem.growth(0, prompt, chunk);
             if grow > free {
                 break;
             }
-            let full = chunk == prompt.get();
-            offset += (chunk + if full { new } else { 0 }) as f64;
+            let full = chunk == prompt;
+            offset += (chunk + page + if full { new } else { 0 }) as f64;
             free -= grow;
             rem_chunk -= chunk;
             rem_input -= chunk as i64;
-            batch.push(BatchItem::Prefill { id, tokens: Tokens(chunk) });
-            if !full || offset >= view.kv_free().get() as f64 {
+            out.waiting.push(chunk);
+            if !full || offset >= s.free as f64 {
                 break;
             }
         }
-        batch
+        out
     }
 
     /// Whether, after `j` decode steps of every running request, the head of the queue would be
@@ -369,8 +484,8 @@ impl Sglang {
         let free = view.kv_free() - growth;
         let rem_total = free.get() as f64 - offset;
         let chunk = prompt.get().min(self.chunked_prefill_size);
-        ((prompt.get() + new) as f64) < rem_total
-            && mem::chunk_growth(view, Tokens::ZERO, prompt, chunk) <= free
+        let need = prompt.get() + new + page_overhead(view.capacity().get(), prompt.get());
+        (need as f64) < rem_total && mem::chunk_growth(view, Tokens::ZERO, prompt, chunk) <= free
     }
 
     /// How many decode steps the decision stays "decode everything": until memory runs out, or

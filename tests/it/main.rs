@@ -9,6 +9,7 @@ mod conform;
 mod engine;
 mod engine_log;
 mod engines;
+mod engines_sglang;
 mod fluid;
 mod hardening;
 mod mcsf_engine;
