@@ -11,20 +11,20 @@
 //! In-process conformance ([`conform`]): a Python object with `decide(msg) -> plan` (the
 //! interface of `clients/python/kvsched_client.py`) runs through `kvsched::conform`'s battery,
 //! shrinking and replay. It receives the very messages the wire protocol carries
-//! (`kvsched::conform::protocol`, converted to dicts instead of JSON lines) and answers with the
+//! (`kvsched::protocol::wire`, converted to dicts instead of JSON lines) and answers with the
 //! plan's fields, parsed and judged as a `plan` line would be.
 
 use kvsched::cli;
 use kvsched::conform::external::poisoned_plan;
-use kvsched::conform::protocol::{
-    decide_of, Decide, DecideCtx, Hello, Item, PlanMsg, Req, Res, ToScheduler, Views,
-    PROTOCOL_NAME, PROTOCOL_VERSION,
-};
 use kvsched::conform::{
     self as harness, Candidate, ConformReport, ExternalCommand, Finish, Runnable, Verdict,
 };
 use kvsched::experiments::registry::Ctx;
 use kvsched::experiments::{report, Scale};
+use kvsched::protocol::wire::{
+    decide_of, Decide, DecideCtx, Hello, Item, PlanMsg, Req, Res, ToScheduler, Views,
+    PROTOCOL_NAME, PROTOCOL_VERSION,
+};
 use kvsched::sim::{Plan, Scheduler, View};
 use kvsched_spec::rounds::RoundInstance;
 use kvsched_spec::{Information, ModelConfig, WorkloadFile};

@@ -15,12 +15,12 @@
 //! engine rejects, ending the run without any engine change. The harness reads the recorded
 //! fault through [`Runnable::take_fault`] before it looks at the engine's error.
 
-use super::protocol::{
-    decide_of, parse_from_scheduler, DecideCtx, ErrorMsg, FromScheduler, Hello, ToScheduler, Views,
-    MAX_LINE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
-};
 use super::verdict::Verdict;
 use super::{Candidate, Finish, Runnable};
+use crate::protocol::wire::{
+    decide_of, parse_from_scheduler, DecideCtx, End, ErrorMsg, FromScheduler, Hello, ToScheduler,
+    Views, MAX_LINE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
+};
 use crate::sim::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, ModelConfig, RequestId};
 use serde::Serialize;
@@ -581,9 +581,7 @@ impl Runnable for External {
 
     fn finish(&mut self, how: Finish) {
         let msg = match how {
-            Finish::Ended { t, completed } => {
-                Some(ToScheduler::End(super::protocol::End { t, completed }))
-            }
+            Finish::Ended { t, completed } => Some(ToScheduler::End(End { t, completed })),
             Finish::Rejected(v) => Some(ToScheduler::Error(ErrorMsg {
                 code: v.code.clone(),
                 message: v.message.clone(),

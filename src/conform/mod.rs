@@ -16,8 +16,6 @@
 
 pub mod battery;
 pub mod external;
-pub mod mirror;
-pub mod protocol;
 pub mod run;
 pub mod shrink;
 pub mod verdict;
@@ -441,7 +439,7 @@ fn finish_report(
     let busy: f64 = scenarios.iter().map(|s| s.wall_s).sum();
     let wire: f64 = scenarios.iter().map(|s| s.wire_s).sum();
     ConformReport {
-        protocol_version: protocol::PROTOCOL_VERSION,
+        protocol_version: crate::protocol::PROTOCOL_VERSION,
         subject,
         conforms: scenarios.iter().all(|s| s.verdict.is_pass()),
         scenarios,

@@ -18,6 +18,7 @@
 
 use super::verdict::Verdict;
 use super::{Candidate, ConformConfig, Finish, Runnable};
+use crate::protocol::wire::information_rank;
 use crate::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
 use crate::sim::{Plan, Scheduler, View};
 use kvsched_spec::{BatchItem, FirstToken, Information, Instance, Nanos, RequestId, Tokens};
@@ -264,8 +265,7 @@ pub fn run_instance(
         }
     };
     let asked = sched.information();
-    if super::protocol::information_rank(asked) > super::protocol::information_rank(cfg.information)
-    {
+    if information_rank(asked) > information_rank(cfg.information) {
         let v = Verdict::new(
             "information_denied",
             format!("asked for {asked:?} information; offered {:?}", cfg.information),

@@ -3,11 +3,11 @@
 //! `tests/clients/` is caught with the right verdict and shrunk to a few requests; malformed
 //! messages, crashes and hangs end in precise verdicts; the protocol parsers never panic.
 
-use kvsched::conform::protocol::{parse_from_scheduler, parse_to_scheduler};
 use kvsched::conform::{
     check_scheduler, run_battery, run_replay, scenarios, ConformConfig, ConformReport,
     ExternalCommand, ExternalOptions,
 };
+use kvsched::protocol::wire::{parse_from_scheduler, parse_to_scheduler};
 use kvsched_spec::Information;
 use proptest::prelude::*;
 use std::time::Duration;
@@ -228,13 +228,14 @@ fn spawn_failure_is_reported() {
 
 #[test]
 fn serve_answers_malformed_input_with_an_error() {
-    use kvsched::conform::protocol::Views;
+    use kvsched::protocol::wire::Views;
     let mut sched = kvsched::schedulers::by_name("vllm-v0").unwrap();
     for input in ["not json\n", "{\"type\":\"decide\"}\n", "{\"type\":\"nope\"}\n"] {
         let mut out = Vec::new();
-        let code =
-            kvsched::cli::serve::serve(&mut *sched, Views::Delta, &mut input.as_bytes(), &mut out);
-        assert_eq!(code, std::process::ExitCode::from(1), "{input}");
+        let r =
+            kvsched::protocol::serve(&mut *sched, Views::Delta, &mut input.as_bytes(), &mut out);
+        let rejected = matches!(r, Err(kvsched::protocol::ServeError::Rejected { .. }));
+        assert!(rejected, "{input}: {r:?}");
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\"type\":\"error\""), "{input}: {text}");
     }
@@ -268,7 +269,7 @@ proptest! {
         let line = format!(
             "{{\"type\":\"plan\",\"seq\":{seq},\"evict\":[{evict}],\"batch\":[{item}]{rep}}}"
         );
-        if let Ok(kvsched::conform::protocol::FromScheduler::Plan(p)) =
+        if let Ok(kvsched::protocol::wire::FromScheduler::Plan(p)) =
             parse_from_scheduler(&line)
         {
             let _ = p.to_plan();

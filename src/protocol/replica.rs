@@ -3,19 +3,19 @@
 //! stdin/stdout (`kvsched serve`).
 //!
 //! With full views the waiting and running lists are overwritten from every message. With delta
-//! views the mirror applies its own previous plan: evictions, then `ran` iterations of the batch
+//! views the replica applies its own previous plan: evictions, then `ran` iterations of the batch
 //! (a prefill chunk once, a decode `ran` times), then the completions the harness reports. Output
 //! lengths the information set hides are stored as a placeholder the view never shows.
 
-use super::protocol::{Decide, Hello, Req, Res, Views};
+use super::wire::{Decide, Hello, Req, Res, Views};
 use crate::sim::core::{Core, Slot, SlotPhase};
 use crate::sim::{Plan, Scheduler, View};
 use kvsched_spec::{
     BatchItem, FirstToken, Information, Nanos, Request, RequestId, Revealed, Tokens,
 };
 
-/// A mirrored engine state.
-pub struct Mirror {
+/// A replica of the engine state, rebuilt from `decide` messages.
+pub struct Replica {
     core: Core,
     template: Slot,
     views: Views,
@@ -35,9 +35,9 @@ fn request_of(q: &Req) -> Request {
     }
 }
 
-impl Mirror {
-    /// A mirror for the session `hello` opened, granting `information`.
-    pub fn new(hello: &Hello, information: Information, views: Views) -> Result<Mirror, String> {
+impl Replica {
+    /// A replica for the session `hello` opened, granting `information`.
+    pub fn new(hello: &Hello, information: Information, views: Views) -> Result<Replica, String> {
         let mut config = hello.config.clone();
         config.information = information;
         let step_time = config.step_time.compile()?;
@@ -52,7 +52,7 @@ impl Mirror {
         };
         let template = Slot::new(dummy);
         let core = Core::new(config, step_time);
-        Ok(Mirror { core, template, views, last: Plan::default(), admission: 0 })
+        Ok(Replica { core, template, views, last: Plan::default(), admission: 0 })
     }
 
     fn slot_mut(&mut self, id: u32) -> Result<&mut Slot, String> {
