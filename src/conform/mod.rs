@@ -21,7 +21,7 @@ pub mod shrink;
 pub mod verdict;
 
 pub use external::{ExternalCommand, ExternalOptions};
-pub use verdict::Verdict;
+pub use verdict::{Verdict, VerdictCode};
 
 use crate::sim::Outcome;
 use crate::sim::{Plan, Scheduler, View};
@@ -220,7 +220,7 @@ pub struct Baseline {
     /// Scheduler name.
     pub scheduler: String,
     /// Verdict code.
-    pub verdict: String,
+    pub verdict: VerdictCode,
     /// Metrics, when it passed.
     pub metrics: Option<Metrics>,
 }

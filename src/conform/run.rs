@@ -16,7 +16,7 @@
 //! FCFS policies never pass a request over; policies that hold work back in arrival order
 //! (WAIT's accumulation) are not flagged.
 
-use super::verdict::Verdict;
+use super::verdict::{Verdict, VerdictCode};
 use super::{Candidate, ConformConfig, Finish, Runnable};
 use crate::protocol::wire::information_rank;
 use crate::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
@@ -267,7 +267,7 @@ pub fn run_instance(
     let asked = sched.information();
     if information_rank(asked) > information_rank(cfg.information) {
         let v = Verdict::new(
-            "information_denied",
+            VerdictCode::InformationDenied,
             format!("asked for {asked:?} information; offered {:?}", cfg.information),
         );
         sched.finish(Finish::Rejected(&v));
@@ -303,7 +303,7 @@ fn panic_verdict(p: Box<dyn std::any::Any + Send>) -> Verdict {
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into());
-    Verdict::new("panic", msg)
+    Verdict::new(VerdictCode::Panic, msg)
 }
 
 fn simulate_judged(
@@ -344,15 +344,24 @@ fn simulate_judged(
                 SimErrorKind::Violation { violation, at_ns } => {
                     Verdict::violation(violation, at_ns.get())
                 }
-                SimErrorKind::RepeatWithPrefill => {
-                    Verdict::new("repeat_with_prefill", "repeat > 1 on a batch with a prefill")
-                }
+                SimErrorKind::RepeatWithPrefill => Verdict::new(
+                    VerdictCode::RepeatWithPrefill,
+                    "repeat > 1 on a batch with a prefill",
+                ),
                 SimErrorKind::Stalled { .. } => unfinished(instance, &e.partial),
                 SimErrorKind::StepLimit(n) => {
-                    Verdict::new("livelock", format!("no end after {n} iterations"))
+                    Verdict::new(VerdictCode::Livelock, format!("no end after {n} iterations"))
                 }
-                SimErrorKind::NoProgress { .. } => Verdict::new("livelock", e.to_string()),
-                other => Verdict::new("trace_invalid", format!("{e} ({other:?})")),
+                SimErrorKind::NoProgress { .. } => {
+                    Verdict::new(VerdictCode::Livelock, e.to_string())
+                }
+                // Not the scheduler's fault: the engine disagreeing with the spec, a trace
+                // that could not be written, an instance without the predictions offered.
+                SimErrorKind::Divergence(_)
+                | SimErrorKind::Trace(_)
+                | SimErrorKind::MissingPrediction { .. } => {
+                    Verdict::new(VerdictCode::EngineError, format!("{e} ({:?})", e.kind))
+                }
             };
             (v.at(e.partial.simulated_ns.get()), Some(*e.partial))
         }
@@ -372,7 +381,7 @@ fn starvation(
     match starved.max_by_key(|(_, &w)| w) {
         None => Verdict::pass(),
         Some((id, w)) => Verdict::new(
-            "starvation",
+            VerdictCode::Starvation,
             format!(
                 "{id} was passed over {} times while it fit in the memory left free (bound {}), \
                  and waited {w} ns in total while it fit (bound {bound} ns)",
@@ -395,7 +404,7 @@ fn unfinished(instance: &Instance, partial: &Outcome) -> Verdict {
     }
     let shown = ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
     Verdict::new(
-        "unfinished",
+        VerdictCode::Unfinished,
         format!(
             "the scheduler idled with no arrival to come; {} request(s) that fit in an empty \
              cache never finished: {shown}",
@@ -407,11 +416,13 @@ fn unfinished(instance: &Instance, partial: &Outcome) -> Verdict {
 /// Checks a trace in memory; returns a verdict when the checker rejects it.
 fn check_trace_bytes(trace: &[u8]) -> (Option<Verdict>, usize) {
     match kvsched_verify::check_trace(std::io::BufReader::new(trace)) {
-        Err(e) => (Some(Verdict::new("trace_invalid", format!("unreadable trace: {e}"))), 0),
+        Err(e) => {
+            (Some(Verdict::new(VerdictCode::TraceInvalid, format!("unreadable trace: {e}"))), 0)
+        }
         Ok(r) if r.is_valid() => (None, r.records),
         Ok(r) => {
             let first: Vec<String> = r.violations.iter().take(3).map(|v| v.to_string()).collect();
-            (Some(Verdict::new("trace_invalid", first.join("; "))), r.records)
+            (Some(Verdict::new(VerdictCode::TraceInvalid, first.join("; "))), r.records)
         }
     }
 }

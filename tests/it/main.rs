@@ -18,4 +18,5 @@ mod schedulers;
 mod step_time_vidur;
 mod tidy;
 mod trace_check;
+mod verdict_codes;
 mod wait_claims;
