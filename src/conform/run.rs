@@ -21,7 +21,7 @@ use super::{Candidate, ConformConfig, Finish, Runnable};
 use crate::protocol::wire::information_rank;
 use crate::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
 use crate::sim::{Plan, Scheduler, View};
-use kvsched_spec::{BatchItem, FirstToken, Information, Instance, Nanos, RequestId, Tokens};
+use kvsched_spec::{BatchItem, Information, Instance, Nanos, RequestId, Tokens};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -108,7 +108,7 @@ impl Monitor<'_> {
     /// The KV tokens held after `plan` (its evictions, then one iteration of its batch) by
     /// every request that is resident then, in no particular order.
     fn held_after(view: &View<'_>, plan: &Plan) -> Vec<(RequestId, Tokens)> {
-        let wp = view.config().first_token == FirstToken::WithPrefill;
+        let first_token = view.config().first_token;
         let mut held: BTreeMap<RequestId, Tokens> = view
             .running()
             .filter(|r| !plan.evict.contains(&r.id()))
@@ -123,7 +123,7 @@ impl Monitor<'_> {
                 BatchItem::Decode { .. } => *h + Tokens(1),
                 BatchItem::Prefill { tokens, .. } => {
                     let done = *h + tokens >= prompt;
-                    *h + tokens + Tokens(u64::from(done && wp))
+                    *h + tokens + first_token.output_of_prefill(done)
                 }
             };
         }
@@ -172,7 +172,8 @@ impl Monitor<'_> {
         let residents: Vec<(Tokens, Tokens)> = after.iter().map(|&(id, h)| (h, peak(id))).collect();
         let used: u64 = residents.iter().map(|&(h, _)| view.footprint(h).get()).sum();
         let free = Tokens(view.memory().capacity().get().saturating_sub(used));
-        let extra = Tokens(u64::from(view.config().first_token == FirstToken::WithPrefill));
+        // Held once the whole prompt is prefilled: `p + extra`.
+        let extra = view.config().first_token.output_of_prefill(true);
         let watermark = view.memory().watermark();
         let in_batch = |id: RequestId| plan.batch.iter().any(|i| i.id() == id);
         let evicted = |id: RequestId| plan.evict.contains(&id);

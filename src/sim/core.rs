@@ -460,6 +460,8 @@ impl Core {
                 shape.prefill_tokens += tokens.get();
                 shape.prefill_attn_token2 += tokens.get() * context.get();
                 shape.attended_kv_tokens += context.get();
+                // The first-token rule, written out on purpose (here and in `advance`; not
+                // `FirstToken::output_of_prefill`): independent of the spec's model.
                 let first = context == prompt && self.config.first_token == FirstToken::WithPrefill;
                 Ok((held, context + Tokens(u64::from(first))))
             }

@@ -12,9 +12,7 @@
 
 use super::core::{Core, Slot, SlotPhase};
 use super::{Plan, View};
-use kvsched_spec::{
-    BatchItem, FirstToken, ModelConfig, Nanos, Request, RequestId, Revealed, Tokens,
-};
+use kvsched_spec::{BatchItem, ModelConfig, Nanos, Request, RequestId, Revealed, Tokens};
 
 /// A resident request, as a full view reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +92,7 @@ impl Follower {
         if ran == 0 {
             return Ok(());
         }
-        let with_prefill = self.core.config.first_token == FirstToken::WithPrefill;
+        let first_token = self.core.config.first_token;
         for item in &plan.batch {
             let id = item.id();
             let admission = self.admission;
@@ -107,9 +105,9 @@ impl Follower {
                         admitted = true;
                     }
                     slot.prefilled += tokens;
-                    if slot.prefilled == slot.request.prompt_tokens && with_prefill {
-                        slot.generated_base = Tokens(1);
-                    }
+                    // A prefilling request has no output yet (evictions reset it).
+                    let completes = slot.prefilled == slot.request.prompt_tokens;
+                    slot.generated_base = first_token.output_of_prefill(completes);
                 }
                 BatchItem::Decode { .. } => slot.generated_base += Tokens(ran),
             }
