@@ -13,6 +13,7 @@ mod fluid;
 mod hardening;
 mod mcsf_engine;
 mod mcsf_opt;
+mod replica;
 mod reproduce;
 mod schedulers;
 mod step_time_vidur;
