@@ -1,6 +1,6 @@
 //! Protocol messages from the harness (`hello`, `decide`, `end`, `error`): each line parsed as
 //! `serve` reads it, and the whole input fed to `kvsched serve`'s loop (a built-in policy
-//! behind the wire mirror), which must answer or fail cleanly, never panic.
+//! behind the protocol's replica), which must answer or fail cleanly, never panic.
 #![no_main]
 use kvsched::protocol::wire::{parse_to_scheduler, Views};
 use libfuzzer_sys::fuzz_target;

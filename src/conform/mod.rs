@@ -1,5 +1,6 @@
 //! Conformance testing of schedulers: in-process (Rust) or in another process, in any
-//! language, over the wire protocol of `spec/PROTOCOL.md`.
+//! language, over the wire protocol of `spec/PROTOCOL.md` (its messages and client side are
+//! [`crate::protocol`]; this module judges).
 //!
 //! [`run_battery`] runs a [`Candidate`] through the scenario battery ([`battery`]), judges
 //! every run ([`run`]: engine validation, the independent trace checker, liveness), scores it
