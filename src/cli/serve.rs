@@ -8,11 +8,12 @@
 
 use crate::conform::mirror::Mirror;
 use crate::conform::protocol::{
-    parse_to_scheduler, ErrorMsg, FromScheduler, PlanMsg, Ready, ToScheduler, Views,
+    parse_to_scheduler, Decide, ErrorMsg, FromScheduler, PlanMsg, Ready, ToScheduler, Views,
     MAX_LINE_BYTES, PROTOCOL_VERSION,
 };
 use crate::schedulers;
 use crate::sim::Scheduler;
+use kvsched_spec::Information;
 use std::io::{BufRead, BufWriter, Read, Write};
 use std::process::ExitCode;
 
@@ -54,6 +55,17 @@ pub fn run(args: &Args) -> ExitCode {
     let mut input = stdin.lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
     serve(&mut *sched, views, &mut input, &mut out)
+}
+
+/// A request of `d` without a prediction when the scheduler reads predictions: the run stops
+/// (as the simulator's `MissingPrediction`), never a silent worst case.
+fn missing_prediction(reads: Information, d: &Decide) -> Option<u32> {
+    if reads != Information::Predicted {
+        return None;
+    }
+    let mut waiting = d.arrived.iter().chain(d.waiting.iter().flatten());
+    let missing = waiting.find(|q| q.predicted.is_none()).map(|q| q.id);
+    missing.or_else(|| d.running.iter().flatten().find(|q| q.predicted.is_none()).map(|q| q.id))
 }
 
 /// Serves `sched` over `input`/`out` until `end`, `error` or end of input.
@@ -99,6 +111,14 @@ pub fn serve(
                 let Some(m) = mirror.as_mut() else {
                     return fail(out, "bad_message", "decide before hello".into());
                 };
+                if let Some(id) = missing_prediction(sched.information(), &d) {
+                    let message = format!(
+                        "r{id} has no \"predicted\" output length, and {} reads predictions; \
+                         it is never charged a worst case: send \"predicted\" with every request",
+                        sched.name()
+                    );
+                    return fail(out, "missing_prediction", message);
+                }
                 if let Err(e) = m.update(&d) {
                     return fail(out, "bad_message", e);
                 }
