@@ -10,7 +10,7 @@
 //! unless the plan allowed the engine to repeat a decode-only batch ([`Repeat::UpTo`]), in which
 //! case the engine repeats it until the bound, an arrival or a completion, whichever is first.
 
-pub use super::view::{ResidentView, View};
+pub use super::view::{DecodeAllGrowth, ResidentView, View};
 
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 

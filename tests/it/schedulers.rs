@@ -335,7 +335,8 @@ impl Scheduler for DropLastAdmission {
 type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
-fn fast_path_variants() -> [(&'static str, Make); 16] {
+#[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
+fn fast_path_variants() -> [(&'static str, Make); 17] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -406,14 +407,21 @@ fn fast_path_variants() -> [(&'static str, Make); 16] {
             s.fast_path = f;
             Box::new(s)
         }),
+        ("sglang/clipped", |f| {
+            // The clip binds: the fast path's sorted reservations, not its incremental ones.
+            let mut s = small_sglang();
+            s.clip_max_new_tokens = 8;
+            s.fast_path = f;
+            Box::new(s)
+        }),
     ]
 }
 
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
-/// queue and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue) decides exactly
-/// what its general path decides: identical records and iteration counts with the fast path on
-/// and off, in every regime (evictions and full memory included), with default and small
-/// parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+/// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue)
+/// decides exactly what its general path decides: identical records and iteration counts with
+/// the fast path on and off, in every regime (evictions and full memory included), with default
+/// and small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
