@@ -111,11 +111,19 @@ fn small_sglang() -> sglang::Sglang {
     s
 }
 
+/// Orca with these parameters, its fast path on or off.
+fn orca_with(max_output_tokens: u64, max_batch_size: usize, fast_path: bool) -> orca::Orca {
+    let mut o = orca::Orca::default();
+    (o.max_output_tokens, o.max_batch_size, o.fast_path) =
+        (max_output_tokens, max_batch_size, fast_path);
+    o
+}
+
 /// A fresh policy by name (variants included), with Orca's and SGLang's output bound set to
 /// the generator's maximum so that Orca's contract holds.
 fn make(name: &str) -> Box<dyn Scheduler> {
     match name {
-        "orca" => Box::new(orca::Orca { max_output_tokens: MAX_OUTPUT, ..Default::default() }),
+        "orca" => Box::new(orca_with(MAX_OUTPUT, 128, true)),
         "sglang" => {
             let mut s = sglang::Sglang::default();
             s.max_new_tokens = MAX_OUTPUT;
@@ -141,7 +149,7 @@ fn policies_small_by_name(name: &str) -> Option<Box<dyn Scheduler>> {
             Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6, ..Default::default() })
         }
         "sglang" => Box::new(small_sglang()),
-        "orca" => Box::new(orca::Orca { max_output_tokens: 16, max_batch_size: 4 }),
+        "orca" => Box::new(orca_with(16, 4, true)),
         "alpha-clear" => {
             Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5, ..Default::default() })
         }
@@ -336,7 +344,7 @@ type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
-fn fast_path_variants() -> [(&'static str, Make); 17] {
+fn fast_path_variants() -> [(&'static str, Make); 19] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -407,6 +415,9 @@ fn fast_path_variants() -> [(&'static str, Make); 17] {
             s.fast_path = f;
             Box::new(s)
         }),
+        ("orca", |f| Box::new(orca_with(MAX_OUTPUT, 128, f))),
+        // Outputs beyond the bound: reservations are outgrown and decodes stop fitting.
+        ("orca/small", |f| Box::new(orca_with(16, 4, f))),
         ("sglang/clipped", |f| {
             // The clip binds: the fast path's sorted reservations, not its incremental ones.
             let mut s = small_sglang();
@@ -418,10 +429,11 @@ fn fast_path_variants() -> [(&'static str, Make); 17] {
 }
 
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
-/// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue)
-/// decides exactly what its general path decides: identical records and iteration counts with
-/// the fast path on and off, in every regime (evictions and full memory included), with default
-/// and small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+/// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue,
+/// Orca's incremental reservations) decides
+/// exactly what its general path decides: identical records and iteration counts with the fast
+/// path on and off, in every regime (evictions and full memory included), with default and
+/// small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
