@@ -5,7 +5,7 @@
 use crate::common;
 use kvsched::prng::{stream, Stream};
 use kvsched::schedulers::{
-    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1,
+    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1, wait_cp,
 };
 use kvsched::sim::Scheduler;
 use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
@@ -117,6 +117,13 @@ fn orca_with(max_output_tokens: u64, max_batch_size: usize, fast_path: bool) -> 
     (o.max_output_tokens, o.max_batch_size, o.fast_path) =
         (max_output_tokens, max_batch_size, fast_path);
     o
+}
+
+/// WAIT-CP with one segment of budget `tl` and chunk `cs`, its fast path on or off.
+fn wait_cp_with(tl: u64, cs: u64, fast_path: bool) -> wait_cp::WaitCp {
+    let mut w = wait_cp::WaitCp::from_tl(tl, cs);
+    w.fast_path = fast_path;
+    w
 }
 
 /// A fresh policy by name (variants included), with Orca's and SGLang's output bound set to
@@ -344,7 +351,7 @@ type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
-fn fast_path_variants() -> [(&'static str, Make); 19] {
+fn fast_path_variants() -> [(&'static str, Make); 23] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -418,6 +425,15 @@ fn fast_path_variants() -> [(&'static str, Make); 19] {
         ("orca", |f| Box::new(orca_with(MAX_OUTPUT, 128, f))),
         // Outputs beyond the bound: reservations are outgrown and decodes stop fitting.
         ("orca/small", |f| Box::new(orca_with(16, 4, f))),
+        ("wait-cp", |f| Box::new(wait_cp_with(64, 256, f))),
+        // B_1 < S_1: zero turns of the rotation, the tl cap, and residents mid-prefill.
+        ("wait-cp/tight", |f| Box::new(wait_cp_with(4, 256, f))),
+        ("wait-cp/chunked", |f| Box::new(wait_cp_with(6, 8, f))),
+        ("wait-cp/no-gate", |f| {
+            let mut w = wait_cp_with(5, 256, f);
+            w.wait_gate = false;
+            Box::new(w)
+        }),
         ("sglang/clipped", |f| {
             // The clip binds: the fast path's sorted reservations, not its incremental ones.
             let mut s = small_sglang();
@@ -430,7 +446,7 @@ fn fast_path_variants() -> [(&'static str, Make); 19] {
 
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
 /// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue,
-/// Orca's incremental reservations) decides
+/// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch) decides
 /// exactly what its general path decides: identical records and iteration counts with the fast
 /// path on and off, in every regime (evictions and full memory included), with default and
 /// small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
