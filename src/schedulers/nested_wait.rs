@@ -76,93 +76,8 @@ pub struct NestedWait {
     pub guard_trims: u64,
     /// Last-resort evictions of any resident when nothing fits even after the repair.
     pub guard_evictions: u64,
-    /// Take the fast path (default): with one segment, every resident decode-ready, no stage
-    /// holding more residents than its cap and room for the batch, every resident is selected,
-    /// so the decision reads no resident (a `decode_all` plan: `O(log n)` plus its admissions,
-    /// from stage counts kept incrementally). Otherwise, and off, every decision reads the
-    /// whole batch; the records are the same (tested).
-    pub fast_path: bool,
     rotors: Vec<Rotor>,
     revealed: (u64, u64),
-    stages: StageCounts,
-}
-
-/// Residents per stage (generated tokens), kept incrementally (fast path). A stage is stored as
-/// `generated - clock`, with `clock` the `decode_all` iterations run, so a `decode_all`
-/// iteration moves no entry; an explicit decode moves its resident's entry by one.
-#[derive(Clone, Debug, PartialEq, Default)]
-struct StageCounts {
-    clock: i64,
-    /// Per resident: its stored stage.
-    key: std::collections::BTreeMap<RequestId, i64>,
-    /// Residents per stored stage.
-    count: std::collections::BTreeMap<i64, u64>,
-    /// Stages per resident count (the largest key is the most crowded stage's count).
-    crowd: std::collections::BTreeMap<u64, u64>,
-    /// The previous plan: whether it decoded the whole group, and its explicit items.
-    last_decode_all: bool,
-    last_items: Vec<BatchItem>,
-}
-
-impl StageCounts {
-    fn recount(&mut self, key: i64, up: bool) {
-        let c = self.count.entry(key).or_insert(0);
-        let before = *c;
-        *c = if up { before + 1 } else { before - 1 };
-        let after = *c;
-        if after == 0 {
-            self.count.remove(&key);
-        }
-        for (n, add) in [(before, false), (after, true)] {
-            if n == 0 {
-                continue;
-            }
-            let e = self.crowd.entry(n).or_insert(0);
-            if add {
-                *e += 1;
-            } else {
-                *e -= 1;
-                if *e == 0 {
-                    self.crowd.remove(&n);
-                }
-            }
-        }
-    }
-
-    fn insert(&mut self, id: RequestId, generated: u64) {
-        let key = generated as i64 - self.clock;
-        self.key.insert(id, key);
-        self.recount(key, true);
-    }
-
-    fn remove(&mut self, id: RequestId) -> bool {
-        let Some(key) = self.key.remove(&id) else { return false };
-        self.recount(key, false);
-        true
-    }
-
-    /// Residents on the most crowded stage.
-    fn most(&self) -> u64 {
-        self.crowd.last_key_value().map_or(0, |(&n, _)| n)
-    }
-
-    /// Brings the counts up to date with the previous plan's iteration and the completions.
-    fn sync(&mut self, view: &View<'_>) {
-        for c in view.completed_since_last() {
-            self.remove(c.id);
-        }
-        if std::mem::take(&mut self.last_decode_all) {
-            self.clock += 1;
-        }
-        for item in std::mem::take(&mut self.last_items) {
-            let id = item.id();
-            if self.remove(id) || matches!(item, BatchItem::Prefill { .. }) {
-                if let Some(r) = view.resident(id).filter(ResidentView::prefill_done) {
-                    self.insert(id, r.generated().get());
-                }
-            }
-        }
-    }
 }
 
 impl Default for NestedWait {
@@ -218,10 +133,8 @@ impl NestedWait {
             repair_events: 0,
             guard_trims: 0,
             guard_evictions: 0,
-            fast_path: true,
             rotors: Vec::new(),
             revealed: (0, 0),
-            stages: StageCounts::default(),
         }
     }
 
@@ -359,59 +272,7 @@ impl Scheduler for NestedWait {
         }
         let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
         let drain = self.drain && view.arrivals_done();
-        if self.fast_path {
-            self.stages.sync(view);
-            let plan = self.decide_fast(view, &n, &caps, drain);
-            let plan = plan.unwrap_or_else(|| self.decide_general(view, &n, drain));
-            for id in &plan.evict {
-                self.stages.remove(*id);
-            }
-            self.stages.last_decode_all = plan.decode_all;
-            self.stages.last_items.clone_from(&plan.batch);
-            return plan;
-        }
-        self.decide_general(view, &n, drain)
-    }
-}
-
-impl NestedWait {
-    /// The decision where every resident is selected (see [`NestedWait::fast_path`]), or
-    /// `None`.
-    fn decide_fast(
-        &mut self,
-        view: &View<'_>,
-        n: &[f64],
-        caps: &[u64],
-        drain: bool,
-    ) -> Option<Plan> {
-        let running = view.running_len();
-        if n.len() != 1 || drain || view.decode_ready_len() != running {
-            return None;
-        }
-        if (view.waiting_len() as u64) < caps[0] {
-            // Segment 1 waits: nothing runs.
-            return Some(Plan::idle());
-        }
-        if self.stages.most() > n[0].ceil() as u64 {
-            return None;
-        }
-        let mut batch = Vec::new();
-        let mut need = view.decode_all_growth(1);
-        for r in view.waiting().take(caps[0] as usize) {
-            batch.push(BatchItem::Prefill { id: r.id(), tokens: r.prompt_tokens() });
-            need += admit_growth(view, r.prompt_tokens());
-        }
-        if need > view.kv_free() || (batch.is_empty() && running == 0) {
-            return None;
-        }
-        self.rotors[0].advance();
-        Some(Plan { evict: vec![], batch, repeat: Repeat::Once, decode_all: true })
-    }
-
-    /// Every decision on the general path: the whole batch read and listed.
-    fn decide_general(&mut self, view: &View<'_>, n: &[f64], drain: bool) -> Plan {
-        let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
-        let mut sel = self.select(view, n, &caps, drain);
+        let mut sel = self.select(view, &n, &caps, drain);
         if sel.joined == 0 {
             return Plan::idle();
         }
@@ -424,7 +285,7 @@ impl NestedWait {
             }
             self.rotors.iter_mut().take(sel.joined).for_each(Rotor::advance);
             let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
-            sel = self.select(view, n, &caps, drain);
+            sel = self.select(view, &n, &caps, drain);
             skips += 1;
         }
         let need: Tokens = sel.admit.iter().chain(&sel.rest).map(|x| x.1).sum();

@@ -4,10 +4,8 @@
 
 use crate::common;
 use kvsched::prng::{stream, Stream};
-use kvsched::schedulers::nested_wait::NestedThresholds;
 use kvsched::schedulers::{
-    self, alpha_clear, alpha_protect, mcsf, nested_wait, orca, sarathi, sglang, vllm_v0, vllm_v1,
-    wait_cp,
+    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1, wait_cp,
 };
 use kvsched::sim::Scheduler;
 use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
@@ -124,13 +122,6 @@ fn orca_with(max_output_tokens: u64, max_batch_size: usize, fast_path: bool) -> 
 /// WAIT-CP with one segment of budget `tl` and chunk `cs`, its fast path on or off.
 fn wait_cp_with(tl: u64, cs: u64, fast_path: bool) -> wait_cp::WaitCp {
     let mut w = wait_cp::WaitCp::from_tl(tl, cs);
-    w.fast_path = fast_path;
-    w
-}
-
-/// Nested WAIT with one segment and these thresholds, its fast path on or off.
-fn nested_wait_with(thresholds: NestedThresholds, fast_path: bool) -> nested_wait::NestedWait {
-    let mut w = nested_wait::NestedWait::new(Vec::new(), thresholds);
     w.fast_path = fast_path;
     w
 }
@@ -360,7 +351,7 @@ type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
-fn fast_path_variants() -> [(&'static str, Make); 27] {
+fn fast_path_variants() -> [(&'static str, Make); 23] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -443,18 +434,6 @@ fn fast_path_variants() -> [(&'static str, Make); 27] {
             w.wait_gate = false;
             Box::new(w)
         }),
-        ("nested-wait", |f| Box::new(nested_wait_with(NestedThresholds::TotalLimit(64.0), f))),
-        // Several residents per stage; a stage crowds past its cap when n = tl / stages drops
-        // as longer outputs are revealed (reached here), and the general path selects.
-        ("nested-wait/tl30", |f| Box::new(nested_wait_with(NestedThresholds::TotalLimit(30.0), f))),
-        ("nested-wait/fixed", |f| {
-            Box::new(nested_wait_with(NestedThresholds::Fixed(vec![2.5]), f))
-        }),
-        ("nested-wait/segments", |f| {
-            let mut w = nested_wait_with(NestedThresholds::Fixed(vec![2.0, 1.5]), f);
-            w.boundaries = vec![8, 64];
-            Box::new(w)
-        }),
         ("sglang/clipped", |f| {
             // The clip binds: the fast path's sorted reservations, not its incremental ones.
             let mut s = small_sglang();
@@ -467,10 +446,10 @@ fn fast_path_variants() -> [(&'static str, Make); 27] {
 
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
 /// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue,
-/// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch, Nested WAIT's
-/// one-segment `decode_all` plan) decides exactly what its general path decides: identical
-/// records and iteration counts with the fast path on and off, in every regime (evictions and
-/// full memory included), with default and small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+/// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch) decides
+/// exactly what its general path decides: identical records and iteration counts with the fast
+/// path on and off, in every regime (evictions and full memory included), with default and
+/// small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
