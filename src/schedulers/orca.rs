@@ -187,12 +187,7 @@ impl Scheduler for Orca {
         for id in &plan.evict {
             self.book.remove(*id);
         }
-        self.book.joining = plan
-            .batch
-            .iter()
-            .filter(|i| matches!(i, BatchItem::Prefill { .. }))
-            .map(BatchItem::id)
-            .collect();
+        self.book.joining = crate::sim::util::prefilled(&plan);
         plan
     }
 }

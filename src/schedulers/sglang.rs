@@ -232,12 +232,7 @@ impl Sglang {
             for id in &plan.evict {
                 m.remove(*id);
             }
-            m.joining = plan
-                .batch
-                .iter()
-                .filter(|i| matches!(i, BatchItem::Prefill { .. }))
-                .map(BatchItem::id)
-                .collect();
+            m.joining = crate::sim::util::prefilled(&plan);
         }
         plan
     }

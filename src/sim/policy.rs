@@ -87,6 +87,12 @@ pub mod util {
             .collect()
     }
 
+    /// The requests `plan` prefills (admits or continues), in batch order.
+    pub fn prefilled(plan: &Plan) -> Vec<RequestId> {
+        let prefill = |i: &&BatchItem| matches!(i, BatchItem::Prefill { .. });
+        plan.batch.iter().filter(prefill).map(BatchItem::id).collect()
+    }
+
     /// The FCFS queue after a decision's evictions: the waiting requests (arrival = id order)
     /// merged by id with the resident requests `evicted` in this decision, as
     /// `(id, prompt tokens)`. Lazy: a policy that stops admitting early reads only what it
