@@ -9,10 +9,11 @@
 
 use super::replica::Replica;
 use super::wire::{
-    parse_to_scheduler, ErrorMsg, FromScheduler, PlanMsg, Ready, ToScheduler, Views,
+    parse_to_scheduler, Decide, ErrorMsg, FromScheduler, PlanMsg, Ready, ToScheduler, Views,
     MAX_LINE_BYTES, PROTOCOL_VERSION,
 };
 use crate::sim::Scheduler;
+use kvsched_spec::Information;
 use std::io::{BufRead, Read, Write};
 
 /// How a session that was served to its end ended.
@@ -65,6 +66,17 @@ fn reject(out: &mut impl Write, code: &'static str, message: String) -> ServeErr
     ServeError::Rejected { code, message }
 }
 
+/// A request of `d` without a prediction when the scheduler reads predictions: the run stops
+/// (as the simulator's `MissingPrediction`), never a silent worst case.
+fn missing_prediction(reads: Information, d: &Decide) -> Option<u32> {
+    if reads != Information::Predicted {
+        return None;
+    }
+    let mut waiting = d.arrived.iter().chain(d.waiting.iter().flatten());
+    let missing = waiting.find(|q| q.predicted.is_none()).map(|q| q.id);
+    missing.or_else(|| d.running.iter().flatten().find(|q| q.predicted.is_none()).map(|q| q.id))
+}
+
 /// Serves `sched` over `input`/`out` until `end`, `error` or end of input.
 pub fn serve(
     sched: &mut dyn Scheduler,
@@ -108,6 +120,14 @@ pub fn serve(
                 let Some(m) = replica.as_mut() else {
                     return Err(reject(out, "bad_message", "decide before hello".into()));
                 };
+                if let Some(id) = missing_prediction(sched.information(), &d) {
+                    let message = format!(
+                        "r{id} has no \"predicted\" output length, and {} reads predictions; \
+                         it is never charged a worst case: send \"predicted\" with every request",
+                        sched.name()
+                    );
+                    return Err(reject(out, "missing_prediction", message));
+                }
                 if let Err(e) = m.update(&d) {
                     return Err(reject(out, "bad_message", e));
                 }

@@ -33,21 +33,118 @@ pub struct Orca {
     pub max_output_tokens: u64,
     /// Maximum running requests (and batch size).
     pub max_batch_size: usize,
+    /// Take the fast path (default): the running requests' reservations kept incrementally and
+    /// the decodes as a `decode_all` plan, `O(log n)` per decision plus what it admits. It
+    /// applies while every running request is within its planned reservation and the next
+    /// decode fits; otherwise (a broken contract) the decision takes the general path. Off,
+    /// every decision reads the whole batch; the records are the same (tested).
+    pub fast_path: bool,
+    book: Book,
 }
 
 impl Default for Orca {
     fn default() -> Self {
-        Orca { max_output_tokens: 2048, max_batch_size: 128 }
+        Orca {
+            max_output_tokens: 2048,
+            max_batch_size: 128,
+            fast_path: true,
+            book: Book::default(),
+        }
+    }
+}
+
+/// The running requests' reservations, kept incrementally (fast path). Every Orca iteration
+/// decodes every running request (prompts are prefilled whole), so a request's held tokens are
+/// `held at admission + clock - clock at admission`, with `clock` the iterations run. Its
+/// reservation is its fixed planned part until `held + 1` outgrows it, at the clock `over`.
+#[derive(Clone, Debug, PartialEq, Default)]
+struct Book {
+    clock: u64,
+    /// Per running request: (planned reservation, clock at which it is outgrown).
+    entry: std::collections::BTreeMap<RequestId, (Tokens, u64)>,
+    /// `(over, id)` of every running request.
+    over: std::collections::BTreeSet<(u64, RequestId)>,
+    /// Sum of the planned reservations.
+    planned: Tokens,
+    /// Admitted by the previous plan.
+    joining: Vec<RequestId>,
+}
+
+impl Book {
+    fn remove(&mut self, id: RequestId) {
+        if let Some((planned, over)) = self.entry.remove(&id) {
+            self.over.remove(&(over, id));
+            self.planned -= planned;
+        }
     }
 }
 
 impl Orca {
+    /// The fixed part of a request's reservation: its prompt plus the maximum output (capped at
+    /// the capacity), at least its prompt's footprint.
+    fn planned(&self, view: &View<'_>, prompt: Tokens) -> Tokens {
+        let planned = view.footprint(prompt + Tokens(self.max_output_tokens)).min(view.capacity());
+        planned.max(view.footprint(mem::prompt_hold(view, prompt)))
+    }
+
     /// Memory reserved for a request with `prompt` tokens that holds `held` now.
     fn reservation(&self, view: &View<'_>, prompt: Tokens, held: Tokens) -> Tokens {
-        let planned = view.footprint(prompt + Tokens(self.max_output_tokens)).min(view.capacity());
-        let floor =
-            view.footprint(mem::prompt_hold(view, prompt)).max(view.footprint(held + Tokens(1)));
-        planned.max(floor)
+        self.planned(view, prompt).max(view.footprint(held + Tokens(1)))
+    }
+
+    /// Brings [`Book`] up to date: the iterations run since the previous decision (each
+    /// decoded every running request), completions, and the requests admitted by the previous
+    /// plan (running now, holding their whole prompt).
+    fn sync(&mut self, view: &View<'_>) {
+        let mut book = std::mem::take(&mut self.book);
+        for c in view.completed_since_last() {
+            book.remove(c.id);
+        }
+        let running = view.running_len() as u64;
+        // The clock counts iterations; it only needs to be exact relative to the residents'
+        // admission clocks, so it moves with the steps the engine reports.
+        book.clock = view.steps_total();
+        for id in std::mem::take(&mut book.joining) {
+            let Some(r) = view.resident(id) else { continue };
+            let planned = self.planned(view, r.request().prompt_tokens());
+            // Outgrown once `held + 1 > planned` (footprints are whole blocks), that is after
+            // `planned - held` more iterations.
+            let over = book.clock + planned.get().saturating_sub(r.held().get());
+            book.planned += planned;
+            book.entry.insert(id, (planned, over));
+            book.over.insert((over, id));
+        }
+        debug_assert_eq!(book.entry.len() as u64, running, "every running request is booked");
+        self.book = book;
+    }
+
+    /// The fast decision (`None` when the general path must decide: a running request has
+    /// outgrown its planned reservation, or the next decode does not fit).
+    fn decide_fast(&self, view: &View<'_>) -> Option<Plan> {
+        let outgrown = self.book.over.first().is_some_and(|&(over, _)| over <= self.book.clock);
+        if outgrown || view.decode_all_growth(1) > view.kv_free() {
+            return None;
+        }
+        let mut reserved = self.book.planned;
+        let room = self.max_batch_size.saturating_sub(view.running_len());
+        let mut batch = Vec::new();
+        for r in view.waiting().take(room) {
+            let need = self.reservation(view, r.prompt_tokens(), Tokens::ZERO);
+            if reserved + need > view.capacity() {
+                break;
+            }
+            reserved += need;
+            batch.push(BatchItem::Prefill { id: r.id(), tokens: r.prompt_tokens() });
+        }
+        if batch.is_empty() && view.running_len() == 0 {
+            return Some(Plan::idle());
+        }
+        let repeat = if batch.is_empty() {
+            Repeat::UpTo(view.decode_all_steps_within(view.kv_free(), u64::MAX / 4).max(1))
+        } else {
+            Repeat::Once
+        };
+        Some(Plan { evict: vec![], batch, repeat, decode_all: true })
     }
 
     /// Decodes of every running request, evicting the most recent while they do not fit.
@@ -82,6 +179,22 @@ impl Scheduler for Orca {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
+        if !self.fast_path {
+            return self.decide_general(view);
+        }
+        self.sync(view);
+        let plan = self.decide_fast(view).unwrap_or_else(|| self.decide_general(view));
+        for id in &plan.evict {
+            self.book.remove(*id);
+        }
+        self.book.joining = crate::sim::util::prefilled(&plan);
+        plan
+    }
+}
+
+impl Orca {
+    /// Every decision on the general path: the whole batch read and listed.
+    fn decide_general(&self, view: &View<'_>) -> Plan {
         let (mut batch, evict) = self.decodes(view);
         let kept = view.running().filter(|r| !evict.contains(&r.id()));
         let mut reserved = kept

@@ -105,6 +105,74 @@ struct RatioState {
     last_decays: bool,
     /// Waiting queue in SGLang's order (arrivals and retractions appended).
     queue: std::collections::VecDeque<RequestId>,
+    /// Whether the previous plan decoded every decode-ready resident (a decode stretch or a
+    /// retraction's decodes).
+    last_decoded: bool,
+    /// Fast path: the decode-ready residents' remaining `max_new_tokens`, kept incrementally.
+    members: Members,
+}
+
+/// The decode-ready residents' unclipped remaining `max_new_tokens`, kept incrementally (fast
+/// path). Every plan that decodes decodes all of them, so a member's remainder is
+/// `key - clock`, with `clock` the decode iterations run and `key` fixed at joining: a multiset
+/// of keys with its count and sum answers the reservation sum in `O(1)` and its value after
+/// `j` more decode steps by a scan in key order. Keys at or below the clock (remainder 0) are
+/// dropped from the multiset (each once: amortised `O(log n)`).
+#[derive(Clone, Debug, PartialEq, Default)]
+struct Members {
+    clock: u64,
+    /// Members' keys by id (0 once a member's remainder reached 0).
+    key: std::collections::BTreeMap<RequestId, u64>,
+    /// Live keys (`> clock`) and their multiplicity.
+    live: std::collections::BTreeMap<u64, u64>,
+    live_n: u64,
+    live_sum: u64,
+    /// Prefilled in the previous plan: members from the next decision on if their prompt is
+    /// complete by then.
+    joining: Vec<RequestId>,
+}
+
+impl Members {
+    fn add(&mut self, id: RequestId, remaining: u64) {
+        let key = self.clock + remaining;
+        if remaining > 0 {
+            *self.live.entry(key).or_insert(0) += 1;
+            self.live_n += 1;
+            self.live_sum += key;
+        }
+        self.key.insert(id, key);
+    }
+
+    fn remove(&mut self, id: RequestId) {
+        let Some(key) = self.key.remove(&id) else { return };
+        if key > self.clock {
+            let c = self.live.get_mut(&key).expect("a live key");
+            *c -= 1;
+            if *c == 0 {
+                self.live.remove(&key);
+            }
+            self.live_n -= 1;
+            self.live_sum -= key;
+        }
+    }
+
+    /// Every member decoded `k` more times.
+    fn tick(&mut self, k: u64) {
+        self.clock += k;
+        while let Some((&key, &c)) = self.live.first_key_value() {
+            if key > self.clock {
+                break;
+            }
+            self.live.pop_first();
+            self.live_n -= c;
+            self.live_sum -= key * c;
+        }
+    }
+
+    /// The sum of the members' remainders now.
+    fn remaining(&self) -> u64 {
+        self.live_sum - self.clock * self.live_n
+    }
 }
 
 impl Default for Sglang {
@@ -158,6 +226,9 @@ impl Sglang {
             self.state.decode_steps += elapsed;
         }
         self.state.queue.extend(view.arrived_since_last());
+        if self.fast() {
+            self.sync_members(view, elapsed);
+        }
         if self.fast_path {
             // Admissions take a prefix of the queue (they stop at the first failure) and
             // retracted requests are waiting again by now, so only the front can have left
@@ -176,7 +247,40 @@ impl Sglang {
     fn finish(&mut self, view: &View<'_>, plan: Plan, decays: bool) -> Plan {
         self.state.last_steps_total = view.steps_total();
         self.state.last_decays = decays;
+        self.state.last_decoded =
+            plan.decode_all || plan.batch.iter().any(|i| matches!(i, BatchItem::Decode { .. }));
+        if self.fast() {
+            let m = &mut self.state.members;
+            for id in &plan.evict {
+                m.remove(*id);
+            }
+            m.joining = crate::sim::util::prefilled(&plan);
+        }
         plan
+    }
+
+    /// Whether the incremental reservations apply: the fast path, and `max_new_tokens` within
+    /// the clip (so that the clip never binds and a member's remainder is `key - clock`).
+    fn fast(&self) -> bool {
+        self.fast_path && self.max_new_tokens <= self.clip_max_new_tokens
+    }
+
+    /// Brings [`Members`] up to date: the decode iterations run, completions, new members.
+    fn sync_members(&mut self, view: &View<'_>, elapsed: u64) {
+        let mut m = std::mem::take(&mut self.state.members);
+        if self.state.last_decoded {
+            m.tick(elapsed);
+        }
+        for c in view.completed_since_last() {
+            m.remove(c.id);
+        }
+        for id in std::mem::take(&mut m.joining) {
+            if let Some(r) = view.resident(id).filter(ResidentView::prefill_done) {
+                let max_new = self.max_new(view, r.request().prompt_tokens());
+                m.add(id, max_new.saturating_sub(r.generated().get()));
+            }
+        }
+        self.state.members = m;
     }
 
     /// Reservation of the running requests (decoding ones) at ratio `ratio`, after `j` more
@@ -361,14 +465,32 @@ impl Sglang {
         let Some(&head) = self.state.queue.front() else {
             return k;
         };
-        let res = self.reservations(view);
         let prompt = view.request(head).expect("waiting").prompt_tokens();
         let new = self.remaining_new(view, prompt, 0);
         let chunk = prompt.get().min(self.chunked_prefill_size);
         let head_growth = mem::chunk_growth(view, Tokens::ZERO, prompt, chunk);
+        // The reservation sum after j more steps, for j = 1, 2, ... in turn.
+        let mut rem_at: Box<dyn FnMut(u64) -> u64 + '_> = if self.fast() {
+            // From the members' keys in increasing order: after step j the sum drops by the
+            // members whose remainder was still positive, `#{key > clock + j - 1}`.
+            let m = &self.state.members;
+            let mut keys = m.live.iter().peekable();
+            let (mut n, mut sum) = (m.live_n, m.remaining());
+            Box::new(move |j| {
+                sum -= n;
+                while let Some((_, &c)) = keys.next_if(|(&key, _)| key <= m.clock + j) {
+                    n -= c;
+                }
+                sum
+            })
+        } else {
+            let res = self.reservations(view);
+            Box::new(move |j| res.at(j))
+        };
+        let growth = view.decode_all_growth_table();
         for j in 1..k.min(SCAN_LIMIT + 1) {
-            let free = view.kv_free() - view.decode_all_growth(j);
-            let offset = res.at(j) as f64 * self.ratio_at(j);
+            let free = view.kv_free() - growth.at(j);
+            let offset = rem_at(j) as f64 * self.ratio_at(j);
             let need = prompt.get() + new + page_overhead(view.capacity().get(), prompt.get());
             if (need as f64) < free.get() as f64 - offset && head_growth <= free {
                 return j;
@@ -386,7 +508,11 @@ impl Sglang {
         let state = PrefillState {
             free: view.kv_free().get(),
             capacity: view.capacity().get(),
-            reserved: self.reservation(view, self.ratio_at(0), 0),
+            reserved: if self.fast() {
+                self.state.members.remaining() as f64 * self.ratio_at(0)
+            } else {
+                self.reservation(view, self.ratio_at(0), 0)
+            },
             running: view.running_len(),
             partial: partial.as_ref().map(|p| {
                 let prompt = p.request().prompt_tokens();

@@ -62,11 +62,20 @@ pub struct WaitCp {
     pub chunk_size: u64,
     /// The WAIT gate (`wait_gate`).
     pub wait_gate: bool,
+    /// Take the fast path (default): with one segment, no resident mid-prefill and room for
+    /// every decode, the decision reads no resident (every one decodes, as a `decode_all`
+    /// plan: `O(1)` plus its admissions). Otherwise, and off, every decision reads the whole
+    /// batch; the records are the same (tested).
+    pub fast_path: bool,
     /// Preemptions made (recompute).
     pub evictions: u64,
     turns: Vec<u64>,
     revealed: (u64, u64),
     prompts: (u64, u64),
+    /// The previous plan was a fast decode stretch: each iteration it ran beyond the first
+    /// stood for one more decision (one more turn).
+    stretch: bool,
+    last_steps_total: u64,
 }
 
 impl Default for WaitCp {
@@ -94,10 +103,13 @@ impl WaitCp {
             budgets: Vec::new(),
             chunk_size: chunk_size.max(1),
             wait_gate: true,
+            fast_path: true,
             evictions: 0,
             turns: Vec::new(),
             revealed: (0, 0),
             prompts: (0, 0),
+            stretch: false,
+            last_steps_total: 0,
         }
     }
 
@@ -163,6 +175,20 @@ fn reserved(view: &View<'_>, r: &ResidentView) -> Tokens {
         return Tokens::ZERO;
     }
     view.footprint(mem::prompt_hold(view, r.request().prompt_tokens())) - view.footprint(r.held())
+}
+
+/// The smallest `i >= 1` such that turn `t + i` of a rotation over `stages` turns gets the
+/// `+1` (`(t + i) % stages < plus`); `u64::MAX` when no turn does (`plus = 0`).
+fn turns_to_plus(t: u64, stages: u64, plus: u64) -> u64 {
+    if plus == 0 {
+        return u64::MAX;
+    }
+    let m = (t + 1) % stages;
+    if m < plus {
+        1
+    } else {
+        1 + (stages - m)
+    }
 }
 
 /// The first turn `>= t` on which segment `(B, S)` has a positive per-stage limit (`t` itself
@@ -264,6 +290,61 @@ impl WaitCp {
         (b, zero)
     }
 
+    /// [`WaitCp::build`] where it reads no resident: one segment (every resident is interior,
+    /// the entry queue is the waiting queue), no resident mid-prefill (nothing reserved) and
+    /// room for every decode (no preemption), so every resident decodes. `None` elsewhere.
+    fn decide_fast(&mut self, view: &View<'_>, segs: &[(u64, u64)]) -> Option<Plan> {
+        let running = view.running_len() as u64;
+        let growth = view.decode_all_growth(1);
+        let nested = !self.cuts().is_empty() || segs.len() != 1;
+        if nested || running == 0 || view.decode_ready_len() as u64 != running {
+            return None;
+        }
+        if growth > view.kv_free() {
+            return None;
+        }
+        let (budget, stages) = segs[0];
+        let limit = budget / stages + u64::from(self.turns[0] % stages < budget % stages);
+        let n_entry = view.waiting_len() as u64;
+        let gate = self.wait_gate && !view.arrivals_done();
+        if gate && n_entry < limit && n_entry + running < budget {
+            // The segment waits: nothing runs (no zero turn is involved).
+            return Some(Plan::idle());
+        }
+        let turn = self.turns[0];
+        self.turns[0] += 1;
+        let cap = budget.saturating_sub(running).min(self.tl.saturating_sub(running));
+        let mut b = Build { free: view.kv_free() - growth, batch: vec![], evict: vec![] };
+        self.admit(view, limit.min(cap), &mut b);
+        if !b.batch.is_empty() {
+            return Some(Plan {
+                evict: vec![],
+                batch: b.batch,
+                repeat: Repeat::Once,
+                decode_all: true,
+            });
+        }
+        // Decode only. The next decisions, until an arrival or a completion, see the same
+        // queue and residents with less memory, one turn later each: they decode only as
+        // well while the gate stays open and no admission becomes possible, which can change
+        // only on a turn with the rotation's `+1` (or when memory runs out).
+        let plus = turns_to_plus(turn, stages, budget % stages);
+        let head_blocked = view.waiting().next().is_none_or(|r| {
+            let need = view.footprint(mem::prompt_hold(view, r.prompt_tokens()));
+            b.free < need || b.free - need < view.memory().watermark()
+        });
+        let never_admits = cap == 0 || head_blocked;
+        let mut k = view.decode_all_steps_within(view.kv_free(), u64::MAX / 4).max(1);
+        if !never_admits {
+            k = k.min(plus);
+        }
+        if gate && n_entry + running < budget && n_entry <= budget / stages {
+            k = k.min(plus);
+        }
+        self.stretch = true;
+        Some(Plan { evict: vec![], batch: vec![], repeat: Repeat::UpTo(k), decode_all: true })
+    }
+
     fn admit(&self, view: &View<'_>, limit: u64, b: &mut Build) {
         let watermark = view.memory().watermark();
         for r in view.waiting().take(limit as usize) {
@@ -298,6 +379,14 @@ impl Scheduler for WaitCp {
         }
         let segs = self.budgets_and_stages(view);
         self.turns.resize(segs.len(), 0);
+        if std::mem::take(&mut self.stretch) {
+            let ran = view.steps_total() - self.last_steps_total;
+            self.turns[0] += ran.saturating_sub(1);
+        }
+        self.last_steps_total = view.steps_total();
+        if let Some(plan) = self.fast_path.then(|| self.decide_fast(view, &segs)).flatten() {
+            return plan;
+        }
         let before = self.turns.clone();
         let (mut b, zero) = self.build(view, &segs);
         if b.batch.is_empty() && b.evict.is_empty() && !zero.is_empty() {
@@ -309,7 +398,8 @@ impl Scheduler for WaitCp {
             }
             b = self.build(view, &segs).0;
         }
-        // The gate and the rotation change after every batch: never repeat.
+        // The gate and the rotation change after every batch: never repeat here (the fast
+        // path repeats only where the next decisions provably decode all the same).
         Plan { evict: b.evict, batch: b.batch, repeat: Repeat::Once, decode_all: false }
     }
 }

@@ -320,6 +320,12 @@ impl Core {
         Tokens(self.group.growth(k))
     }
 
+    /// Group members by free tokens in their last block: entry `f` counts the members with `f`
+    /// free (`block` entries).
+    pub fn group_by_free(&self) -> Vec<u64> {
+        self.group.by_free()
+    }
+
     /// The largest `k <= limit` such that `k` whole-group iterations grow the footprint by at
     /// most `room` (0 when one does not fit; `limit` for an empty group).
     pub fn group_steps_within(&self, room: Tokens, limit: u64) -> u64 {

@@ -10,7 +10,7 @@
 //! unless the plan allowed the engine to repeat a decode-only batch ([`Repeat::UpTo`]), in which
 //! case the engine repeats it until the bound, an arrival or a completion, whichever is first.
 
-pub use super::view::{ResidentView, View};
+pub use super::view::{DecodeAllGrowth, ResidentView, View};
 
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens};
 
@@ -85,6 +85,12 @@ pub mod util {
             .filter(|r| r.prefill_done())
             .map(|r| BatchItem::Decode { id: r.id() })
             .collect()
+    }
+
+    /// The requests `plan` prefills (admits or continues), in batch order.
+    pub fn prefilled(plan: &Plan) -> Vec<RequestId> {
+        let prefill = |i: &&BatchItem| matches!(i, BatchItem::Prefill { .. });
+        plan.batch.iter().filter(prefill).map(BatchItem::id).collect()
     }
 
     /// The FCFS queue after a decision's evictions: the waiting requests (arrival = id order)

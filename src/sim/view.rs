@@ -55,6 +55,25 @@ impl ResidentView {
     }
 }
 
+/// The footprint growth of `k` iterations that decode every decode-ready resident, for any `k`
+/// ([`View::decode_all_growth_table`]).
+#[derive(Clone, Debug)]
+pub struct DecodeAllGrowth {
+    block: u64,
+    n: u64,
+    /// `below[r]`: members with fewer than `r` free tokens in their last block.
+    below: Vec<u64>,
+}
+
+impl DecodeAllGrowth {
+    /// Growth of `k` iterations: a member with `f < B` free tokens grows by `B ceil((k - f)^+ /
+    /// B)`, so with `k = qB + r` the group grows by `B (n q + #{f < r})`. `O(1)`.
+    pub fn at(&self, k: u64) -> Tokens {
+        let (q, r) = (k / self.block, k % self.block);
+        Tokens(self.block * (self.n * q + self.below[r as usize]))
+    }
+}
+
 impl<'a> View<'a> {
     fn info(&self) -> Information {
         self.core.config.information
@@ -123,6 +142,18 @@ impl<'a> View<'a> {
     /// `O(block size)`.
     pub fn decode_all_growth(&self, k: u64) -> Tokens {
         self.core.group_growth(k)
+    }
+    /// [`View::decode_all_growth`] for every `k` at once: `growth(k)` is
+    /// [`DecodeAllGrowth::at`], `O(1)` each after `O(block size)` here.
+    pub fn decode_all_growth_table(&self) -> DecodeAllGrowth {
+        let block = self.core.config.memory.block_size_tokens.max(1);
+        let by_free = self.core.group_by_free();
+        let mut below = Vec::with_capacity(by_free.len() + 1);
+        below.push(0u64);
+        for c in &by_free {
+            below.push(below.last().expect("non-empty") + c);
+        }
+        DecodeAllGrowth { block, n: self.core.decode_ready(), below }
     }
     /// The largest `k <= limit` such that `k` iterations decoding every decode-ready resident
     /// grow the footprint by at most `room` (0 when one does not fit; `limit` when none is

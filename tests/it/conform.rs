@@ -248,6 +248,71 @@ fn serve_answers_malformed_input_with_an_error() {
     }
 }
 
+/// `kvsched serve --scheduler mcsf` stops with `missing_prediction` (naming the request) when
+/// the harness sends a request without a prediction, never charging it a worst case; with the
+/// prediction the same session is answered with a plan. Schedulers that read no prediction
+/// (vllm-v0) are not concerned.
+#[test]
+fn serve_requires_the_predictions_a_policy_reads() {
+    use kvsched::protocol::wire::{
+        Decide, Hello, Req, ToScheduler, Views, PROTOCOL_NAME, PROTOCOL_VERSION,
+    };
+    use kvsched_spec::{EvictionRule, FirstToken, MemoryConfig, ModelConfig, StepTime};
+    let config = ModelConfig {
+        memory: MemoryConfig::tokens(1_000),
+        step_time: StepTime::Affine { d0_s: 0.010, d1_s_per_token: 1e-6 },
+        first_token: FirstToken::WithPrefill,
+        eviction: EvictionRule::Any,
+        information: Information::Predicted,
+    };
+    let session = |predicted: Option<u64>| {
+        let hello = ToScheduler::Hello(Hello {
+            protocol: PROTOCOL_NAME.into(),
+            version: PROTOCOL_VERSION,
+            scenario: "one".into(),
+            capacity_tokens: config.memory.capacity().get(),
+            watermark_tokens: config.memory.watermark().get(),
+            config: config.clone(),
+        });
+        let req = Req { id: 0, arrival: 0, prompt: 10, class: 0, known: None, predicted };
+        let decide = ToScheduler::Decide(Decide {
+            seq: 1,
+            t: 0,
+            kv_used: 0,
+            kv_capacity: 1_000,
+            steps: 0,
+            ran: 0,
+            arrivals_done: true,
+            arrived: vec![req],
+            completed: vec![],
+            waiting: None,
+            running: None,
+        });
+        let lines: Vec<String> =
+            [hello, decide].iter().map(|m| serde_json::to_string(m).unwrap()).collect();
+        format!("{}\n", lines.join("\n"))
+    };
+    let answer = |name: &str, input: &str| {
+        let mut sched = kvsched::schedulers::by_name(name).unwrap();
+        let mut out = Vec::new();
+        let end =
+            kvsched::protocol::serve(&mut *sched, Views::Delta, &mut input.as_bytes(), &mut out);
+        (end.map_err(|e| e.to_string()), String::from_utf8(out).unwrap())
+    };
+    for name in ["mcsf", "mc-benchmark"] {
+        let (end, text) = answer(name, &session(None));
+        assert!(end.is_err_and(|e| e.contains("missing_prediction")), "{name}: {text}");
+        assert!(text.contains("\"code\":\"missing_prediction\""), "{name}: {text}");
+        assert!(text.contains("r0 has no"), "{name}: {text}");
+        let (end, text) = answer(name, &session(Some(5)));
+        assert_eq!(end, Ok(kvsched::protocol::ServeEnd::EndOfInput), "{name}: {text}");
+        assert!(text.contains("\"type\":\"plan\""), "{name}: {text}");
+    }
+    let (end, text) = answer("vllm-v0", &session(None));
+    assert_eq!(end, Ok(kvsched::protocol::ServeEnd::EndOfInput), "vllm-v0: {text}");
+    assert!(text.contains("\"type\":\"plan\""), "vllm-v0: {text}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 

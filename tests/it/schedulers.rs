@@ -5,7 +5,7 @@
 use crate::common;
 use kvsched::prng::{stream, Stream};
 use kvsched::schedulers::{
-    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1,
+    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1, wait_cp,
 };
 use kvsched::sim::Scheduler;
 use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
@@ -111,11 +111,26 @@ fn small_sglang() -> sglang::Sglang {
     s
 }
 
+/// Orca with these parameters, its fast path on or off.
+fn orca_with(max_output_tokens: u64, max_batch_size: usize, fast_path: bool) -> orca::Orca {
+    let mut o = orca::Orca::default();
+    (o.max_output_tokens, o.max_batch_size, o.fast_path) =
+        (max_output_tokens, max_batch_size, fast_path);
+    o
+}
+
+/// WAIT-CP with one segment of budget `tl` and chunk `cs`, its fast path on or off.
+fn wait_cp_with(tl: u64, cs: u64, fast_path: bool) -> wait_cp::WaitCp {
+    let mut w = wait_cp::WaitCp::from_tl(tl, cs);
+    w.fast_path = fast_path;
+    w
+}
+
 /// A fresh policy by name (variants included), with Orca's and SGLang's output bound set to
 /// the generator's maximum so that Orca's contract holds.
 fn make(name: &str) -> Box<dyn Scheduler> {
     match name {
-        "orca" => Box::new(orca::Orca { max_output_tokens: MAX_OUTPUT, ..Default::default() }),
+        "orca" => Box::new(orca_with(MAX_OUTPUT, 128, true)),
         "sglang" => {
             let mut s = sglang::Sglang::default();
             s.max_new_tokens = MAX_OUTPUT;
@@ -141,7 +156,7 @@ fn policies_small_by_name(name: &str) -> Option<Box<dyn Scheduler>> {
             Box::new(sarathi::Sarathi { chunk_size: 16, batch_size_cap: 6, ..Default::default() })
         }
         "sglang" => Box::new(small_sglang()),
-        "orca" => Box::new(orca::Orca { max_output_tokens: 16, max_batch_size: 4 }),
+        "orca" => Box::new(orca_with(16, 4, true)),
         "alpha-clear" => {
             Box::new(alpha_clear::AlphaClear { alpha: 0.05, phi: 0.5, ..Default::default() })
         }
@@ -335,7 +350,8 @@ impl Scheduler for DropLastAdmission {
 type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
-fn fast_path_variants() -> [(&'static str, Make); 16] {
+#[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
+fn fast_path_variants() -> [(&'static str, Make); 23] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -406,14 +422,34 @@ fn fast_path_variants() -> [(&'static str, Make); 16] {
             s.fast_path = f;
             Box::new(s)
         }),
+        ("orca", |f| Box::new(orca_with(MAX_OUTPUT, 128, f))),
+        // Outputs beyond the bound: reservations are outgrown and decodes stop fitting.
+        ("orca/small", |f| Box::new(orca_with(16, 4, f))),
+        ("wait-cp", |f| Box::new(wait_cp_with(64, 256, f))),
+        // B_1 < S_1: zero turns of the rotation, the tl cap, and residents mid-prefill.
+        ("wait-cp/tight", |f| Box::new(wait_cp_with(4, 256, f))),
+        ("wait-cp/chunked", |f| Box::new(wait_cp_with(6, 8, f))),
+        ("wait-cp/no-gate", |f| {
+            let mut w = wait_cp_with(5, 256, f);
+            w.wait_gate = false;
+            Box::new(w)
+        }),
+        ("sglang/clipped", |f| {
+            // The clip binds: the fast path's sorted reservations, not its incremental ones.
+            let mut s = small_sglang();
+            s.clip_max_new_tokens = 8;
+            s.fast_path = f;
+            Box::new(s)
+        }),
     ]
 }
 
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
-/// queue and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue) decides exactly
-/// what its general path decides: identical records and iteration counts with the fast path on
-/// and off, in every regime (evictions and full memory included), with default and small
-/// parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+/// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue,
+/// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch) decides
+/// exactly what its general path decides: identical records and iteration counts with the fast
+/// path on and off, in every regime (evictions and full memory included), with default and
+/// small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
