@@ -80,9 +80,11 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// Runs `work` on a worker thread with the GIL released. The caller checks for signals every
 /// [`POLL`]; on `KeyboardInterrupt` (or any signal handler's exception) it raises the flag the
 /// worker checks at its safe points (every decision of a simulation or a conformance run,
-/// every finished experiment of `reproduce`), waits up to [`GRACE`] for it to stop, and raises.
-/// `opt` has no safe point: an interrupted solve finishes in the background (bounded by its
-/// own limits). Errors become `KvschedError`; a panic becomes a `KvschedError` naming a bug.
+/// every finished experiment of `reproduce`, every node of `opt`'s branch-and-bound and every
+/// 64 moves of its local search), waits up to [`GRACE`] for it to stop, and raises. A HiGHS
+/// solve (`opt(method="ip")`, `lp=True`) has no safe point: interrupted, it finishes in the
+/// background (bounded by its own limits). Errors become `KvschedError`; a panic becomes a
+/// `KvschedError` naming a bug.
 fn blocking<T: Send + 'static>(
     py: Python<'_>,
     cancel: &Cancel,
@@ -352,10 +354,13 @@ fn opt(
         method,
         search_iters,
         seed,
+        interrupt: None,
     };
     cli::opt::check_args(&args).map_err(err)?;
     let (inst, name) = load_instance(&src).map_err(err)?;
-    let v = blocking(py, &Cancel::default(), false, move || {
+    let cancel = Cancel::default();
+    let args = cli::opt::Args { interrupt: Some(Arc::clone(&cancel.0)), ..args };
+    let v = blocking(py, &cancel, false, move || {
         let solved = cli::opt::solve(&args, &inst, &name)?;
         Ok(cli::opt::to_json(&inst, &solved))
     })?;
