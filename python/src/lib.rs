@@ -626,7 +626,6 @@ fn decide_dict<'py>(
     if let Some(w) = &d.waiting {
         out.set_item(intern!(py, "waiting"), reqs(w)?)?;
     }
-    drop(reqs);
     let done = d
         .completed
         .iter()
