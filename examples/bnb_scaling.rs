@@ -35,8 +35,11 @@ fn main() {
         } else {
             s
         };
-        let opts =
-            BnbOptions { time_limit_s: Some(limit), node_limit: None, warm_start: Some(warm) };
+        let opts = BnbOptions {
+            time_limit_s: Some(limit),
+            warm_start: Some(warm),
+            ..BnbOptions::default()
+        };
         let sol = solve_bnb(&inst, &opts).expect("branch-and-bound runs");
         println!(
             "trial {i}: n={} M={} MC-SF={mc} best={} lb={} proven={} nodes={} time={:.3}s",

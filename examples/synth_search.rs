@@ -75,7 +75,7 @@ fn main() {
         let skc = check_schedule(&inst, &sk).expect("skip feasible");
         let t0 = std::time::Instant::now();
         let mut rng = stream(derive_seed(7, i), Stream::Policy);
-        let opts = SearchOptions { iterations: iters, temperature: temp };
+        let opts = SearchOptions { iterations: iters, temperature: temp, interrupt: None };
         let f = improve(&inst, &s, &opts, &mut rng);
         let c = check_schedule(&inst, &f.starts).expect("search feasible");
         assert_eq!(c, f.total_latency);

@@ -81,9 +81,11 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// Runs `work` on a worker thread with the GIL released. The caller checks for signals every
 /// [`POLL`]; on `KeyboardInterrupt` (or any signal handler's exception) it raises the flag the
 /// worker checks at its safe points (every decision of a simulation or a conformance run,
-/// every finished experiment of `reproduce`), waits up to [`GRACE`] for it to stop, and raises.
-/// `opt` has no safe point: an interrupted solve finishes in the background (bounded by its
-/// own limits). Errors become `KvschedError`; a panic becomes a `KvschedError` naming a bug.
+/// every finished experiment of `reproduce`, every node of `opt`'s branch-and-bound and every
+/// 64 moves of its local search), waits up to [`GRACE`] for it to stop, and raises. A HiGHS
+/// solve (`opt(method="ip")`, `lp=True`) has no safe point: interrupted, it finishes in the
+/// background (bounded by its own limits). Errors become `KvschedError`; a panic becomes a
+/// `KvschedError` naming a bug.
 fn blocking<T: Send + 'static>(
     py: Python<'_>,
     cancel: &Cancel,
@@ -352,10 +354,13 @@ fn opt(
         method,
         search_iters,
         seed,
+        interrupt: None,
     };
     cli::opt::check_args(&args).map_err(err)?;
     let (inst, name) = load_instance(&src).map_err(err)?;
-    let v = blocking(py, &Cancel::default(), false, move || {
+    let cancel = Cancel::default();
+    let args = cli::opt::Args { interrupt: Some(Arc::clone(&cancel.0)), ..args };
+    let v = blocking(py, &cancel, false, move || {
         let solved = cli::opt::solve(&args, &inst, &name)?;
         Ok(cli::opt::to_json(&inst, &solved))
     })?;
@@ -558,6 +563,7 @@ impl Candidate for PyCandidate {
                 decisions: 0,
                 wire: Duration::ZERO,
                 cancel: self.cancel.clone(),
+                cache: Vec::new(),
             }) as Box<dyn Runnable>)
         })
     }
@@ -566,7 +572,17 @@ impl Candidate for PyCandidate {
 /// The `decide` message as the dict `json.loads` makes of its line (built directly, with
 /// interned keys: this is the hot path). `tests/test_conform.py` checks it equals the stdio
 /// messages for every information set and view mode.
-fn decide_dict<'py>(py: Python<'py>, d: &Decide) -> PyResult<Bound<'py, PyDict>> {
+///
+/// A request's own fields (`id`, `arrival`, `prompt`, `class`, `known`, `predicted`) never
+/// change during a run, so each request's dict is built once into `cache` (indexed by id, which
+/// is dense) and every message gets a *copy* of it (a C-level dict copy, several times cheaper
+/// than building it field by field): the scheduler may mutate what it receives, as it may
+/// with a message parsed from JSON. A completed request's entry is dropped.
+fn decide_dict<'py>(
+    py: Python<'py>,
+    d: &Decide,
+    cache: &mut Vec<Option<Py<PyDict>>>,
+) -> PyResult<Bound<'py, PyDict>> {
     use pyo3::intern;
     let out = PyDict::new(py);
     out.set_item(intern!(py, "type"), intern!(py, "decide"))?;
@@ -577,7 +593,17 @@ fn decide_dict<'py>(py: Python<'py>, d: &Decide) -> PyResult<Bound<'py, PyDict>>
     out.set_item(intern!(py, "steps"), d.steps)?;
     out.set_item(intern!(py, "ran"), d.ran)?;
     out.set_item(intern!(py, "arrivals_done"), d.arrivals_done)?;
-    let req = |r: &Req| -> PyResult<Bound<'py, PyDict>> {
+    let mut req = |r: &Req| -> PyResult<Bound<'py, PyDict>> {
+        // Ids are dense (the harness numbers requests in arrival order), so the cache grows
+        // with the run; past `--requests`' limit an id is built without it.
+        let slot = r.id as usize;
+        let cached = slot <= 1 << 21;
+        if cached && cache.len() <= slot {
+            cache.resize_with(slot + 1, || None);
+        }
+        if let Some(Some(x)) = cache.get(slot) {
+            return x.bind(py).copy();
+        }
         let x = PyDict::new(py);
         x.set_item(intern!(py, "id"), r.id)?;
         x.set_item(intern!(py, "arrival"), r.arrival)?;
@@ -589,12 +615,20 @@ fn decide_dict<'py>(py: Python<'py>, d: &Decide) -> PyResult<Bound<'py, PyDict>>
         if let Some(p) = r.predicted {
             x.set_item(intern!(py, "predicted"), p)?;
         }
-        Ok(x)
+        if !cached {
+            return Ok(x);
+        }
+        let copy = x.copy()?;
+        cache[slot] = Some(x.unbind());
+        Ok(copy)
     };
-    let reqs = |rs: &[Req]| -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, rs.iter().map(req).collect::<PyResult<Vec<_>>>()?)
+    let mut reqs = |rs: &[Req]| -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, rs.iter().map(&mut req).collect::<PyResult<Vec<_>>>()?)
     };
     out.set_item(intern!(py, "arrived"), reqs(&d.arrived)?)?;
+    if let Some(w) = &d.waiting {
+        out.set_item(intern!(py, "waiting"), reqs(w)?)?;
+    }
     let done = d
         .completed
         .iter()
@@ -607,9 +641,6 @@ fn decide_dict<'py>(py: Python<'py>, d: &Decide) -> PyResult<Bound<'py, PyDict>>
         })
         .collect::<PyResult<Vec<_>>>()?;
     out.set_item(intern!(py, "completed"), PyList::new(py, done)?)?;
-    if let Some(w) = &d.waiting {
-        out.set_item(intern!(py, "waiting"), reqs(w)?)?;
-    }
     if let Some(running) = &d.running {
         let rs = running
             .iter()
@@ -631,6 +662,11 @@ fn decide_dict<'py>(py: Python<'py>, d: &Decide) -> PyResult<Bound<'py, PyDict>>
             .collect::<PyResult<Vec<_>>>()?;
         out.set_item(intern!(py, "running"), PyList::new(py, rs)?)?;
     }
+    for c in &d.completed {
+        if let Some(slot) = cache.get_mut(c.id as usize) {
+            *slot = None;
+        }
+    }
     Ok(out)
 }
 
@@ -646,6 +682,8 @@ struct PyRunnable {
     decisions: u64,
     wire: Duration,
     cancel: Cancel,
+    /// Each request's dict, built once (see [`decide_dict`]).
+    cache: Vec<Option<Py<PyDict>>>,
 }
 
 impl PyRunnable {
@@ -657,7 +695,7 @@ impl PyRunnable {
         let msg = decide_of(view, &ctx);
         let seq = self.seq;
         Python::attach(|py| {
-            let m = decide_dict(py, &msg)
+            let m = decide_dict(py, &msg, &mut self.cache)
                 .map_err(|e| Verdict::new(VerdictCode::Protocol, e.to_string()))?;
             let reply = self.obj.bind(py).call_method1("decide", (m,)).map_err(|e| {
                 exception_verdict(py, &abort_if_base(py, e), &format!("decision {seq}"))

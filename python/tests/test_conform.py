@@ -100,3 +100,21 @@ def test_in_process_messages_equal_the_wire_messages(tmp_path, information, view
     assert all(("predicted" in r) == (information == "predicted") for r in reqs)
     decides = [m for m in inproc if m["type"] == "decide"]
     assert all(("waiting" in m) == (views == "full") for m in decides)
+
+
+def test_a_scheduler_may_mutate_its_messages():
+    """Request dicts are built once per run and copied into each message: what a scheduler
+    writes into one message never shows in the next (as with messages parsed from JSON)."""
+
+    class Scribbles(Fcfs):
+        leaked = 0
+
+        def decide(self, msg):
+            for r in msg["waiting"] + msg["running"]:
+                Scribbles.leaked += "mark" in r
+                r["mark"] = True
+            return super().decide(msg)
+
+    r = kvsched.conform(Scribbles, **SMALL)
+    assert r["conforms"], [s["verdict"] for s in r["scenarios"]]
+    assert Scribbles.leaked == 0

@@ -7,7 +7,7 @@ import time
 
 import kvsched
 import pytest
-from conftest import WORKLOAD
+from conftest import INSTANCE, ROOT, WORKLOAD
 from fcfs import Fcfs
 
 LONG = dict(requests=50_000_000, stream=True)  # minutes: never finishes within these tests
@@ -55,3 +55,16 @@ def test_simulate_releases_the_gil():
     assert done and done[0]["completed"] == 200_000
     # Holding the GIL for the whole run would leave this thread no turn before the end.
     assert ticks > 20, ticks
+
+
+def test_ctrl_c_interrupts_opt():
+    # A paper-size instance without a time limit: the branch-and-bound would run for hours.
+    inst = str(ROOT / "tests" / "data" / "round_synthetic_0.toml")
+    sigint_after(0.5)
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        kvsched.opt(inst)
+    assert time.monotonic() - t0 < 5
+    # The call waits up to 5 s for its worker to stop before raising anyway, so this also
+    # shows that the solve itself stopped. The module is usable afterwards.
+    assert kvsched.opt(str(INSTANCE))["proven_optimal"]

@@ -6,6 +6,12 @@
 //! search of `opt::search` (seeded, so the output is reproducible). Instance format:
 //! `spec/ROUNDS.md` (TOML, or JSON when the file ends in `.json`). Exit 0 when a schedule was
 //! found (proven optimal or not; the output says which), 2 on bad input.
+//!
+//! Ctrl-C (SIGINT) stops the branch-and-bound at its next node (during the local search, as
+//! soon as the search ends): `opt` prints the best schedule found, as a time limit would, says
+//! on standard error that it was interrupted, and exits 130. HiGHS (`--method ip`,
+//! `--lp`) cannot be stopped from outside: Ctrl-C during its solve ends the process after
+//! [`GRACE`] with the message only. A second Ctrl-C ends the process at once (exit 130).
 
 use crate::opt::bnb::{solve_bnb, BnbOptions, MAX_REQUESTS};
 use crate::opt::ip::{solve_ip, IpOptions, IpSolution};
@@ -18,9 +24,12 @@ use kvsched_spec::rounds::{
 };
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Arguments.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct Args {
     /// Round-model instance file (TOML, or JSON if it ends in `.json`).
     pub instance: std::path::PathBuf,
@@ -43,6 +52,53 @@ pub struct Args {
     /// Seed of the local search.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Set by another thread to stop the search early (Ctrl-C; Python's `KeyboardInterrupt`).
+    #[arg(skip)]
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// The exit code of an interrupted `opt` (128 + SIGINT, as a shell reports it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+/// How long after Ctrl-C a solve that cannot stop (HiGHS) is given before the process ends.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// Catches Ctrl-C for the solve: the returned flag is raised on the first SIGINT (a second one
+/// ends the process with [`EXIT_INTERRUPTED`]), and a watcher ends the process with a message
+/// when the solve has not answered [`GRACE`] after the first (`answered` is set once the
+/// answer is being printed). Without signal support the flag simply never rises.
+fn catch_ctrl_c(answered: &Arc<AtomicBool>) -> Arc<AtomicBool> {
+    use signal_hook::consts::SIGINT;
+    let flag = Arc::new(AtomicBool::new(false));
+    // Registered first, so it sees the flag as the previous SIGINT left it.
+    let twice = signal_hook::flag::register_conditional_shutdown(
+        SIGINT,
+        i32::from(EXIT_INTERRUPTED),
+        Arc::clone(&flag),
+    );
+    if twice.is_err() || signal_hook::flag::register(SIGINT, Arc::clone(&flag)).is_err() {
+        return flag;
+    }
+    let (f, answered) = (Arc::clone(&flag), Arc::clone(answered));
+    let watcher = move || {
+        while !f.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let since = Instant::now();
+        while since.elapsed() < GRACE {
+            if answered.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!(
+            "interrupted (Ctrl-C): the HiGHS solve cannot be stopped early, so no schedule is \
+             printed (`--method bnb` stops with its best schedule)"
+        );
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    };
+    // The watcher only sleeps until Ctrl-C; the process does not wait for it.
+    let _ = std::thread::Builder::new().name("ctrl-c".into()).spawn(watcher);
+    flag
 }
 
 /// The largest `memory_tokens` `opt` takes: its solvers hold arrays indexed by memory level.
@@ -111,14 +167,26 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(i) => i,
         Err(e) => return super::input_error(e),
     };
+    let answered = Arc::new(AtomicBool::new(false));
+    let interrupt = Some(catch_ctrl_c(&answered));
+    let args = &Args { interrupt, ..args.clone() };
     let solved = match solve(args, &inst, &args.instance.display().to_string()) {
         Ok(s) => s,
         Err(e) => return super::input_error(e),
     };
+    answered.store(true, Ordering::Relaxed);
     if args.json {
         outln!("{}", to_json(&inst, &solved));
     } else {
         print_text(&args.instance, &inst, &solved.sol, &solved.bounds, solved.method);
+    }
+    if solved.interrupted {
+        eprintln!(
+            "interrupted (Ctrl-C): the search stopped early; the schedule printed is the best \
+             found (total latency {}), not proven optimal",
+            solved.sol.total_latency
+        );
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
     ExitCode::SUCCESS
 }
@@ -128,6 +196,7 @@ pub struct Solved {
     sol: IpSolution,
     bounds: Bounds,
     method: &'static str,
+    interrupted: bool,
 }
 
 /// Solves `inst` (named `name` in errors) as `args` say (after [`check_args`]).
@@ -137,7 +206,11 @@ pub fn solve(args: &Args, inst: &RoundInstance, name: &str) -> Result<Solved, St
     // The search's schedule is re-checked by the spec; on any doubt MC-SF's is kept.
     let search = match (&mcsf, args.search_iters) {
         (Some(s), iters) if iters > 0 => {
-            let opts = SearchOptions { iterations: iters, ..SearchOptions::default() };
+            let opts = SearchOptions {
+                iterations: iters,
+                interrupt: args.interrupt.clone(),
+                ..SearchOptions::default()
+            };
             let f = improve(inst, s, &opts, &mut stream(args.seed, Stream::Policy));
             (check_schedule(inst, &f.starts) == Ok(f.total_latency)).then_some(f)
         }
@@ -150,8 +223,12 @@ pub fn solve(args: &Args, inst: &RoundInstance, name: &str) -> Result<Solved, St
         None => inst.len() <= MAX_REQUESTS,
     };
     let sol = if bnb {
-        let opts =
-            BnbOptions { time_limit_s: args.time_limit_s, node_limit: None, warm_start: warm };
+        let opts = BnbOptions {
+            time_limit_s: args.time_limit_s,
+            node_limit: None,
+            warm_start: warm,
+            interrupt: args.interrupt.clone(),
+        };
         solve_bnb(inst, &opts).map(|b| IpSolution {
             starts: b.starts,
             total_latency: b.total_latency,
@@ -173,7 +250,9 @@ pub fn solve(args: &Args, inst: &RoundInstance, name: &str) -> Result<Solved, St
     };
     let method = if bnb { "bnb" } else { "ip" };
     let sol = sol.map_err(|e| format!("{name}: {e}"))?;
-    let lp = if args.lp { Some(solve_lp(inst, Some(&sol.starts))) } else { None };
+    let interrupted =
+        !sol.proven_optimal && args.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+    let lp = if args.lp && !interrupted { Some(solve_lp(inst, Some(&sol.starts))) } else { None };
     let lp = lp.transpose()?;
     let bounds = Bounds {
         floor: latency_floor(inst),
@@ -183,7 +262,7 @@ pub fn solve(args: &Args, inst: &RoundInstance, name: &str) -> Result<Solved, St
         mcsf: mcsf_total,
         search: search_total,
     };
-    Ok(Solved { sol, bounds, method })
+    Ok(Solved { sol, bounds, method, interrupted })
 }
 
 struct Bounds {
@@ -215,6 +294,7 @@ pub fn to_json(inst: &RoundInstance, solved: &Solved) -> serde_json::Value {
         "method": method,
         "total_latency": sol.total_latency,
         "proven_optimal": sol.proven_optimal,
+        "interrupted": solved.interrupted,
         "lower_bound": sol.lower_bound,
         "solve_time_s": sol.solve_time_s,
         "num_vars": sol.num_vars,

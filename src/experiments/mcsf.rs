@@ -70,7 +70,7 @@ fn opt_latency(
     limit: Option<f64>,
 ) -> Result<(u64, f64, bool, f64), String> {
     if inst.len() <= MAX_REQUESTS {
-        let opts = BnbOptions { time_limit_s: limit, node_limit: None, warm_start: warm };
+        let opts = BnbOptions { time_limit_s: limit, warm_start: warm, ..Default::default() };
         let sol = solve_bnb(inst, &opts)?;
         let lb = sol.lower_bound as f64;
         return Ok((sol.total_latency, lb, sol.proven_optimal, sol.solve_time_s));

@@ -88,6 +88,7 @@ pub fn trials(
                     time_limit_s: None,
                     node_limit: Some(l),
                     warm_start: Some(starts.clone()),
+                    ..BnbOptions::default()
                 };
                 let sol = solve_bnb(&inst, &opts)?;
                 if check_schedule(&inst, &sol.starts)? != sol.total_latency {

@@ -23,7 +23,9 @@
 //!
 //! **Certificate.** [`BnbSolution::proven_optimal`] is true only when the search finished
 //! without hitting a limit; otherwise the result is the bracket `[lower_bound, total_latency]`
-//! with `lower_bound` the root bound. Exponential in the worst case: on the paper's synthetic
+//! with `lower_bound` the root bound. [`BnbOptions::interrupt`] is a limit too: a flag raised by
+//! another thread (Ctrl-C in `kvsched opt`, `KeyboardInterrupt` in Python) stops the search
+//! within one node, with its incumbent. Exponential in the worst case: on the paper's synthetic
 //! distribution it proves small instances fast (measurements: `BENCHMARKS.md`), not n 40–60.
 
 use super::round_sim::{simulate, Mcsf};
@@ -31,6 +33,8 @@ use kvsched_spec::rounds::{check_schedule, RoundInstance};
 // The memo is only probed by key, never iterated, so its hash order cannot change a result.
 #[allow(clippy::disallowed_types)]
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The largest instance the search accepts (the unstarted set is a 64-bit mask).
@@ -45,6 +49,8 @@ pub struct BnbOptions {
     pub node_limit: Option<u64>,
     /// A feasible schedule to start from (default: MC-SF's).
     pub warm_start: Option<Vec<u64>>,
+    /// Stops the search (as a limit does) once another thread sets it; `None`: never.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// What the search returned: a proven optimum or a bracket.
@@ -102,6 +108,7 @@ struct Search {
     stopped: bool,
     deadline: Option<Instant>,
     node_limit: u64,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// `φ_λ(h)` for capacity `m` (`λ = 0`: identity). Valid for `λ ≤ m/2`: if holdings sum to at
@@ -140,6 +147,7 @@ impl Search {
             stopped: false,
             deadline: None,
             node_limit: u64::MAX,
+            interrupt: None,
         };
         s.choose_lambdas();
         s
@@ -261,7 +269,9 @@ impl Search {
             return true;
         }
         self.nodes += 1;
-        if self.nodes >= self.node_limit {
+        if self.nodes >= self.node_limit
+            || self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+        {
             self.stopped = true;
         } else if self.nodes.is_multiple_of(1024) {
             self.stopped = self.deadline.is_some_and(|d| Instant::now() >= d);
@@ -399,6 +409,7 @@ pub fn solve_bnb(inst: &RoundInstance, opts: &BnbOptions) -> Result<BnbSolution,
     let warm_total = check_schedule(inst, &warm)?;
     let inst = inst.clone();
     let (time_limit, node_limit) = (opts.time_limit_s, opts.node_limit);
+    let interrupt = opts.interrupt.clone();
     // The recursion is one frame per round: run it on a thread with a large stack.
     let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || {
         let mut s = Search::new(&inst);
@@ -406,6 +417,7 @@ pub fn solve_bnb(inst: &RoundInstance, opts: &BnbOptions) -> Result<BnbSolution,
         s.best_starts = warm;
         s.deadline = time_limit.map(|l| started + std::time::Duration::from_secs_f64(l));
         s.node_limit = node_limit.unwrap_or(u64::MAX);
+        s.interrupt = interrupt;
         let all = if inst.is_empty() { 0 } else { u64::MAX >> (64 - inst.len()) };
         let root = s.sum_o + s.wait_lb(0, all, &[]);
         s.go(0, all, Vec::new(), 0);

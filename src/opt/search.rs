@@ -13,6 +13,8 @@
 use crate::prng::Prng;
 use kvsched_spec::rounds::RoundInstance;
 use rand::Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Memory committed per round while a list is decoded.
 struct Profile {
@@ -124,11 +126,13 @@ pub struct SearchOptions {
     pub iterations: u64,
     /// Initial annealing temperature, in rounds of total latency (0: pure descent).
     pub temperature: f64,
+    /// Ends the search early (with the best schedule so far) once another thread sets it.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Default for SearchOptions {
     fn default() -> Self {
-        SearchOptions { iterations: 20_000, temperature: 10.0 }
+        SearchOptions { iterations: 20_000, temperature: 10.0, interrupt: None }
     }
 }
 
@@ -175,6 +179,9 @@ pub fn improve(
     let mut cand = list.clone();
     let mut starts = cur_starts.clone();
     for it in 0..opts.iterations {
+        if it % 64 == 0 && opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)) {
+            break;
+        }
         let from = rng.random_range(0..n);
         let mut to = rng.random_range(0..n - 1);
         if to >= from {

@@ -255,3 +255,43 @@ fn closed_stdout_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0), "{err}");
 }
+
+/// Ctrl-C (SIGINT) stops a long `kvsched opt` (paper-size instance, no time limit: the search
+/// would run for hours) within seconds, with the best schedule found, a message on standard
+/// error and exit 130. A child killed before it installed its handler (signal, no exit code)
+/// is retried with a longer start-up delay.
+#[cfg(unix)]
+#[test]
+fn opt_stops_on_ctrl_c_with_its_best_schedule() {
+    use std::time::{Duration, Instant};
+    let inst = path("tests/data/round_synthetic_0.toml");
+    for delay_ms in [1_000, 3_000, 8_000] {
+        let child = Command::new(env!("CARGO_BIN_EXE_kvsched"))
+            .args(["opt", &inst, "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let sent = Instant::now();
+        let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        assert!(kill.is_ok_and(|s| s.success()), "kill -INT failed");
+        let out = child.wait_with_output().expect("waits");
+        let took = sent.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let Some(code) = out.status.code() else { continue };
+        assert_eq!(code, 130, "{err}");
+        assert!(took < Duration::from_secs(10), "took {took:?} to stop");
+        assert!(err.contains("interrupted (Ctrl-C)") && err.contains("best found"), "{err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(
+            (v["interrupted"].as_bool(), v["proven_optimal"].as_bool()),
+            (Some(true), Some(false))
+        );
+        let best = v["total_latency"].as_u64().unwrap();
+        assert!(best <= v["mcsf_total_latency"].as_u64().unwrap(), "{v}");
+        assert!(v["lower_bound"].as_f64().unwrap() <= best as f64, "{v}");
+        return;
+    }
+    panic!("kvsched opt never installed its Ctrl-C handler within 8 s");
+}
