@@ -17,7 +17,7 @@
 //! Unknown keys are errors (`deny_unknown_fields`). [`WorkloadFile::parse`] reports the file, the
 //! line and the field of the first problem, and never panics.
 
-use crate::instance::{EvictionRule, FirstToken, ModelConfig};
+use crate::instance::{EvictionRule, FirstToken, ModelConfig, Preemption};
 use crate::memory::MemoryConfig;
 use crate::request::Information;
 use crate::step_time::StepTime;
@@ -59,6 +59,10 @@ pub struct WorkloadFile {
     /// Eviction rule (default: any resident request may be evicted).
     #[serde(default)]
     pub eviction: EvictionRule,
+    /// What an evicted request keeps (default `restart`, the papers' rule; `keep_generated`
+    /// is vLLM's recompute preemption).
+    #[serde(default, skip_serializing_if = "Preemption::is_restart")]
+    pub preemption: Preemption,
     /// Request classes; each arrives as an independent Poisson process (modulated by
     /// `arrivals`).
     #[serde(rename = "class")]
@@ -274,6 +278,7 @@ impl WorkloadFile {
             step_time: self.step_time.clone(),
             first_token: self.first_token,
             eviction: self.eviction,
+            preemption: self.preemption,
             information,
         }
     }

@@ -17,6 +17,7 @@ fn config(capacity: u64, step_time: StepTime) -> ModelConfig {
         step_time,
         first_token: FirstToken::WithPrefill,
         eviction: EvictionRule::Any,
+        preemption: kvsched_spec::Preemption::Restart,
         information: Information::Hidden,
     }
 }

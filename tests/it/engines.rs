@@ -81,6 +81,7 @@ fn reserve_instance() -> kvsched_spec::Instance {
             step_time: StepTime::Affine { d0_s: 0.010, d1_s_per_token: 1e-6 },
             first_token: FirstToken::WithPrefill,
             eviction: EvictionRule::Any,
+            preemption: kvsched_spec::Preemption::Restart,
             information: Information::Hidden,
         },
         requests: vec![req(0, 40, 12), req(1, 30, 2)],

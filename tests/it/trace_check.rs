@@ -47,6 +47,7 @@ fn pressured_instance() -> Instance {
         step_time: StepTime::Affine { d0_s: 0.01, d1_s_per_token: 3.5e-7 },
         first_token: FirstToken::WithPrefill,
         eviction: EvictionRule::Any,
+        preemption: kvsched_spec::Preemption::Restart,
         information: Information::Hidden,
     };
     Instance { config, requests }
