@@ -585,6 +585,9 @@ fn decide_dict<'py>(py: Python<'py>, d: &Decide) -> PyResult<Bound<'py, PyDict>>
         if let Some(p) = r.predicted {
             x.set_item(intern!(py, "predicted"), p)?;
         }
+        if r.kept > 0 {
+            x.set_item(intern!(py, "kept"), r.kept)?;
+        }
         Ok(x)
     };
     let reqs = |rs: &[Req]| -> PyResult<Bound<'py, PyList>> {
@@ -617,6 +620,7 @@ fn decide_dict<'py>(py: Python<'py>, d: &Decide) -> PyResult<Bound<'py, PyDict>>
                     class: r.class,
                     known: r.known,
                     predicted: r.predicted,
+                    kept: r.kept,
                 })?;
                 x.set_item(intern!(py, "prefilled"), r.prefilled)?;
                 x.set_item(intern!(py, "generated"), r.generated)?;
@@ -785,6 +789,7 @@ fn conform(
         seeds,
         scenarios,
         information,
+        preemption: "restart".into(),
         decision_timeout_ms,
         handshake_timeout_ms,
         total_timeout_s,

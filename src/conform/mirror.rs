@@ -4,14 +4,16 @@
 //!
 //! With full views the waiting and running lists are overwritten from every message. With delta
 //! views the mirror applies its own previous plan: evictions, then `ran` iterations of the batch
-//! (a prefill chunk once, a decode `ran` times), then the completions the harness reports. Output
+//! (a prefill chunk once, a decode `ran` times), then the completions the harness reports.
+//! Under `keep_generated` preemption an evicted request keeps its output (`Slot::kept`), as in
+//! the engine. Output
 //! lengths the information set hides are stored as a placeholder the view never shows.
 
 use super::protocol::{Decide, Hello, Req, Res, Views};
 use crate::sim::core::{Core, Slot, SlotPhase};
 use crate::sim::{Plan, Scheduler, View};
 use kvsched_spec::{
-    BatchItem, FirstToken, Information, Nanos, Request, RequestId, Revealed, Tokens,
+    BatchItem, FirstToken, Information, Nanos, Preemption, Request, RequestId, Revealed, Tokens,
 };
 
 /// A mirrored engine state.
@@ -79,8 +81,12 @@ impl Mirror {
     /// Applies the previous plan, `ran` times, for delta views.
     fn apply_last(&mut self, ran: u64) -> Result<(), String> {
         let plan = std::mem::take(&mut self.last);
+        let keep = self.core.config.preemption == Preemption::KeepGenerated;
         for id in &plan.evict {
             let slot = self.slot_mut(id.0)?;
+            if keep {
+                slot.kept += slot.generated_base;
+            }
             slot.phase = SlotPhase::Waiting;
             slot.prefilled = Tokens::ZERO;
             slot.generated_base = Tokens::ZERO;
@@ -104,7 +110,7 @@ impl Mirror {
                         admitted = true;
                     }
                     slot.prefilled += tokens;
-                    if slot.prefilled == slot.request.prompt_tokens && with_prefill {
+                    if slot.prefilled == slot.prefill_target() && with_prefill {
                         slot.generated_base = Tokens(1);
                     }
                 }
@@ -127,6 +133,7 @@ impl Mirror {
         for q in waiting {
             let slot = self.slot_mut(q.id)?;
             slot.phase = SlotPhase::Waiting;
+            slot.kept = Tokens(q.kept);
             slot.prefilled = Tokens::ZERO;
             slot.generated_base = Tokens::ZERO;
             self.core.waiting.insert(RequestId(q.id));
@@ -134,6 +141,7 @@ impl Mirror {
         for r in running {
             let slot = self.slot_mut(r.id)?;
             slot.phase = SlotPhase::Resident { admitted_seq: r.seq };
+            slot.kept = Tokens(r.kept);
             slot.prefilled = Tokens(r.prefilled);
             slot.generated_base = Tokens(r.generated);
             self.core.running.insert(r.seq, RequestId(r.id));
