@@ -383,6 +383,23 @@ rate_per_s = 22.0
         assert!(e.message.contains("class[0].output_tokens"), "{e}");
     }
 
+    /// `preemption` defaults to `restart` and is then not written back; `keep_generated` is
+    /// read, reaches the model config and is written back; a misspelt rule names its line.
+    #[test]
+    fn preemption_defaults_to_restart_and_round_trips() {
+        let w = WorkloadFile::parse("w.toml", EXAMPLE).unwrap();
+        assert_eq!(w.preemption, Preemption::Restart);
+        assert!(!toml::to_string(&w).unwrap().contains("preemption"));
+        let keep = format!("preemption = \"keep_generated\"\n{EXAMPLE}");
+        let w = WorkloadFile::parse("w.toml", &keep).unwrap();
+        assert_eq!(w.model_config(Information::Hidden).preemption, Preemption::KeepGenerated);
+        assert!(toml::to_string(&w).unwrap().contains("preemption = \"keep_generated\""));
+        let bad = format!("preemption = \"keep\"\n{EXAMPLE}");
+        let e = WorkloadFile::parse("w.toml", &bad).unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.message.contains("preemption"), "{e}");
+    }
+
     #[test]
     fn wrong_type_is_reported() {
         let bad = EXAMPLE.replace("kv_capacity_tokens = 137000", "kv_capacity_tokens = \"big\"");
