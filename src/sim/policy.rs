@@ -90,8 +90,8 @@ pub mod util {
     /// The FCFS queue after a decision's evictions: the waiting requests (arrival = id order)
     /// merged by id with the resident requests `evicted` in this decision, as
     /// `(id, prompt tokens)` (an evicted request's prompt as it shows once evicted,
-    /// [`View::prompt_after_eviction`]). Lazy: a policy that stops admitting early reads only what it
-    /// admits (plus one), never the whole queue; `O(evicted log evicted)` to set up.
+    /// [`View::prompt_after_eviction`]). Lazy: a policy that stops admitting early reads only
+    /// what it admits (plus one), never the whole queue; `O(evicted log evicted)` to set up.
     pub fn fcfs_after_evictions<'v>(
         view: &'v View<'_>,
         evicted: &[RequestId],
