@@ -1,6 +1,6 @@
 //! Protocol messages from the scheduler (`ready`, `plan`, `error`), and a plan's conversion.
 #![no_main]
-use kvsched::conform::protocol::{parse_from_scheduler, FromScheduler};
+use kvsched::protocol::wire::{parse_from_scheduler, FromScheduler};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,8 +1,8 @@
 //! Protocol messages from the harness (`hello`, `decide`, `end`, `error`): each line parsed as
 //! `serve` reads it, and the whole input fed to `kvsched serve`'s loop (a built-in policy
-//! behind the wire mirror), which must answer or fail cleanly, never panic.
+//! behind the protocol's replica), which must answer or fail cleanly, never panic.
 #![no_main]
-use kvsched::conform::protocol::{parse_to_scheduler, Views};
+use kvsched::protocol::wire::{parse_to_scheduler, Views};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut sched = kvsched::schedulers::by_name("vllm-v0").expect("built in");
     let mut out = Vec::new();
-    let _ = kvsched::cli::serve::serve(sched.as_mut(), Views::Full, &mut &data[..], &mut out);
+    let _ = kvsched::protocol::serve(sched.as_mut(), Views::Full, &mut &data[..], &mut out);
 });

@@ -11,19 +11,20 @@
 //! In-process conformance ([`conform`]): a Python object with `decide(msg) -> plan` (the
 //! interface of `clients/python/kvsched_client.py`) runs through `kvsched::conform`'s battery,
 //! shrinking and replay. It receives the very messages the wire protocol carries
-//! (`kvsched::conform::protocol`, converted to dicts instead of JSON lines) and answers with the
+//! (`kvsched::protocol::wire`, converted to dicts instead of JSON lines) and answers with the
 //! plan's fields, parsed and judged as a `plan` line would be.
 
 use kvsched::cli;
 use kvsched::conform::external::poisoned_plan;
-use kvsched::conform::protocol::{
+use kvsched::conform::{
+    self as harness, Candidate, ConformReport, ExternalCommand, Finish, Runnable, Verdict,
+    VerdictCode,
+};
+use kvsched::experiments::{render, report, Ctx, Scale};
+use kvsched::protocol::wire::{
     decide_of, Decide, DecideCtx, Hello, Item, PlanMsg, Req, Res, ToScheduler, Views,
     PROTOCOL_NAME, PROTOCOL_VERSION,
 };
-use kvsched::conform::{
-    self as harness, Candidate, ConformReport, ExternalCommand, Finish, Runnable, Verdict,
-};
-use kvsched::experiments::{render, report, Ctx, Scale};
 use kvsched::run::{Requests, RunSpec, TraceCsv, WorkloadSource};
 use kvsched::sim::{Plan, Scheduler, View};
 use kvsched_spec::rounds::RoundInstance;
@@ -474,7 +475,7 @@ fn attr_str(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<String>> {
 /// that died of it, with the traceback.
 fn exception_verdict(py: Python<'_>, e: &PyErr, during: &str) -> Verdict {
     let tb = e.traceback(py).and_then(|t| t.format().ok()).unwrap_or_default();
-    Verdict::new("crash", format!("{during}: the scheduler raised {e}\n{tb}"))
+    Verdict::new(VerdictCode::Crash, format!("{during}: the scheduler raised {e}\n{tb}"))
 }
 
 /// Stops the battery for a `BaseException` that is not an `Exception` (KeyboardInterrupt,
@@ -497,7 +498,10 @@ impl Candidate for PyCandidate {
             let obj = if self.factory {
                 self.target.call0(py).map_err(|e| {
                     let e = abort_if_base(py, e);
-                    Verdict::new("spawn_failed", format!("the scheduler factory raised {e}"))
+                    Verdict::new(
+                        VerdictCode::SpawnFailed,
+                        format!("the scheduler factory raised {e}"),
+                    )
                 })?
             } else {
                 self.target.clone_ref(py)
@@ -505,7 +509,7 @@ impl Candidate for PyCandidate {
             let b = obj.bind(py);
             let fail = |e: PyErr| {
                 let e = abort_if_base(py, e);
-                Verdict::new("handshake", format!("{e}"))
+                Verdict::new(VerdictCode::Handshake, format!("{e}"))
             };
             let name = attr_str(b, "name").map_err(fail)?.unwrap_or_else(|| "python".into());
             let views = match attr_str(b, "views").map_err(fail)?.as_deref() {
@@ -513,7 +517,7 @@ impl Candidate for PyCandidate {
                 Some("delta") => Views::Delta,
                 Some(o) => {
                     return Err(Verdict::new(
-                        "handshake",
+                        VerdictCode::Handshake,
                         format!("views: expected \"full\" or \"delta\", got {o:?}"),
                     ))
                 }
@@ -523,7 +527,7 @@ impl Candidate for PyCandidate {
                 Some(s) => {
                     serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
                         Verdict::new(
-                            "handshake",
+                            VerdictCode::Handshake,
                             format!("information: expected hidden, predicted or known, got {s:?}"),
                         )
                     })?
@@ -538,8 +542,8 @@ impl Candidate for PyCandidate {
                     capacity_tokens: config.memory.capacity().get(),
                     watermark_tokens: config.memory.watermark().get(),
                 });
-                let msg =
-                    pythonize(py, &hello).map_err(|e| Verdict::new("handshake", e.to_string()))?;
+                let msg = pythonize(py, &hello)
+                    .map_err(|e| Verdict::new(VerdictCode::Handshake, e.to_string()))?;
                 b.call_method1("hello", (msg,))
                     .map_err(|e| exception_verdict(py, &abort_if_base(py, e), "hello"))?;
             }
@@ -657,13 +661,14 @@ impl PyRunnable {
         let msg = decide_of(view, &ctx);
         let seq = self.seq;
         Python::attach(|py| {
-            let m = decide_dict(py, &msg).map_err(|e| Verdict::new("protocol", e.to_string()))?;
+            let m = decide_dict(py, &msg)
+                .map_err(|e| Verdict::new(VerdictCode::Protocol, e.to_string()))?;
             let reply = self.obj.bind(py).call_method1("decide", (m,)).map_err(|e| {
                 exception_verdict(py, &abort_if_base(py, e), &format!("decision {seq}"))
             })?;
-            plan_of(&reply, seq)
-                .and_then(|p| p.to_plan())
-                .map_err(|e| Verdict::new("garbage", format!("plan for decision {seq}: {e}")))
+            plan_of(&reply, seq).and_then(|p| p.to_plan()).map_err(|e| {
+                Verdict::new(VerdictCode::Garbage, format!("plan for decision {seq}: {e}"))
+            })
         })
     }
 }

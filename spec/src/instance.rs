@@ -25,6 +25,27 @@ pub enum FirstToken {
     WithPrefill,
 }
 
+impl FirstToken {
+    /// Output tokens a prefill chunk produces (and whose KV the request then holds beside its
+    /// prompt): 1 when the chunk completes the prompt under [`FirstToken::WithPrefill`], else 0.
+    ///
+    /// The one statement of the rule for the code that *uses* it (the protocol's replica, the
+    /// conformance monitor, `verify`'s strategies, the policies). Two places write it out on
+    /// purpose, each its own independent implementation: the spec's model
+    /// (`crate::model`, the reference) and the engine (`src/sim/core.rs`); check mode's pair
+    /// assertions compare them, so they must not share it.
+    ///
+    /// ```
+    /// use kvsched_spec::{FirstToken, Tokens};
+    /// assert_eq!(FirstToken::WithPrefill.output_of_prefill(true), Tokens(1));
+    /// assert_eq!(FirstToken::WithPrefill.output_of_prefill(false), Tokens(0));
+    /// assert_eq!(FirstToken::SeparateDecode.output_of_prefill(true), Tokens(0));
+    /// ```
+    pub fn output_of_prefill(self, completes_prompt: bool) -> Tokens {
+        Tokens(u64::from(completes_prompt && self == FirstToken::WithPrefill))
+    }
+}
+
 /// Which resident requests an eviction may target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

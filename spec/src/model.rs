@@ -522,6 +522,9 @@ fn plan_item(
             shape.prefill_attn_token2 += tokens.get() * context.get();
             shape.attended_kv_tokens += context.get();
             let completes = context == target;
+            // The first-token rule, written out here on purpose (not through
+            // `FirstToken::output_of_prefill`): the spec and the engine are independent
+            // implementations that check mode compares.
             let first = completes && instance.config.first_token == FirstToken::WithPrefill;
             let after = Resident {
                 prefilled: context,

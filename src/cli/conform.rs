@@ -10,7 +10,7 @@
 use super::check_range;
 use crate::conform::{
     parse_replay, run_battery, run_replay, scenarios, ConformConfig, ConformReport,
-    ExternalCommand, ExternalOptions,
+    ExternalCommand, ExternalOptions, VerdictCode,
 };
 use kvsched_spec::Information;
 use std::path::{Path, PathBuf};
@@ -196,7 +196,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     write_report(args.report.as_deref(), &report);
     out!("{}", report.summary());
-    if report.scenarios.iter().all(|s| s.verdict.code == "spawn_failed") {
+    if report.scenarios.iter().all(|s| s.verdict.code == VerdictCode::SpawnFailed) {
         return super::input_error("the scheduler command could not be started");
     }
     ExitCode::from(if report.conforms { 0 } else { 1 })

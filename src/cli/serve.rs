@@ -1,19 +1,14 @@
 //! `kvsched serve --scheduler NAME [--views delta|full]`: serves a built-in scheduler over
-//! stdin/stdout with the wire protocol of `spec/PROTOCOL.md` (the client side, in Rust).
+//! stdin/stdout with the wire protocol of `spec/PROTOCOL.md` (the client side, in Rust; the
+//! loop is [`crate::protocol::serve()`]).
 //!
-//! Reads `hello`, answers `ready` (asking for the scheduler's own information set), then answers
-//! every `decide` with a `plan`, rebuilding the engine state the scheduler's view reads with
-//! [`crate::conform::mirror::Mirror`]. Exits 0 on `end`, on `error` (logged to stderr) and at
-//! the end of input; 1 when a message is malformed (after answering an `error`); 2 for usage.
+//! Exits 0 on `end`, on `error` (logged to stderr) and at the end of input; 1 when a message
+//! is malformed (after answering an `error`) or the answer cannot be written; 2 for usage.
 
-use crate::conform::mirror::Mirror;
-use crate::conform::protocol::{
-    parse_to_scheduler, ErrorMsg, FromScheduler, PlanMsg, Ready, ToScheduler, Views,
-    MAX_LINE_BYTES, PROTOCOL_VERSION,
-};
+use crate::protocol::wire::Views;
+use crate::protocol::{serve, ServeEnd, ServeError};
 use crate::schedulers;
-use crate::sim::Scheduler;
-use std::io::{BufRead, BufWriter, Read, Write};
+use std::io::BufWriter;
 use std::process::ExitCode;
 
 /// Arguments.
@@ -25,19 +20,6 @@ pub struct Args {
     /// Views to ask for: `delta` (only what changed) or `full`.
     #[arg(long, default_value = "delta")]
     pub views: String,
-}
-
-fn write_msg(out: &mut impl Write, msg: &FromScheduler) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, msg)?;
-    out.write_all(b"\n")?;
-    out.flush()
-}
-
-fn fail(out: &mut impl Write, code: &str, message: String) -> ExitCode {
-    eprintln!("kvsched serve: {code}: {message}");
-    let _ =
-        write_msg(out, &FromScheduler::Error(ErrorMsg { code: code.into(), message, seq: None }));
-    ExitCode::from(1)
 }
 
 /// Runs the subcommand.
@@ -53,65 +35,16 @@ pub fn run(args: &Args) -> ExitCode {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut out = BufWriter::new(std::io::stdout().lock());
-    serve(&mut *sched, views, &mut input, &mut out)
-}
-
-/// Serves `sched` over `input`/`out` until `end`, `error` or end of input.
-pub fn serve(
-    sched: &mut dyn Scheduler,
-    views: Views,
-    input: &mut impl BufRead,
-    out: &mut impl Write,
-) -> ExitCode {
-    let mut mirror: Option<Mirror> = None;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match input.by_ref().take(MAX_LINE_BYTES as u64).read_until(b'\n', &mut line) {
-            Ok(0) => return ExitCode::SUCCESS,
-            Ok(_) => {}
-            Err(e) => return fail(out, "io", e.to_string()),
+    match serve(&mut *sched, views, &mut input, &mut out) {
+        Ok(ServeEnd::EndOfInput | ServeEnd::End) => ExitCode::SUCCESS,
+        Ok(ServeEnd::HarnessError(e)) => {
+            eprintln!("kvsched serve: the harness reported {}: {}", e.code, e.message);
+            ExitCode::SUCCESS
         }
-        let Ok(text) = std::str::from_utf8(&line) else {
-            return fail(out, "bad_message", "line is not UTF-8".into());
-        };
-        if text.trim().is_empty() {
-            continue;
+        Err(ServeError::Rejected { code, message }) => {
+            eprintln!("kvsched serve: {code}: {message}");
+            ExitCode::from(1)
         }
-        let msg = match parse_to_scheduler(text) {
-            Ok(m) => m,
-            Err(e) => return fail(out, "bad_message", e),
-        };
-        let reply = match msg {
-            ToScheduler::Hello(h) => match Mirror::new(&h, sched.information(), views) {
-                Ok(m) => {
-                    mirror = Some(m);
-                    FromScheduler::Ready(Ready {
-                        version: PROTOCOL_VERSION,
-                        name: sched.name(),
-                        information: Some(sched.information()),
-                        views,
-                    })
-                }
-                Err(e) => return fail(out, "bad_config", e),
-            },
-            ToScheduler::Decide(d) => {
-                let Some(m) = mirror.as_mut() else {
-                    return fail(out, "bad_message", "decide before hello".into());
-                };
-                if let Err(e) = m.update(&d) {
-                    return fail(out, "bad_message", e);
-                }
-                FromScheduler::Plan(PlanMsg::of(d.seq, &m.decide(sched)))
-            }
-            ToScheduler::End(_) => return ExitCode::SUCCESS,
-            ToScheduler::Error(e) => {
-                eprintln!("kvsched serve: the harness reported {}: {}", e.code, e.message);
-                return ExitCode::SUCCESS;
-            }
-        };
-        if write_msg(out, &reply).is_err() {
-            return ExitCode::from(1);
-        }
+        Err(ServeError::Write(_)) => ExitCode::from(1),
     }
 }

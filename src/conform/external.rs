@@ -15,12 +15,12 @@
 //! engine rejects, ending the run without any engine change. The harness reads the recorded
 //! fault through [`Runnable::take_fault`] before it looks at the engine's error.
 
-use super::protocol::{
-    decide_of, parse_from_scheduler, DecideCtx, ErrorMsg, FromScheduler, Hello, ToScheduler, Views,
-    MAX_LINE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
-};
-use super::verdict::Verdict;
+use super::verdict::{Verdict, VerdictCode};
 use super::{Candidate, Finish, Runnable};
+use crate::protocol::wire::{
+    decide_of, parse_from_scheduler, DecideCtx, End, ErrorMsg, FromScheduler, Hello, ToScheduler,
+    Views, MAX_LINE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
+};
 use crate::sim::{Plan, Repeat, Scheduler, View};
 use kvsched_spec::{BatchItem, Information, ModelConfig, RequestId};
 use serde::Serialize;
@@ -319,12 +319,12 @@ impl External {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = command
             .spawn()
-            .map_err(|e| Verdict::new("spawn_failed", format!("{}: {e}", cmd.program)))?;
+            .map_err(|e| Verdict::new(VerdictCode::SpawnFailed, format!("{}: {e}", cmd.program)))?;
         let (stdin, stdout, stderr) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take());
         let (Some(stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
             let _ = child.kill();
-            return Err(Verdict::new("spawn_failed", "pipes unavailable"));
+            return Err(Verdict::new(VerdictCode::SpawnFailed, "pipes unavailable"));
         };
         let pid = child.id();
         let child = Arc::new(Mutex::new(child));
@@ -385,8 +385,8 @@ impl External {
             watermark_tokens: config.memory.watermark().get(),
         });
         let fail = |v: Verdict| {
-            if v.code == "protocol" {
-                Verdict::new("handshake", v.message)
+            if v.code == VerdictCode::Protocol {
+                Verdict::new(VerdictCode::Handshake, v.message)
             } else {
                 v
             }
@@ -402,17 +402,19 @@ impl External {
                 Ok(())
             }
             FromScheduler::Ready(r) => Err(Verdict::new(
-                "handshake",
+                VerdictCode::Handshake,
                 format!("protocol version {}; this harness speaks {PROTOCOL_VERSION}", r.version),
             )),
             FromScheduler::Error(e) => Err(scheduler_error(&e)),
-            FromScheduler::Plan(_) => Err(Verdict::new("handshake", "expected ready, got plan")),
+            FromScheduler::Plan(_) => {
+                Err(Verdict::new(VerdictCode::Handshake, "expected ready, got plan"))
+            }
         }
     }
 
     fn io_fault(&mut self, what: &str) -> Verdict {
         if self.watch.fired.load(Ordering::SeqCst) {
-            return Verdict::new("timeout", format!("no answer in time ({what})"));
+            return Verdict::new(VerdictCode::Timeout, format!("no answer in time ({what})"));
         }
         // Give the process a moment to be reaped, for its exit status.
         let mut status = None;
@@ -427,7 +429,10 @@ impl External {
         }
         let tail = self.tail.lock().map(|t| t.text()).unwrap_or_default();
         let status = status.map_or("still running".to_string(), |s| s.to_string());
-        Verdict::new("crash", format!("{what}: scheduler process {status}; stderr tail:\n{tail}"))
+        Verdict::new(
+            VerdictCode::Crash,
+            format!("{what}: scheduler process {status}; stderr tail:\n{tail}"),
+        )
     }
 
     fn send(&mut self, msg: &impl Serialize) -> Result<(), Verdict> {
@@ -462,21 +467,21 @@ impl External {
                 Line::Text(l) => l,
                 Line::TooLong => {
                     return Err(Verdict::new(
-                        "garbage",
+                        VerdictCode::Garbage,
                         format!("line longer than {MAX_LINE_BYTES} bytes"),
                     ))
                 }
                 Line::End => return Err(self.io_fault("end of the scheduler's stdout")),
             };
             let Ok(text) = std::str::from_utf8(&line) else {
-                return Err(Verdict::new("garbage", "line is not UTF-8"));
+                return Err(Verdict::new(VerdictCode::Garbage, "line is not UTF-8"));
             };
             if text.trim().is_empty() {
                 continue;
             }
             return parse_from_scheduler(text).map_err(|e| {
                 let excerpt: String = text.trim_end().chars().take(200).collect();
-                Verdict::new("garbage", format!("{e}; line: {excerpt:?}"))
+                Verdict::new(VerdictCode::Garbage, format!("{e}; line: {excerpt:?}"))
             });
         }
     }
@@ -484,7 +489,7 @@ impl External {
     fn exchange(&mut self, view: &View<'_>) -> Result<Plan, Verdict> {
         let elapsed = self.ready_at.elapsed();
         let Some(left) = self.options.total_timeout.checked_sub(elapsed) else {
-            return Err(Verdict::new("timeout", "total time limit of the run reached"));
+            return Err(Verdict::new(VerdictCode::Timeout, "total time limit of the run reached"));
         };
         self.seq += 1;
         let ran = view.steps_total() - self.steps_at_last;
@@ -496,15 +501,15 @@ impl External {
         self.watch.disarm();
         match reply? {
             FromScheduler::Plan(p) if p.seq == self.seq => p.to_plan().map_err(|e| {
-                Verdict::new("garbage", format!("plan for decision {}: {e}", self.seq))
+                Verdict::new(VerdictCode::Garbage, format!("plan for decision {}: {e}", self.seq))
             }),
             FromScheduler::Plan(p) => Err(Verdict::new(
-                "protocol",
+                VerdictCode::Protocol,
                 format!("plan for decision {}, expected {}", p.seq, self.seq),
             )),
             FromScheduler::Error(e) => Err(scheduler_error(&e)),
             FromScheduler::Ready(_) => {
-                Err(Verdict::new("protocol", format!("ready at decision {}", self.seq)))
+                Err(Verdict::new(VerdictCode::Protocol, format!("ready at decision {}", self.seq)))
             }
         }
     }
@@ -534,7 +539,7 @@ impl External {
 }
 
 fn scheduler_error(e: &ErrorMsg) -> Verdict {
-    Verdict::new("scheduler_error", format!("{}: {}", e.code, e.message))
+    Verdict::new(VerdictCode::SchedulerError, format!("{}: {}", e.code, e.message))
 }
 
 impl Scheduler for External {
@@ -581,11 +586,9 @@ impl Runnable for External {
 
     fn finish(&mut self, how: Finish) {
         let msg = match how {
-            Finish::Ended { t, completed } => {
-                Some(ToScheduler::End(super::protocol::End { t, completed }))
-            }
+            Finish::Ended { t, completed } => Some(ToScheduler::End(End { t, completed })),
             Finish::Rejected(v) => Some(ToScheduler::Error(ErrorMsg {
-                code: v.code.clone(),
+                code: v.code.as_str().into(),
                 message: v.message.clone(),
                 seq: Some(self.seq),
             })),

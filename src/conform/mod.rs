@@ -1,5 +1,6 @@
 //! Conformance testing of schedulers: in-process (Rust) or in another process, in any
-//! language, over the wire protocol of `spec/PROTOCOL.md`.
+//! language, over the wire protocol of `spec/PROTOCOL.md` (its messages and client side are
+//! [`crate::protocol`]; this module judges).
 //!
 //! [`run_battery`] runs a [`Candidate`] through the scenario battery ([`battery`]), judges
 //! every run ([`run`]: engine validation, the independent trace checker, liveness), scores it
@@ -16,14 +17,12 @@
 
 pub mod battery;
 pub mod external;
-pub mod mirror;
-pub mod protocol;
 pub mod run;
 pub mod shrink;
 pub mod verdict;
 
 pub use external::{ExternalCommand, ExternalOptions};
-pub use verdict::Verdict;
+pub use verdict::{Verdict, VerdictCode};
 
 use crate::sim::Outcome;
 use crate::sim::{Plan, Scheduler, View};
@@ -227,7 +226,7 @@ pub struct Baseline {
     /// Scheduler name.
     pub scheduler: String,
     /// Verdict code.
-    pub verdict: String,
+    pub verdict: VerdictCode,
     /// Metrics, when it passed.
     pub metrics: Option<Metrics>,
 }
@@ -451,7 +450,7 @@ fn finish_report(
     let busy: f64 = scenarios.iter().map(|s| s.wall_s).sum();
     let wire: f64 = scenarios.iter().map(|s| s.wire_s).sum();
     ConformReport {
-        protocol_version: protocol::PROTOCOL_VERSION,
+        protocol_version: crate::protocol::PROTOCOL_VERSION,
         subject,
         conforms: scenarios.iter().all(|s| s.verdict.is_pass()),
         scenarios,

@@ -16,11 +16,12 @@
 //! FCFS policies never pass a request over; policies that hold work back in arrival order
 //! (WAIT's accumulation) are not flagged.
 
-use super::verdict::Verdict;
+use super::verdict::{Verdict, VerdictCode};
 use super::{Candidate, ConformConfig, Finish, Runnable};
+use crate::protocol::wire::information_rank;
 use crate::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
 use crate::sim::{Plan, Scheduler, View};
-use kvsched_spec::{BatchItem, FirstToken, Information, Instance, Nanos, RequestId, Tokens};
+use kvsched_spec::{BatchItem, Information, Instance, Nanos, RequestId, Tokens};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -107,7 +108,7 @@ impl Monitor<'_> {
     /// The KV tokens held after `plan` (its evictions, then one iteration of its batch) by
     /// every request that is resident then, in no particular order.
     fn held_after(view: &View<'_>, plan: &Plan) -> Vec<(RequestId, Tokens)> {
-        let wp = view.config().first_token == FirstToken::WithPrefill;
+        let first_token = view.config().first_token;
         let mut held: BTreeMap<RequestId, Tokens> = view
             .running()
             .filter(|r| !plan.evict.contains(&r.id()))
@@ -122,7 +123,7 @@ impl Monitor<'_> {
                 BatchItem::Decode { .. } => *h + Tokens(1),
                 BatchItem::Prefill { tokens, .. } => {
                     let done = *h + tokens >= prompt;
-                    *h + tokens + Tokens(u64::from(done && wp))
+                    *h + tokens + first_token.output_of_prefill(done)
                 }
             };
         }
@@ -171,7 +172,8 @@ impl Monitor<'_> {
         let residents: Vec<(Tokens, Tokens)> = after.iter().map(|&(id, h)| (h, peak(id))).collect();
         let used: u64 = residents.iter().map(|&(h, _)| view.footprint(h).get()).sum();
         let free = Tokens(view.memory().capacity().get().saturating_sub(used));
-        let extra = Tokens(u64::from(view.config().first_token == FirstToken::WithPrefill));
+        // Held once the whole prompt is prefilled: `p + extra`.
+        let extra = view.config().first_token.output_of_prefill(true);
         let watermark = view.memory().watermark();
         let in_batch = |id: RequestId| plan.batch.iter().any(|i| i.id() == id);
         let evicted = |id: RequestId| plan.evict.contains(&id);
@@ -264,10 +266,9 @@ pub fn run_instance(
         }
     };
     let asked = sched.information();
-    if super::protocol::information_rank(asked) > super::protocol::information_rank(cfg.information)
-    {
+    if information_rank(asked) > information_rank(cfg.information) {
         let v = Verdict::new(
-            "information_denied",
+            VerdictCode::InformationDenied,
             format!("asked for {asked:?} information; offered {:?}", cfg.information),
         );
         sched.finish(Finish::Rejected(&v));
@@ -303,7 +304,7 @@ fn panic_verdict(p: Box<dyn std::any::Any + Send>) -> Verdict {
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into());
-    Verdict::new("panic", msg)
+    Verdict::new(VerdictCode::Panic, msg)
 }
 
 fn simulate_judged(
@@ -344,15 +345,24 @@ fn simulate_judged(
                 SimErrorKind::Violation { violation, at_ns } => {
                     Verdict::violation(violation, at_ns.get())
                 }
-                SimErrorKind::RepeatWithPrefill => {
-                    Verdict::new("repeat_with_prefill", "repeat > 1 on a batch with a prefill")
-                }
+                SimErrorKind::RepeatWithPrefill => Verdict::new(
+                    VerdictCode::RepeatWithPrefill,
+                    "repeat > 1 on a batch with a prefill",
+                ),
                 SimErrorKind::Stalled { .. } => unfinished(instance, &e.partial),
                 SimErrorKind::StepLimit(n) => {
-                    Verdict::new("livelock", format!("no end after {n} iterations"))
+                    Verdict::new(VerdictCode::Livelock, format!("no end after {n} iterations"))
                 }
-                SimErrorKind::NoProgress { .. } => Verdict::new("livelock", e.to_string()),
-                other => Verdict::new("trace_invalid", format!("{e} ({other:?})")),
+                SimErrorKind::NoProgress { .. } => {
+                    Verdict::new(VerdictCode::Livelock, e.to_string())
+                }
+                // Not the scheduler's fault: the engine disagreeing with the spec, a trace
+                // that could not be written, an instance without the predictions offered.
+                SimErrorKind::Divergence(_)
+                | SimErrorKind::Trace(_)
+                | SimErrorKind::MissingPrediction { .. } => {
+                    Verdict::new(VerdictCode::EngineError, format!("{e} ({:?})", e.kind))
+                }
             };
             (v.at(e.partial.simulated_ns.get()), Some(*e.partial))
         }
@@ -372,7 +382,7 @@ fn starvation(
     match starved.max_by_key(|(_, &w)| w) {
         None => Verdict::pass(),
         Some((id, w)) => Verdict::new(
-            "starvation",
+            VerdictCode::Starvation,
             format!(
                 "{id} was passed over {} times while it fit in the memory left free (bound {}), \
                  and waited {w} ns in total while it fit (bound {bound} ns)",
@@ -395,7 +405,7 @@ fn unfinished(instance: &Instance, partial: &Outcome) -> Verdict {
     }
     let shown = ids.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
     Verdict::new(
-        "unfinished",
+        VerdictCode::Unfinished,
         format!(
             "the scheduler idled with no arrival to come; {} request(s) that fit in an empty \
              cache never finished: {shown}",
@@ -407,11 +417,13 @@ fn unfinished(instance: &Instance, partial: &Outcome) -> Verdict {
 /// Checks a trace in memory; returns a verdict when the checker rejects it.
 fn check_trace_bytes(trace: &[u8]) -> (Option<Verdict>, usize) {
     match kvsched_verify::check_trace(std::io::BufReader::new(trace)) {
-        Err(e) => (Some(Verdict::new("trace_invalid", format!("unreadable trace: {e}"))), 0),
+        Err(e) => {
+            (Some(Verdict::new(VerdictCode::TraceInvalid, format!("unreadable trace: {e}"))), 0)
+        }
         Ok(r) if r.is_valid() => (None, r.records),
         Ok(r) => {
             let first: Vec<String> = r.violations.iter().take(3).map(|v| v.to_string()).collect();
-            (Some(Verdict::new("trace_invalid", first.join("; "))), r.records)
+            (Some(Verdict::new(VerdictCode::TraceInvalid, first.join("; "))), r.records)
         }
     }
 }

@@ -11,7 +11,7 @@
 //! failure. The search stops after `max_runs` runs or `max_time`, keeping the best so far.
 
 use super::run::run_instance;
-use super::verdict::Verdict;
+use super::verdict::{Verdict, VerdictCode};
 use super::{Candidate, ConformConfig};
 use kvsched_spec::{Instance, Nanos, Request, RequestId, Tokens};
 use std::time::Instant;
@@ -32,7 +32,7 @@ struct Search<'a> {
     label: String,
     seed: u64,
     cfg: &'a ConformConfig,
-    code: String,
+    code: VerdictCode,
     runs: usize,
     started: Instant,
     best: Instance,
@@ -149,7 +149,7 @@ pub fn shrink(
         label: format!("{label}/shrink"),
         seed,
         cfg,
-        code: verdict.code.clone(),
+        code: verdict.code,
         runs: 0,
         started: Instant::now(),
         best: instance.clone(),

@@ -144,10 +144,6 @@ impl Slots {
     pub fn len(&self) -> usize {
         self.slots.len()
     }
-    /// Whether the window is empty.
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
     fn front(&self) -> Option<&Slot> {
         self.slots.front()
     }
@@ -189,8 +185,6 @@ pub struct StepDone {
     pub kv_peak: Tokens,
     /// Completed at the end.
     pub completed: Vec<RequestId>,
-    /// Shape of the first iteration.
-    pub shape: BatchShape,
 }
 
 /// The engine's state.
@@ -493,6 +487,8 @@ impl Core {
                 shape.prefill_tokens += tokens.get();
                 shape.prefill_attn_token2 += tokens.get() * context.get();
                 shape.attended_kv_tokens += context.get();
+                // The first-token rule, written out on purpose (here and in `advance`; not
+                // `FirstToken::output_of_prefill`): independent of the spec's model.
                 let first = context == prompt && self.config.first_token == FirstToken::WithPrefill;
                 Ok((held, context + Tokens(u64::from(first))))
             }
@@ -690,7 +686,7 @@ impl Core {
         for item in items {
             self.advance(item, repeat, first_end_ns, &mut completed);
         }
-        Ok(StepDone { start_ns, duration_ns, repeat, kv_peak, completed, shape })
+        Ok(StepDone { start_ns, duration_ns, repeat, kv_peak, completed })
     }
 
     /// Advances every group member by `repeat` tokens and completes those that finish.

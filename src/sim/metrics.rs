@@ -93,7 +93,7 @@ pub struct Outcome {
 
 impl RequestRecord {
     /// The record of a request's slot (no first token or finish if it never got them).
-    pub fn of(s: &Slot) -> RequestRecord {
+    pub(crate) fn of(s: &Slot) -> RequestRecord {
         RequestRecord {
             id: s.request.id,
             class: s.request.class,

@@ -11,13 +11,15 @@
 //! outcome so far; the engine never repairs a plan. With [`Check::On`] every action is replayed
 //! through `kvsched_spec::apply` as well, and any disagreement is a [`SimErrorKind::Divergence`].
 
-pub mod core;
+pub(crate) mod core;
+mod follower;
 pub mod metrics;
 mod mirror;
 pub mod policy;
 mod trace;
 mod view;
 
+pub use follower::{Follower, ReportedResident};
 pub use metrics::{Outcome, Records, RequestRecord, Summary, TimelinePoint, WindowStats};
 
 use core::Core;

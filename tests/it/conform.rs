@@ -3,11 +3,11 @@
 //! `tests/clients/` is caught with the right verdict and shrunk to a few requests; malformed
 //! messages, crashes and hangs end in precise verdicts; the protocol parsers never panic.
 
-use kvsched::conform::protocol::{parse_from_scheduler, parse_to_scheduler};
 use kvsched::conform::{
     check_scheduler, run_battery, run_replay, scenarios, ConformConfig, ConformReport,
-    ExternalCommand, ExternalOptions,
+    ExternalCommand, ExternalOptions, VerdictCode,
 };
+use kvsched::protocol::wire::{parse_from_scheduler, parse_to_scheduler};
 use kvsched_spec::Information;
 use proptest::prelude::*;
 use std::time::Duration;
@@ -83,7 +83,11 @@ fn paper_mcsf_starves_and_the_catalog_one_does_not() {
     };
     let paper = check_scheduler(|| Box::new(Mcsf::default()), &cfg);
     assert!(!paper.conforms, "paper MC-SF conformed:\n{}", paper.summary());
-    assert!(paper.scenarios.iter().any(|s| s.verdict.code == "starvation"), "{}", paper.summary());
+    assert!(
+        paper.scenarios.iter().any(|s| s.verdict.code == VerdictCode::Starvation),
+        "{}",
+        paper.summary()
+    );
     let aged =
         check_scheduler(|| Box::new(Mcsf::default().with_patience(DEFAULT_PATIENCE_NS)), &cfg);
     assert!(aged.conforms, "{}", aged.summary());
@@ -111,7 +115,7 @@ fn python_reference_clients_conform() {
 }
 
 /// Runs a broken client on one scenario; checks the verdict and the shrunk replay.
-fn caught(client: &str, scenario: &str, code: &str, max_requests: usize) {
+fn caught(client: &str, scenario: &str, code: VerdictCode, max_requests: usize) {
     let path = root().join("tests/clients").join(client);
     let c = command("python3", &[path.to_str().unwrap()], 300);
     let cfg = ConformConfig {
@@ -138,42 +142,42 @@ fn caught(client: &str, scenario: &str, code: &str, max_requests: usize) {
 
 #[test]
 fn broken_over_admits_memory() {
-    caught("over_admits.py", "tiny", "memory_exceeded", 6);
+    caught("over_admits.py", "tiny", VerdictCode::MemoryExceeded, 6);
 }
 #[test]
 fn broken_advances_twice() {
-    caught("double_advance.py", "light", "duplicate_in_batch", 2);
+    caught("double_advance.py", "light", VerdictCode::DuplicateInBatch, 2);
 }
 #[test]
 fn broken_names_unknown_request() {
-    caught("unknown_id.py", "light", "unknown_request", 3);
+    caught("unknown_id.py", "light", VerdictCode::UnknownRequest, 3);
 }
 #[test]
 fn broken_crashes() {
-    caught("crashes.py", "light", "crash", 4);
+    caught("crashes.py", "light", VerdictCode::Crash, 4);
 }
 #[test]
 fn broken_hangs() {
-    caught("hangs.py", "light", "timeout", 3);
+    caught("hangs.py", "light", VerdictCode::Timeout, 3);
 }
 #[test]
 fn broken_prints_garbage() {
-    caught("garbage.py", "light", "garbage", 3);
+    caught("garbage.py", "light", VerdictCode::Garbage, 3);
 }
 #[test]
 fn broken_peeks_at_future_arrivals() {
-    caught("peeks.py", "tiny", "not_arrived", 4);
+    caught("peeks.py", "tiny", VerdictCode::NotArrived, 4);
 }
 #[test]
 fn broken_asks_for_hidden_information() {
-    caught("greedy_info.py", "light", "information_denied", 1);
+    caught("greedy_info.py", "light", VerdictCode::InformationDenied, 1);
 }
 #[test]
 fn broken_starves_a_request() {
-    caught("starves.py", "light", "starvation", 8);
+    caught("starves.py", "light", VerdictCode::Starvation, 8);
 }
 
-fn one_run(script: &str) -> String {
+fn one_run(script: &str) -> VerdictCode {
     let c = command("python3", &["-c", script], 300);
     let cfg = ConformConfig {
         requests: 5,
@@ -183,33 +187,36 @@ fn one_run(script: &str) -> String {
         ..ConformConfig::default()
     };
     let r = battery(&c, &cfg);
-    r.scenarios[0].verdict.code.clone()
+    r.scenarios[0].verdict.code
 }
 
 #[test]
 fn malformed_messages_crashes_and_hangs_have_precise_verdicts() {
     let ready = r#"print('{"type":"ready","version":1,"name":"x"}', flush=True)"#;
     let cases = [
-        ("import sys; sys.exit(0)", "crash"),
-        ("print('hello?', flush=True)", "garbage"),
-        (r#"print('{"type":"ready","version":7,"name":"x"}', flush=True)"#, "handshake"),
-        (r#"print('{"type":"plan","seq":1}', flush=True)"#, "handshake"),
+        ("import sys; sys.exit(0)", VerdictCode::Crash),
+        ("print('hello?', flush=True)", VerdictCode::Garbage),
+        (r#"print('{"type":"ready","version":7,"name":"x"}', flush=True)"#, VerdictCode::Handshake),
+        (r#"print('{"type":"plan","seq":1}', flush=True)"#, VerdictCode::Handshake),
     ];
     for (script, code) in cases {
         let full = format!("import sys\nsys.stdin.readline()\n{script}\nsys.stdin.readline()");
         assert_eq!(one_run(&full), code, "{script}");
     }
     let after_ready = [
-        (r#"print('{"type":"plan","seq":9}', flush=True)"#, "protocol"),
-        (r#"print('{"type":"plan","seq":1,"batch":[{"prefill":0}]}', flush=True)"#, "garbage"),
-        (r#"print('{"type":"plan","seq":1,"repeat":0}', flush=True)"#, "garbage"),
+        (r#"print('{"type":"plan","seq":9}', flush=True)"#, VerdictCode::Protocol),
+        (
+            r#"print('{"type":"plan","seq":1,"batch":[{"prefill":0}]}', flush=True)"#,
+            VerdictCode::Garbage,
+        ),
+        (r#"print('{"type":"plan","seq":1,"repeat":0}', flush=True)"#, VerdictCode::Garbage),
         (
             r#"print('{"type":"error","code":"oops","message":"no"}', flush=True)"#,
-            "scheduler_error",
+            VerdictCode::SchedulerError,
         ),
-        (r#"print('{"type":"ready","version":1,"name":"x"}', flush=True)"#, "protocol"),
-        ("import time; time.sleep(30)", "timeout"),
-        ("import sys; sys.exit(3)", "crash"),
+        (r#"print('{"type":"ready","version":1,"name":"x"}', flush=True)"#, VerdictCode::Protocol),
+        ("import time; time.sleep(30)", VerdictCode::Timeout),
+        ("import sys; sys.exit(3)", VerdictCode::Crash),
     ];
     for (script, code) in after_ready {
         let full =
@@ -223,18 +230,19 @@ fn spawn_failure_is_reported() {
     let c = command("/nonexistent/scheduler", &[], 300);
     let cfg = ConformConfig { requests: 5, baselines: vec![], ..ConformConfig::quick() };
     let r = battery(&c, &cfg);
-    assert!(r.scenarios.iter().all(|s| s.verdict.code == "spawn_failed"));
+    assert!(r.scenarios.iter().all(|s| s.verdict.code == VerdictCode::SpawnFailed));
 }
 
 #[test]
 fn serve_answers_malformed_input_with_an_error() {
-    use kvsched::conform::protocol::Views;
+    use kvsched::protocol::wire::Views;
     let mut sched = kvsched::schedulers::by_name("vllm-v0").unwrap();
     for input in ["not json\n", "{\"type\":\"decide\"}\n", "{\"type\":\"nope\"}\n"] {
         let mut out = Vec::new();
-        let code =
-            kvsched::cli::serve::serve(&mut *sched, Views::Delta, &mut input.as_bytes(), &mut out);
-        assert_eq!(code, std::process::ExitCode::from(1), "{input}");
+        let r =
+            kvsched::protocol::serve(&mut *sched, Views::Delta, &mut input.as_bytes(), &mut out);
+        let rejected = matches!(r, Err(kvsched::protocol::ServeError::Rejected { .. }));
+        assert!(rejected, "{input}: {r:?}");
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\"type\":\"error\""), "{input}: {text}");
     }
@@ -268,7 +276,7 @@ proptest! {
         let line = format!(
             "{{\"type\":\"plan\",\"seq\":{seq},\"evict\":[{evict}],\"batch\":[{item}]{rep}}}"
         );
-        if let Ok(kvsched::conform::protocol::FromScheduler::Plan(p)) =
+        if let Ok(kvsched::protocol::wire::FromScheduler::Plan(p)) =
             parse_from_scheduler(&line)
         {
             let _ = p.to_plan();

@@ -3,7 +3,9 @@
 //! `vllm-v1` reserves the whole prompt at admission (`reserve_full_isl`, vLLM 0.33's default)
 //! and `vllm-v1-no-reserve` does not.
 
-use kvsched::conform::{run_battery, scenarios, ConformConfig, ExternalCommand, ExternalOptions};
+use kvsched::conform::{
+    run_battery, scenarios, ConformConfig, ExternalCommand, ExternalOptions, VerdictCode,
+};
 use kvsched::schedulers::vllm_v1::VllmV1;
 use std::time::Duration;
 
@@ -31,7 +33,7 @@ fn slow_fcfs(delay_s: f64, handshake_ms: u64, total_s: u64) -> ExternalCommand {
     }
 }
 
-fn one_tiny_run(c: &ExternalCommand) -> String {
+fn one_tiny_run(c: &ExternalCommand) -> VerdictCode {
     let cfg = ConformConfig {
         requests: 5,
         scenarios: vec!["tiny".into()],
@@ -40,14 +42,14 @@ fn one_tiny_run(c: &ExternalCommand) -> String {
         ..ConformConfig::default()
     };
     let r = run_battery(c, &scenarios(&cfg).expect("scenarios"), &cfg, &mut |_| {});
-    r.scenarios[0].verdict.code.clone()
+    r.scenarios[0].verdict.code
 }
 
 #[test]
 fn a_slow_start_times_out_under_a_short_handshake_limit_and_passes_under_a_long_one() {
-    assert_eq!(one_tiny_run(&slow_fcfs(3.0, 300, 60)), "timeout");
+    assert_eq!(one_tiny_run(&slow_fcfs(3.0, 300, 60)), VerdictCode::Timeout);
     // 3 s of start-up, a 2 s run limit: the run's time counts from `ready`.
-    assert_eq!(one_tiny_run(&slow_fcfs(3.0, 20_000, 2)), "pass");
+    assert_eq!(one_tiny_run(&slow_fcfs(3.0, 20_000, 2)), VerdictCode::Pass);
 }
 
 #[test]
@@ -264,7 +266,7 @@ fn built_in_vllm_v1_reproduces_the_real_scheduler_run_by_run() {
         };
         let ours = kvsched::conform::check_scheduler(make, &cfg);
         let s = &ours.scenarios[0];
-        assert_eq!(s.verdict.code, "pass", "{} seed {}", r.scenario, r.seed);
+        assert_eq!(s.verdict.code, VerdictCode::Pass, "{} seed {}", r.scenario, r.seed);
         let ours = serde_json::to_value(s.metrics.as_ref().unwrap()).unwrap();
         if !same_run(&ours, &r.metrics) {
             differ.push(format!(
@@ -315,7 +317,7 @@ fn built_in_vllm_v1_reproduces_the_real_scheduler_under_keep_generated() {
         };
         let ours = kvsched::conform::check_scheduler(|| Box::new(VllmV1::default()), &cfg);
         let s = &ours.scenarios[0];
-        assert_eq!(s.verdict.code, "pass", "{scenario} seed {seed}");
+        assert_eq!(s.verdict.code, VerdictCode::Pass, "{scenario} seed {seed}");
         let ours = serde_json::to_value(s.metrics.as_ref().unwrap()).unwrap();
         if !same_run(&ours, &r["metrics"]) {
             differ.push(format!("{scenario} seed {seed}: ours {ours} real {}", r["metrics"]));

@@ -5,8 +5,8 @@
 
 use crate::common::{replay, seed};
 use kvsched::conform::battery::{scenario, SCENARIOS};
-use kvsched::conform::protocol::{parse_from_scheduler, parse_to_scheduler, Req};
 use kvsched::prng::{stream, Stream};
+use kvsched::protocol::wire::{parse_from_scheduler, parse_to_scheduler, Req};
 use kvsched::sim::{simulate, SimErrorKind, SimOptions};
 use kvsched_spec::{
     FirstToken, Information, Instance, MemoryConfig, Nanos, Request, RequestId, StepTime, Tokens,
@@ -611,7 +611,7 @@ fn never_panics_protocol_messages() {
     let plan = plan.trim_end();
     never_panics("never_panics_protocol_from_scheduler", plan, 600, |t| {
         parse_from_scheduler(t).is_ok_and(|m| match m {
-            kvsched::conform::protocol::FromScheduler::Plan(p) => p.to_plan().is_ok(),
+            kvsched::protocol::wire::FromScheduler::Plan(p) => p.to_plan().is_ok(),
             _ => true,
         })
     });

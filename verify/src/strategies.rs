@@ -277,10 +277,11 @@ fn chunk(rest: Tokens, size: u32) -> Tokens {
     }
 }
 
-/// KV held after prefilling up to `context` of a `prompt`-token prompt.
+/// KV held after prefilling up to `context` of a `prompt`-token prompt. A generator, not a
+/// check: it uses the spec's statement of the first-token rule (the checks re-derive nothing
+/// here; `apply` judges what is generated).
 fn grown(instance: &Instance, context: Tokens, prompt: Tokens) -> Tokens {
-    let first = context == prompt && instance.config.first_token == FirstToken::WithPrefill;
-    context + Tokens(u64::from(first))
+    context + instance.config.first_token.output_of_prefill(context == prompt)
 }
 
 /// An action aimed at one rule (it may still happen to be valid).

@@ -424,7 +424,7 @@ pub fn decide_of(view: &View<'_>, ctx: &DecideCtx) -> Decide {
         kv_capacity: view.capacity().get(),
         steps: view.steps_total(),
         ran: ctx.ran,
-        arrivals_done: view.core.upcoming.is_none(),
+        arrivals_done: view.arrivals_done(),
         arrived: arrived.iter().map(Req::of).collect(),
         completed,
         waiting,
