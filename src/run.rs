@@ -117,6 +117,9 @@ pub struct RunSpec {
     pub stream: bool,
     /// Write a JSON-lines trace of every step to this file.
     pub trace: Option<PathBuf>,
+    /// What an evicted request keeps (`None`: the workload's `preemption`, itself `restart` by
+    /// default).
+    pub preemption: Option<kvsched_spec::Preemption>,
 }
 
 /// A finished run: its outcome up to the end, or up to the error that stopped it early.
@@ -149,6 +152,7 @@ impl RunSpec {
             every_step: false,
             stream: false,
             trace: None,
+            preemption: None,
         }
     }
 
@@ -257,7 +261,11 @@ impl RunSpec {
     /// The workload with the calibration and the rate scale applied, checked.
     fn adjusted_workload(&self) -> Result<WorkloadFile, String> {
         let name = self.workload.name();
-        adjust_workload(self.workload.load()?, &name, self.calibration.as_deref(), self.rate_scale)
+        let mut workload = self.workload.load()?;
+        if let Some(p) = self.preemption {
+            workload.preemption = p;
+        }
+        adjust_workload(workload, &name, self.calibration.as_deref(), self.rate_scale)
     }
 
     fn sim_options(&self, streamed: bool) -> Result<SimOptions, String> {

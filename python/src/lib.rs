@@ -595,13 +595,14 @@ fn decide_dict<'py>(
     out.set_item(intern!(py, "arrivals_done"), d.arrivals_done)?;
     let mut req = |r: &Req| -> PyResult<Bound<'py, PyDict>> {
         // Ids are dense (the harness numbers requests in arrival order), so the cache grows
-        // with the run; past `--requests`' limit an id is built without it.
+        // with the run; past `--requests`' limit an id is built without it. A request resumed
+        // with kept tokens (`keep_generated`) shows other fields each time: never cached.
         let slot = r.id as usize;
-        let cached = slot <= 1 << 21;
+        let cached = r.kept == 0 && slot <= 1 << 21;
         if cached && cache.len() <= slot {
             cache.resize_with(slot + 1, || None);
         }
-        if let Some(Some(x)) = cache.get(slot) {
+        if let (true, Some(Some(x))) = (cached, cache.get(slot)) {
             return x.bind(py).copy();
         }
         let x = PyDict::new(py);
@@ -614,6 +615,9 @@ fn decide_dict<'py>(
         }
         if let Some(p) = r.predicted {
             x.set_item(intern!(py, "predicted"), p)?;
+        }
+        if r.kept > 0 {
+            x.set_item(intern!(py, "kept"), r.kept)?;
         }
         if !cached {
             return Ok(x);
@@ -652,6 +656,7 @@ fn decide_dict<'py>(
                     class: r.class,
                     known: r.known,
                     predicted: r.predicted,
+                    kept: r.kept,
                 })?;
                 x.set_item(intern!(py, "prefilled"), r.prefilled)?;
                 x.set_item(intern!(py, "generated"), r.generated)?;
@@ -828,6 +833,7 @@ fn conform(
         seeds,
         scenarios,
         information,
+        preemption: "restart".into(),
         decision_timeout_ms,
         handshake_timeout_ms,
         total_timeout_s,

@@ -57,6 +57,33 @@ pub enum EvictionRule {
     Lifo,
 }
 
+/// What an evicted request keeps (`spec/ENGINES.md`, "Preemption").
+///
+/// - `Restart` (the papers' rule, WAIT paper §1, MC-SF paper §2): eviction throws all progress
+///   away; the request prefills its prompt again and regenerates its output from token 1.
+/// - `KeepGenerated` (vLLM's recompute preemption): eviction frees the KV but keeps the output
+///   tokens generated so far (`kept`). On resumption the request prefills `prompt + kept`
+///   tokens (in chunks, as a prompt), and the chunk that completes them produces output token
+///   `kept + 1` under [`FirstToken::WithPrefill`] (decode produces it under `SeparateDecode`).
+///   Its output still completes at `output_tokens`, so its peak footprint is unchanged; its
+///   first-token time is the first token ever produced and is not reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Preemption {
+    /// Lose everything; start again from prefill.
+    #[default]
+    Restart,
+    /// Keep the generated output; prefill prompt plus kept output again.
+    KeepGenerated,
+}
+
+impl Preemption {
+    /// Whether this is the default rule (`Restart`): serialized configs omit it.
+    pub fn is_restart(&self) -> bool {
+        *self == Preemption::Restart
+    }
+}
+
 /// Everything about the server that is fixed for a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +98,10 @@ pub struct ModelConfig {
     /// Eviction rule.
     #[serde(default)]
     pub eviction: EvictionRule,
+    /// What an evicted request keeps (omitted when `restart`, the default, so that configs,
+    /// traces and snapshots written before the field existed read and write unchanged).
+    #[serde(default, skip_serializing_if = "Preemption::is_restart")]
+    pub preemption: Preemption,
     /// What policies may know of output lengths.
     #[serde(default)]
     pub information: Information,

@@ -24,6 +24,7 @@
 //!         step_time: StepTime::UnitRounds,
 //!         first_token: FirstToken::WithPrefill,
 //!         eviction: EvictionRule::Lifo,
+//!         preemption: Preemption::Restart,
 //!         information: Information::Hidden,
 //!     },
 //!     requests: vec![Request {
@@ -59,7 +60,7 @@ pub mod trace;
 pub mod units;
 pub mod workload;
 
-pub use instance::{EvictionRule, FirstToken, Instance, ModelConfig};
+pub use instance::{EvictionRule, FirstToken, Instance, ModelConfig, Preemption};
 pub use memory::MemoryConfig;
 pub use model::{
     apply, apply_mut, Action, BatchItem, Phase, Resident, State, StepReport, Violation,

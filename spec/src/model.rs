@@ -12,9 +12,19 @@
 //! - **Decode** (`BatchItem::Decode`) produces one output token and holds one more KV token.
 //! - **Pause** is implicit: a resident request left out of a batch keeps its KV and its progress
 //!   (the WAIT paper's scheduler-side preemption).
-//! - **Evict** ([`Action::Evict`]) frees a resident request's KV; it returns to waiting and loses
-//!   all progress, and must restart from prefill (recompute). Under [`EvictionRule::Lifo`] only
-//!   the most recently admitted resident request may be evicted.
+//! - **Evict** ([`Action::Evict`]) frees a resident request's KV; it returns to waiting and must
+//!   prefill again (recompute). Under [`Preemption::Restart`] (the papers' rule, the default) it
+//!   loses all progress. Under [`Preemption::KeepGenerated`] (vLLM's recompute preemption) it
+//!   keeps the output generated so far ([`RequestState::kept`]): on resumption it prefills
+//!   `prompt + kept` tokens, in chunks as a prompt, and then continues; the chunk that
+//!   completes them produces output token `kept + 1` under [`FirstToken::WithPrefill`], and
+//!   the request completes when `kept + generated` reaches its output length. Under
+//!   [`EvictionRule::Lifo`] only the most recently admitted resident request may be evicted.
+//!
+//! A resident request's [`Resident::prefilled`] and [`Resident::generated`] count what it holds
+//! in its current residency, so it holds `prefilled + generated` KV tokens under both rules, at
+//! most `prompt + output` at its last token. Its first-token time is the first token it ever
+//! produced and is never reset (the user saw it).
 //!
 //! After every step, the footprints of all resident requests, counting those completing in that
 //! step at their final size, must fit in capacity ([`Violation::MemoryExceeded`]); completed
@@ -23,7 +33,7 @@
 //! [`apply`] checks every precondition before it changes anything, so a rejected action leaves
 //! the state as it was.
 
-use crate::instance::{EvictionRule, FirstToken, Instance};
+use crate::instance::{EvictionRule, FirstToken, Instance, Preemption};
 use crate::request::RequestId;
 use crate::step_time::{BatchShape, CompiledStepTime};
 use crate::units::{Nanos, Tokens};
@@ -47,12 +57,14 @@ pub enum Phase {
     },
 }
 
-/// Progress of a resident request.
+/// Progress of a resident request in its current residency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Resident {
-    /// Prompt tokens prefilled so far (chunked prefill holds what has been prefilled).
+    /// Tokens prefilled so far (chunked prefill holds what has been prefilled), out of the
+    /// prompt plus the kept output ([`RequestState::kept`], zero under `Restart`).
     pub prefilled: Tokens,
-    /// Output tokens generated so far.
+    /// Output tokens generated in this residency (the request's output so far is `kept` plus
+    /// this).
     pub generated: Tokens,
     /// Admission sequence number: larger is more recent (for LIFO).
     pub admitted_seq: u64,
@@ -74,6 +86,24 @@ pub struct RequestState {
     pub first_token_ns: Option<Nanos>,
     /// How many times it was evicted.
     pub evictions: u32,
+    /// Output tokens kept across evictions under [`Preemption::KeepGenerated`] (always zero
+    /// under `Restart`): the request must prefill `prompt + kept` tokens when it is admitted.
+    pub kept: Tokens,
+}
+
+impl RequestState {
+    /// Tokens its prefill covers: the prompt plus the kept output.
+    pub fn prefill_target(&self, request: &crate::request::Request) -> Tokens {
+        request.prompt_tokens + self.kept
+    }
+
+    /// Output tokens it has produced so far (kept plus generated in its current residency).
+    pub fn output_so_far(&self) -> Tokens {
+        match self.phase {
+            Phase::Resident(res) => self.kept + res.generated,
+            _ => self.kept,
+        }
+    }
 }
 
 /// The whole state.
@@ -133,7 +163,8 @@ impl BatchItem {
 pub enum Action {
     /// Deliver the next arrival (requests arrive in id order, at or before the current time).
     Arrive(RequestId),
-    /// Free a resident request's KV; it returns to waiting with no progress.
+    /// Free a resident request's KV; it returns to waiting with no progress, or keeping its
+    /// output under [`Preemption::KeepGenerated`].
     Evict(RequestId),
     /// Run one iteration of this batch.
     Step(Vec<BatchItem>),
@@ -182,7 +213,8 @@ pub enum Violation {
         /// Offending id.
         id: RequestId,
     },
-    /// A prefill chunk of zero tokens, or one past the end of the prompt.
+    /// A prefill chunk of zero tokens, or one past the end of the prompt (plus the kept output
+    /// under [`Preemption::KeepGenerated`]).
     BadChunk {
         /// Offending id.
         id: RequestId,
@@ -190,7 +222,7 @@ pub enum Violation {
         prefilled: Tokens,
         /// Chunk.
         chunk: Tokens,
-        /// Prompt length.
+        /// Prompt length, plus the kept output under [`Preemption::KeepGenerated`].
         prompt: Tokens,
     },
     /// Decode of a request that is not resident with its prefill complete.
@@ -293,7 +325,8 @@ impl State {
                 RequestState {
                     phase: Phase::Pending,
                     first_token_ns: None,
-                    evictions: 0
+                    evictions: 0,
+                    kept: Tokens::ZERO,
                 };
                 n
             ],
@@ -338,19 +371,27 @@ impl State {
                 }
                 Phase::Resident(res) => {
                     resident += 1;
-                    if res.prefilled > req.prompt_tokens || res.generated > req.output_tokens {
+                    let target = r.prefill_target(req);
+                    if res.prefilled > target || r.kept + res.generated > req.output_tokens {
                         return Err(format!("r{i} progress beyond its lengths"));
                     }
-                    if res.generated > Tokens::ZERO && res.prefilled != req.prompt_tokens {
+                    if res.generated > Tokens::ZERO && res.prefilled != target {
                         return Err(format!("r{i} generated before its prefill completed"));
                     }
-                    if res.generated == req.output_tokens {
+                    if r.kept + res.generated == req.output_tokens {
                         return Err(format!("r{i} resident with all tokens generated"));
                     }
                     used += mem.footprint(res.held());
                 }
                 Phase::Done { .. } => done += 1,
                 Phase::Waiting => {}
+            }
+            if r.kept > Tokens::ZERO
+                && (instance.config.preemption == Preemption::Restart
+                    || r.kept >= req.output_tokens
+                    || r.first_token_ns.is_none())
+            {
+                return Err(format!("r{i} keeps {} output tokens it cannot keep", r.kept));
             }
             if i >= self.next_arrival && r.phase != Phase::Pending {
                 return Err(format!("r{i} not pending but its arrival was not delivered"));
@@ -422,6 +463,9 @@ fn evict(instance: &Instance, state: &mut State, id: RequestId) -> Result<(), Vi
     state.kv_used -= instance.config.memory.footprint(res.held());
     state.resident_by_admission.remove(&res.admitted_seq);
     let r = &mut state.requests[id.index()];
+    if instance.config.preemption == Preemption::KeepGenerated {
+        r.kept += res.generated;
+    }
     r.phase = Phase::Waiting;
     r.evictions += 1;
     state.evictions += 1;
@@ -460,28 +504,24 @@ fn plan_item(
     let id = item.id();
     let rs = state.lookup(id)?;
     let req = instance.request(id);
+    let target = rs.prefill_target(req);
     match *item {
         BatchItem::Prefill { tokens, .. } => {
             let before = match rs.phase {
                 Phase::Waiting => None,
-                Phase::Resident(res) if res.prefilled < req.prompt_tokens => Some(res),
+                Phase::Resident(res) if res.prefilled < target => Some(res),
                 Phase::Pending => return Err(Violation::NotArrived { id }),
                 _ => return Err(Violation::NotPrefillable { id }),
             };
             let prefilled = before.map_or(Tokens::ZERO, |r| r.prefilled);
-            if tokens == Tokens::ZERO || prefilled + tokens > req.prompt_tokens {
-                return Err(Violation::BadChunk {
-                    id,
-                    prefilled,
-                    chunk: tokens,
-                    prompt: req.prompt_tokens,
-                });
+            if tokens == Tokens::ZERO || prefilled + tokens > target {
+                return Err(Violation::BadChunk { id, prefilled, chunk: tokens, prompt: target });
             }
             let context = prefilled + tokens;
             shape.prefill_tokens += tokens.get();
             shape.prefill_attn_token2 += tokens.get() * context.get();
             shape.attended_kv_tokens += context.get();
-            let completes = context == req.prompt_tokens;
+            let completes = context == target;
             // The first-token rule, written out here on purpose (not through
             // `FirstToken::output_of_prefill`): the spec and the engine are independent
             // implementations that check mode compares.
@@ -494,7 +534,7 @@ fn plan_item(
             Ok(Planned { id, before, after })
         }
         BatchItem::Decode { .. } => match rs.phase {
-            Phase::Resident(res) if res.prefilled == req.prompt_tokens => {
+            Phase::Resident(res) if res.prefilled == target => {
                 let after = Resident { generated: res.generated + Tokens(1), ..res };
                 shape.decode_requests += 1;
                 shape.attended_kv_tokens += after.held().get();
@@ -559,7 +599,7 @@ fn step(
             rs.first_token_ns = Some(state.time_ns);
             report.first_tokens.push(p.id);
         }
-        if p.after.generated == req.output_tokens {
+        if rs.kept + p.after.generated == req.output_tokens {
             rs.phase = Phase::Done { finish_ns: state.time_ns };
             state.kv_used -= mem.footprint(p.after.held());
             state.resident_by_admission.remove(&p.after.admitted_seq);
@@ -570,4 +610,101 @@ fn step(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Information, MemoryConfig, Request, StepTime};
+
+    fn instance(preemption: Preemption, first_token: FirstToken) -> Instance {
+        Instance {
+            config: crate::ModelConfig {
+                memory: MemoryConfig::tokens(16),
+                step_time: StepTime::UnitRounds,
+                first_token,
+                eviction: EvictionRule::Any,
+                preemption,
+                information: Information::Hidden,
+            },
+            requests: vec![Request {
+                id: RequestId(0),
+                arrival_ns: Nanos(0),
+                prompt_tokens: Tokens(4),
+                output_tokens: Tokens(3),
+                predicted_output_tokens: None,
+                class: 0,
+            }],
+        }
+    }
+
+    fn run(inst: &Instance, actions: &[Action]) -> Result<State, Violation> {
+        let mut s = State::init(inst);
+        for a in actions {
+            s = apply(inst, &s, a)?;
+            s.check_invariants(inst).expect("invariants");
+        }
+        Ok(s)
+    }
+
+    const R: RequestId = RequestId(0);
+    fn prefill(n: u64) -> Action {
+        Action::Step(vec![BatchItem::Prefill { id: R, tokens: Tokens(n) }])
+    }
+    fn decode() -> Action {
+        Action::Step(vec![BatchItem::Decode { id: R }])
+    }
+
+    /// Known answer: evicted after 2 of 3 tokens, the request keeps them, prefills 4 + 2 in two
+    /// chunks, and the chunk that completes them produces its last token; the first-token time
+    /// is the first one's (1 s), not reset.
+    #[test]
+    fn keep_generated_resumes_with_prompt_plus_kept() {
+        let inst = instance(Preemption::KeepGenerated, FirstToken::WithPrefill);
+        let head = [Action::Arrive(R), prefill(4), decode(), Action::Evict(R)];
+        let s = run(&inst, &head).unwrap();
+        assert_eq!(
+            (s.requests[0].kept, s.kv_used, s.requests[0].output_so_far()),
+            (Tokens(2), Tokens(0), Tokens(2))
+        );
+        let s = run(&inst, &[&head[..], &[prefill(4)]].concat()).unwrap();
+        assert_eq!(s.kv_used, Tokens(4));
+        assert_eq!(
+            run(&inst, &[&head[..], &[prefill(4), decode()]].concat()),
+            Err(Violation::NotDecodable { id: R })
+        );
+        assert_eq!(
+            run(&inst, &[&head[..], &[prefill(7)]].concat()),
+            Err(Violation::BadChunk {
+                id: R,
+                prefilled: Tokens(0),
+                chunk: Tokens(7),
+                prompt: Tokens(6)
+            })
+        );
+        let s = run(&inst, &[&head[..], &[prefill(4), prefill(2)]].concat()).unwrap();
+        assert!(s.all_done());
+        assert_eq!(s.requests[0].first_token_ns, Some(Nanos(1_000_000_000)));
+        assert_eq!(s.time_ns, Nanos(4_000_000_000));
+    }
+
+    /// Under `Restart` the same resumption chunk is too long, and a restarted request
+    /// regenerates all 3 tokens; under `SeparateDecode` a resumption produces no token.
+    #[test]
+    fn restart_loses_output_and_separate_decode_resumes_with_a_decode() {
+        let inst = instance(Preemption::Restart, FirstToken::WithPrefill);
+        let head = [Action::Arrive(R), prefill(4), decode(), Action::Evict(R)];
+        assert!(matches!(
+            run(&inst, &[&head[..], &[prefill(6)]].concat()),
+            Err(Violation::BadChunk { .. })
+        ));
+        let s = run(&inst, &[&head[..], &[prefill(4), decode()]].concat()).unwrap();
+        assert_eq!((s.requests[0].kept, s.requests[0].output_so_far()), (Tokens(0), Tokens(2)));
+        let inst = instance(Preemption::KeepGenerated, FirstToken::SeparateDecode);
+        let head = [Action::Arrive(R), prefill(4), decode(), Action::Evict(R), prefill(5)];
+        let s = run(&inst, &head).unwrap();
+        assert_eq!((s.kv_used, s.requests[0].output_so_far()), (Tokens(5), Tokens(1)));
+        let s = run(&inst, &[&head[..], &[decode(), decode()]].concat()).unwrap();
+        assert!(s.all_done());
+    }
 }

@@ -55,6 +55,25 @@ impl Request {
     pub fn peak_tokens(&self) -> Tokens {
         Tokens(self.prompt_tokens.get().saturating_add(self.output_tokens.get()))
     }
+
+    /// The request as the server sees it when it resumes keeping `kept` output tokens
+    /// ([`crate::Preemption::KeepGenerated`]; vLLM's own view of a preempted request): a
+    /// prompt of `prompt + kept` tokens to prefill and `output - kept` tokens still to come (a
+    /// prediction shrinks by `kept` too, to at least 1). Its peak footprint is unchanged.
+    /// With `kept = 0` it is the request itself.
+    pub fn resumed(&self, kept: Tokens) -> Request {
+        if kept == Tokens::ZERO {
+            return self.clone();
+        }
+        Request {
+            prompt_tokens: self.prompt_tokens + kept,
+            output_tokens: self.output_tokens - kept,
+            predicted_output_tokens: self
+                .predicted_output_tokens
+                .map(|p| Tokens(p.get().saturating_sub(kept.get()).max(1))),
+            ..self.clone()
+        }
+    }
 }
 
 /// The information set of a policy: what it may know of an output length before completion.

@@ -26,7 +26,7 @@
 //! - [`lemma47_bound`]: the paper's Lemma 4.7, stated for identical prompts and all arrivals at
 //!   0; it refuses other instances.
 
-use crate::instance::{EvictionRule, FirstToken, Instance, ModelConfig};
+use crate::instance::{EvictionRule, FirstToken, Instance, ModelConfig, Preemption};
 use crate::memory::MemoryConfig;
 use crate::model::{Action, BatchItem};
 use crate::request::{Information, Request, RequestId};
@@ -289,6 +289,7 @@ pub fn to_spec(inst: &RoundInstance, starts: &[u64]) -> Result<SpecReplay, Strin
             step_time: StepTime::UnitRounds,
             first_token: FirstToken::WithPrefill,
             eviction: EvictionRule::Any,
+            preemption: Preemption::Restart,
             information: Information::Known,
         },
         requests,

@@ -17,7 +17,7 @@
 //! Unknown keys are errors (`deny_unknown_fields`). [`WorkloadFile::parse`] reports the file, the
 //! line and the field of the first problem, and never panics.
 
-use crate::instance::{EvictionRule, FirstToken, ModelConfig};
+use crate::instance::{EvictionRule, FirstToken, ModelConfig, Preemption};
 use crate::memory::MemoryConfig;
 use crate::request::Information;
 use crate::step_time::StepTime;
@@ -59,6 +59,10 @@ pub struct WorkloadFile {
     /// Eviction rule (default: any resident request may be evicted).
     #[serde(default)]
     pub eviction: EvictionRule,
+    /// What an evicted request keeps (default `restart`, the papers' rule; `keep_generated`
+    /// is vLLM's recompute preemption).
+    #[serde(default, skip_serializing_if = "Preemption::is_restart")]
+    pub preemption: Preemption,
     /// Request classes; each arrives as an independent Poisson process (modulated by
     /// `arrivals`).
     #[serde(rename = "class")]
@@ -274,6 +278,7 @@ impl WorkloadFile {
             step_time: self.step_time.clone(),
             first_token: self.first_token,
             eviction: self.eviction,
+            preemption: self.preemption,
             information,
         }
     }
@@ -376,6 +381,23 @@ rate_per_s = 22.0
         let e = WorkloadFile::parse("w.toml", &bad).unwrap_err();
         assert_eq!(e.line, Some(10));
         assert!(e.message.contains("class[0].output_tokens"), "{e}");
+    }
+
+    /// `preemption` defaults to `restart` and is then not written back; `keep_generated` is
+    /// read, reaches the model config and is written back; a misspelt rule names its line.
+    #[test]
+    fn preemption_defaults_to_restart_and_round_trips() {
+        let w = WorkloadFile::parse("w.toml", EXAMPLE).unwrap();
+        assert_eq!(w.preemption, Preemption::Restart);
+        assert!(!toml::to_string(&w).unwrap().contains("preemption"));
+        let keep = format!("preemption = \"keep_generated\"\n{EXAMPLE}");
+        let w = WorkloadFile::parse("w.toml", &keep).unwrap();
+        assert_eq!(w.model_config(Information::Hidden).preemption, Preemption::KeepGenerated);
+        assert!(toml::to_string(&w).unwrap().contains("preemption = \"keep_generated\""));
+        let bad = format!("preemption = \"keep\"\n{EXAMPLE}");
+        let e = WorkloadFile::parse("w.toml", &bad).unwrap_err();
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.message.contains("preemption"), "{e}");
     }
 
     #[test]

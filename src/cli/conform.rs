@@ -43,6 +43,10 @@ pub struct Args {
     /// Information set offered: hidden, predicted or known.
     #[arg(long, default_value = "hidden")]
     pub information: String,
+    /// What an evicted request keeps in every scenario: `restart` (the papers' rule) or
+    /// `keep-generated` (vLLM's recompute preemption, carried in `hello.config`).
+    #[arg(long, default_value = "restart")]
+    pub preemption: String,
     /// Longest wait for one decision (milliseconds).
     #[arg(long, default_value_t = 5000)]
     pub decision_timeout_ms: u64,
@@ -93,6 +97,7 @@ pub fn config(args: &Args) -> Result<ConformConfig, String> {
         seeds: args.seeds.clone(),
         scenarios: args.scenarios.clone(),
         information,
+        preemption: super::parse_preemption(&args.preemption)?,
         starvation_bound_ns: args.starvation_bound_ns,
         starvation_passes: args.starvation_passes,
         shrink: !args.no_shrink,

@@ -55,6 +55,11 @@ pub struct Args {
     /// Measurement window: centred fraction of requests by arrival.
     #[arg(long, default_value_t = 0.5)]
     pub window: f64,
+    /// What an evicted request keeps: `restart` (the papers' rule) or `keep-generated` (vLLM's
+    /// recompute preemption). Default: the workload file's `preemption` (itself `restart` by
+    /// default).
+    #[arg(long)]
+    pub preemption: Option<String>,
     /// Replay every action through the spec as well (slow; pair assertions).
     #[arg(long)]
     pub check: bool,
@@ -97,6 +102,8 @@ impl Args {
             every_step: self.every_step,
             stream: self.stream,
             trace: self.trace.clone(),
+            // Checked by `run` (an invalid value never reaches here from the CLI).
+            preemption: self.preemption.as_deref().and_then(|p| super::parse_preemption(p).ok()),
             ..RunSpec::new(WorkloadSource::File(self.workload.clone()), &self.scheduler)
         }
     }
@@ -109,6 +116,9 @@ pub fn run(args: &Args) -> ExitCode {
         if !(r.is_finite() && r > 0.0 && r <= kvsched_spec::workload::MAX_RATE_PER_S) {
             return input_error(format!("--rate: expected a positive rate up to 1e9, got {r}"));
         }
+    }
+    if let Some(Err(e)) = args.preemption.as_deref().map(super::parse_preemption) {
+        return input_error(e);
     }
     let spec = args.spec();
     match spec.execute() {

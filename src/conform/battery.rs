@@ -55,6 +55,7 @@ fn workload(capacity: u64, block: u64, watermark: f64, classes: Vec<ClassSpec>) 
         step_time: StepTime::wait_paper_lmsys(),
         first_token: FirstToken::WithPrefill,
         eviction: Default::default(),
+        preemption: Default::default(),
         classes,
         arrivals: ArrivalProcess::Constant,
     }

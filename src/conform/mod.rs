@@ -28,7 +28,7 @@ use crate::sim::Outcome;
 use crate::sim::{Plan, Scheduler, View};
 use battery::Scenario;
 use kvsched_spec::fluid::FluidSolution;
-use kvsched_spec::{Information, Instance, ModelConfig};
+use kvsched_spec::{Information, Instance, ModelConfig, Preemption};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -124,6 +124,10 @@ pub struct ConformConfig {
     pub scenarios: Vec<String>,
     /// The information set offered to the scheduler.
     pub information: Information,
+    /// What an evicted request keeps, in every scenario (omitted from reports when
+    /// `restart`, the default).
+    #[serde(default, skip_serializing_if = "Preemption::is_restart")]
+    pub preemption: Preemption,
     /// Liveness bound: total time a request that was passed over may wait, fitting in free
     /// memory, while the server idles (ns).
     pub starvation_bound_ns: u64,
@@ -160,6 +164,7 @@ impl Default for ConformConfig {
             seeds: vec![1],
             scenarios: vec![],
             information: Information::Hidden,
+            preemption: Preemption::Restart,
             starvation_bound_ns: 1_000_000_000,
             starvation_passes: 0,
             baselines: crate::schedulers::catalog().iter().map(|e| e.name.to_string()).collect(),
@@ -385,9 +390,14 @@ pub fn scenarios(cfg: &ConformConfig) -> Result<Vec<Scenario>, String> {
     let mut out = Vec::new();
     for name in &names {
         for &seed in &cfg.seeds {
-            out.push(battery::scenario(name, cfg.requests, seed).ok_or_else(|| {
+            let mut s = battery::scenario(name, cfg.requests, seed).ok_or_else(|| {
                 format!("unknown scenario {name:?}; expected one of {:?}", battery::SCENARIOS)
-            })?);
+            })?;
+            s.instance.config.preemption = cfg.preemption;
+            if let Some(w) = &mut s.workload {
+                w.preemption = cfg.preemption;
+            }
+            out.push(s);
         }
     }
     Ok(out)

@@ -131,6 +131,8 @@ pub fn vidur_like_workload(
         step_time,
         first_token: FirstToken::WithPrefill,
         eviction: EvictionRule::Any,
+        // The papers' rule (and the default): evicted requests restart.
+        preemption: kvsched_spec::Preemption::Restart,
         classes: classes
             .iter()
             .map(|&(p, o, s)| ClassSpec {

@@ -89,6 +89,8 @@ pub fn scaled_workload(base: &Base, zeta: f64) -> WorkloadFile {
         step_time: StepTime::Affine { d0_s: base.d0_s / zeta, d1_s_per_token: base.d1_s / zeta },
         first_token: FirstToken::SeparateDecode,
         eviction: base.eviction,
+        // The papers' rule (and the default): evicted requests restart.
+        preemption: kvsched_spec::Preemption::Restart,
         classes: base
             .classes
             .iter()

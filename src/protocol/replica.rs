@@ -36,6 +36,7 @@ fn resident_of(r: &Res) -> ReportedResident {
         id: RequestId(r.id),
         prefilled: Tokens(r.prefilled),
         generated: Tokens(r.generated),
+        kept: Tokens(r.kept),
         admitted_seq: r.seq,
     }
 }
@@ -56,7 +57,8 @@ impl Replica {
     }
 
     fn overwrite(&mut self, waiting: &[Req], running: &[Res]) -> Result<(), String> {
-        let waiting: Vec<RequestId> = waiting.iter().map(|q| RequestId(q.id)).collect();
+        let waiting: Vec<(RequestId, Tokens)> =
+            waiting.iter().map(|q| (RequestId(q.id), Tokens(q.kept))).collect();
         let running: Vec<ReportedResident> = running.iter().map(resident_of).collect();
         self.state.set_queues(&waiting, &running)
     }

@@ -77,6 +77,15 @@ pub struct Req {
     /// Predicted output length, under `predicted` information.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted: Option<u64>,
+    /// Under `keep_generated` preemption: output tokens the request kept from before an
+    /// eviction, counted in `prompt` (which it must prefill again) and no longer in
+    /// `known`/`predicted`. Omitted when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Req {
@@ -94,7 +103,13 @@ impl Req {
             class: r.class(),
             known,
             predicted,
+            kept: 0,
         }
+    }
+
+    /// From a request of `view`, with what it keeps across evictions.
+    pub fn of_in(view: &View<'_>, r: &RequestView) -> Req {
+        Req { kept: view.kept(r.id()).get(), ..Req::of(r) }
     }
 }
 
@@ -115,9 +130,12 @@ pub struct Res {
     /// Predicted output length, under `predicted` information.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted: Option<u64>,
-    /// Prompt tokens prefilled.
+    /// Output tokens kept from before an eviction (`keep_generated`; counted in `prompt`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept: u64,
+    /// Tokens of `prompt` prefilled in this residency.
     pub prefilled: u64,
-    /// Output tokens generated.
+    /// Output tokens generated in this residency.
     pub generated: u64,
     /// KV tokens held (`prefilled + generated`).
     pub held: u64,
@@ -376,11 +394,11 @@ pub fn decide_of(view: &View<'_>, ctx: &DecideCtx) -> Decide {
     let (waiting, running) = match ctx.views {
         Views::Delta => (None, None),
         Views::Full => {
-            let waiting = view.waiting().map(|r| Req::of(&r)).collect();
+            let waiting = view.waiting().map(|r| Req::of_in(view, &r)).collect();
             let running = view
                 .running()
                 .map(|r| {
-                    let q = Req::of(r.request());
+                    let q = Req::of_in(view, r.request());
                     Res {
                         id: q.id,
                         arrival: q.arrival,
@@ -388,6 +406,7 @@ pub fn decide_of(view: &View<'_>, ctx: &DecideCtx) -> Decide {
                         class: q.class,
                         known: q.known,
                         predicted: q.predicted,
+                        kept: q.kept,
                         prefilled: r.prefilled().get(),
                         generated: r.generated().get(),
                         held: r.held().get(),

@@ -338,8 +338,8 @@ impl Scheduler for Mcsf {
             if self.fast_path && self.order == Order::ShortestFirst {
                 let budget = self.budget(view);
                 for id in &evict {
-                    let r = view.resident(*id).expect("running");
-                    self.queue.insert(Self::key(budget, r.request()));
+                    let r = view.request_after_eviction(*id).expect("running");
+                    self.queue.insert(Self::key(budget, &r));
                 }
             }
             return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };

@@ -142,7 +142,7 @@ impl Sarathi {
             .rev()
             .map(|id| {
                 let r = view.resident(*id).expect("evicted from residents");
-                (*id, r.request().prompt_tokens())
+                (*id, view.prompt_after_eviction(&r))
             })
             .collect();
         // Lazy: admission stops at the first request that does not fit, so only what is

@@ -30,8 +30,12 @@
 //! pair; set the fields for the H100 one.
 //!
 //! Deliberate deviations:
-//! - Preempted requests lose their generated tokens and restart from the prompt (the spec's
-//!   recompute; vLLM v1 re-prefills prompt + generated tokens and keeps the output).
+//! - Preemption follows the run's rule (`spec/ENGINES.md`, "Preemption"). Under
+//!   `keep_generated` (`--preemption keep-generated`) it is vLLM's: a preempted request keeps
+//!   its output and resumes by prefilling prompt + generated tokens (its view's prompt,
+//!   `request.num_tokens` in vLLM, which `reserve_full_isl` then reserves). Under `restart`,
+//!   the papers' rule and the default, it loses its generated tokens and restarts from the
+//!   prompt, which vLLM does not do.
 //! - vLLM puts preempted requests at the head of the waiting queue; we take waiting requests in
 //!   arrival order, which is the same order unless a request was preempted twice.
 //! - When a step preempted every running request and scheduled nothing, vLLM's next step would

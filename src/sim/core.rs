@@ -15,10 +15,15 @@
 //! its completions, not `O(batch)`. Invariants (checked by the pair assertions against the
 //! spec, which sees every expanded batch): `kv_used` is the sum of the residents' footprints;
 //! a member's output is `generated_base + clock - clock_base`.
+//!
+//! **Preemption.** Under `Preemption::KeepGenerated` an evicted slot adds its output to
+//! `kept`; its next residency prefills [`Slot::prefill_target`] (prompt plus kept) and
+//! completes at [`Slot::output_target`] (output minus kept) tokens of its own, so the decode
+//! group and every closed form above work on the residency unchanged.
 
 use kvsched_spec::{
-    BatchItem, BatchShape, CompiledStepTime, EvictionRule, FirstToken, ModelConfig, Nanos, Request,
-    RequestId, Revealed, Tokens, Violation,
+    BatchItem, BatchShape, CompiledStepTime, EvictionRule, FirstToken, ModelConfig, Nanos,
+    Preemption, Request, RequestId, Revealed, Tokens, Violation,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -46,8 +51,11 @@ pub struct Slot {
     pub request: Request,
     /// Phase.
     pub phase: SlotPhase,
-    /// Prompt tokens prefilled.
+    /// Tokens prefilled in this residency, out of [`Slot::prefill_target`].
     pub prefilled: Tokens,
+    /// Output tokens kept across evictions under `Preemption::KeepGenerated` (0 under
+    /// `Restart`); `generated_base` counts only the current residency's.
+    pub kept: Tokens,
     /// Output tokens generated, as of group clock `clock_base` for a decode-group member
     /// (read it through [`Core::generated`]; write it only outside the group, see
     /// [`Core::ungroup_all`]).
@@ -73,6 +81,7 @@ impl Slot {
             request,
             phase: SlotPhase::Pending,
             prefilled: Tokens::ZERO,
+            kept: Tokens::ZERO,
             generated_base: Tokens::ZERO,
             clock_base: 0,
             in_group: false,
@@ -81,6 +90,20 @@ impl Slot {
             evictions: 0,
             mark: u64::MAX,
         }
+    }
+}
+
+impl Slot {
+    /// Tokens its prefill covers: the prompt plus the kept output.
+    #[inline]
+    pub fn prefill_target(&self) -> Tokens {
+        self.request.prompt_tokens + self.kept
+    }
+
+    /// Output tokens its current residency must generate to complete it.
+    #[inline]
+    pub fn output_target(&self) -> Tokens {
+        self.request.output_tokens - self.kept
     }
 }
 
@@ -360,7 +383,7 @@ impl Core {
             .copied()
             .filter(|id| {
                 let s = &self.slots[*id];
-                !s.in_group && s.prefilled == s.request.prompt_tokens
+                !s.in_group && s.prefilled == s.prefill_target()
             })
             .collect();
         for id in ready {
@@ -374,7 +397,7 @@ impl Core {
         debug_assert!(!slot.in_group);
         slot.in_group = true;
         slot.clock_base = self.group.clock;
-        let out_left = (slot.request.output_tokens - slot.generated_base).get();
+        let out_left = (slot.output_target() - slot.generated_base).get();
         let fresh = slot.generated_base == Tokens::ZERO;
         self.group.add(held.get(), 1);
         if self.group.heap_valid {
@@ -417,7 +440,11 @@ impl Core {
         let held = slot.prefilled + slot.generated_base;
         self.kv_used -= self.config.memory.footprint(held);
         self.running.remove(&admitted_seq);
+        let keep = self.config.preemption == Preemption::KeepGenerated;
         let slot = &mut self.slots[id];
+        if keep {
+            slot.kept += slot.generated_base;
+        }
         slot.phase = SlotPhase::Waiting;
         slot.prefilled = Tokens::ZERO;
         slot.generated_base = Tokens::ZERO;
@@ -446,7 +473,7 @@ impl Core {
         if slot.mark == self.steps || (decode_all && slot.in_group) {
             return Err(Violation::DuplicateInBatch { id });
         }
-        let prompt = slot.request.prompt_tokens;
+        let prompt = slot.prefill_target();
         let held = self.held(slot);
         match (*item, slot.phase) {
             (_, SlotPhase::Pending) => Err(Violation::NotArrived { id }),
@@ -539,7 +566,7 @@ impl Core {
                 .filter(|id| self.slots[**id].in_group)
                 .map(|&id| {
                     let s = &self.slots[id];
-                    let left = (s.request.output_tokens - self.generated(s)).get();
+                    let left = (s.output_target() - self.generated(s)).get();
                     Reverse((clock + left, id))
                 })
                 .collect();
@@ -559,7 +586,7 @@ impl Core {
     fn completion_clock(&self, id: RequestId) -> Option<u64> {
         // Stale heap entries may name retired requests.
         let s = self.slots.get(id)?;
-        s.in_group.then(|| s.clock_base + (s.request.output_tokens - s.generated_base).get())
+        s.in_group.then(|| s.clock_base + (s.output_target() - s.generated_base).get())
     }
 
     /// How many iterations of a decode-only batch to run: at most `limit`, stopping at the
@@ -574,7 +601,7 @@ impl Core {
         let mut k = limit;
         for item in items {
             let s = &self.slots[item.id()];
-            k = k.min((s.request.output_tokens - self.generated(s)).get());
+            k = k.min((s.output_target() - self.generated(s)).get());
         }
         if decode_all {
             k = k.min(self.group_steps_to_completion());
@@ -696,8 +723,11 @@ impl Core {
                 finished.push((admitted_seq, id));
             }
         }
-        // Completions in admission order, as an explicit batch lists them.
+        // Completions in admission order, as an explicit batch lists them. A stale entry of an
+        // earlier residency can name the same clock as the current one (under `KeepGenerated` a
+        // request that rejoins `kept` iterations later completes at the clock it would have).
         finished.sort_unstable();
+        finished.dedup();
         for (seq, id) in finished {
             self.leave_group(id);
             self.complete(id, seq, completed);
@@ -743,8 +773,7 @@ impl Core {
                     self.running.insert(seq, id);
                 }
                 slot.prefilled += tokens;
-                if slot.prefilled == slot.request.prompt_tokens
-                    && first_token == FirstToken::WithPrefill
+                if slot.prefilled == slot.prefill_target() && first_token == FirstToken::WithPrefill
                 {
                     slot.generated_base = Tokens(1);
                 }
@@ -768,11 +797,11 @@ impl Core {
             // A request with no token before this batch gets its first in the first iteration.
             slot.first_token_ns = Some(first_end_ns);
         }
-        let prompt_done = slot.prefilled == slot.request.prompt_tokens;
+        let prompt_done = slot.prefilled == slot.prefill_target();
         let SlotPhase::Resident { admitted_seq } = slot.phase else {
             unreachable!("an advanced request is resident")
         };
-        if generated == slot.request.output_tokens {
+        if generated == slot.output_target() {
             if in_group {
                 self.leave_group(id);
             }

@@ -23,6 +23,8 @@ pub struct ReportedResident {
     pub prefilled: Tokens,
     /// Output tokens generated.
     pub generated: Tokens,
+    /// Output tokens kept from before an eviction (`keep_generated` preemption).
+    pub kept: Tokens,
     /// Admission sequence number.
     pub admitted_seq: u64,
 }
@@ -105,8 +107,9 @@ impl Follower {
                         admitted = true;
                     }
                     slot.prefilled += tokens;
-                    // A prefilling request has no output yet (evictions reset it).
-                    let completes = slot.prefilled == slot.request.prompt_tokens;
+                    // A prefilling request has no output yet in this residency (evictions
+                    // reset it; under `keep_generated` its kept output is part of its target).
+                    let completes = slot.prefilled == slot.prefill_target();
                     slot.generated_base = first_token.output_of_prefill(completes);
                 }
                 BatchItem::Decode { .. } => slot.generated_base += Tokens(ran),
@@ -121,7 +124,11 @@ impl Follower {
     }
 
     fn evict(&mut self, id: RequestId) -> Result<(), String> {
+        let keep = self.core.config.preemption == kvsched_spec::Preemption::KeepGenerated;
         let slot = self.slot_mut(id)?;
+        if keep {
+            slot.kept += slot.generated_base;
+        }
         slot.phase = SlotPhase::Waiting;
         slot.prefilled = Tokens::ZERO;
         slot.generated_base = Tokens::ZERO;
@@ -146,16 +153,17 @@ impl Follower {
     /// resident with the progress given; a request resident before and not listed waits.
     pub fn set_queues(
         &mut self,
-        waiting: &[RequestId],
+        waiting: &[(RequestId, Tokens)],
         running: &[ReportedResident],
     ) -> Result<(), String> {
         for (_, id) in std::mem::take(&mut self.core.running) {
             self.slot_mut(id)?.phase = SlotPhase::Waiting;
         }
         self.core.waiting.clear();
-        for &id in waiting {
+        for &(id, kept) in waiting {
             let slot = self.slot_mut(id)?;
             slot.phase = SlotPhase::Waiting;
+            slot.kept = kept;
             slot.prefilled = Tokens::ZERO;
             slot.generated_base = Tokens::ZERO;
             self.core.waiting.insert(id);
@@ -163,6 +171,7 @@ impl Follower {
         for r in running {
             let slot = self.slot_mut(r.id)?;
             slot.phase = SlotPhase::Resident { admitted_seq: r.admitted_seq };
+            slot.kept = r.kept;
             slot.prefilled = r.prefilled;
             slot.generated_base = r.generated;
             self.core.running.insert(r.admitted_seq, r.id);

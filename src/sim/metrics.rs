@@ -33,6 +33,14 @@ pub struct RequestRecord {
     pub finish_ns: Option<Nanos>,
     /// Times evicted.
     pub evictions: u32,
+    /// Output tokens it kept across its evictions under `Preemption::KeepGenerated` (prefilled
+    /// again on resumption, not generated again); 0 under `Restart` (and then not serialized).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub kept_tokens: Tokens,
+}
+
+fn is_zero(t: &Tokens) -> bool {
+    *t == Tokens::ZERO
 }
 
 /// Memory and queues at a decision point.
@@ -95,6 +103,7 @@ impl RequestRecord {
             first_token_ns: s.first_token_ns,
             finish_ns: if s.phase == SlotPhase::Done { s.finish_ns } else { None },
             evictions: s.evictions,
+            kept_tokens: s.kept,
         }
     }
 }

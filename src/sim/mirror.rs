@@ -51,6 +51,10 @@ impl<'a> Mirror<'a> {
 
     pub(super) fn evict(&mut self, id: RequestId, core: &Core) -> Result<(), SimErrorKind> {
         self.apply(&Action::Evict(id))?;
+        let (spec, engine) = (self.state.requests[id.index()].kept, core.slots[id].kept);
+        if spec != engine {
+            return Err(diverged(format!("evict {id}: spec keeps {spec}, engine keeps {engine}")));
+        }
         self.compare(core, &format!("evict {id}"))
     }
 

@@ -95,8 +95,9 @@ pub mod util {
 
     /// The FCFS queue after a decision's evictions: the waiting requests (arrival = id order)
     /// merged by id with the resident requests `evicted` in this decision, as
-    /// `(id, prompt tokens)`. Lazy: a policy that stops admitting early reads only what it
-    /// admits (plus one), never the whole queue; `O(evicted log evicted)` to set up.
+    /// `(id, prompt tokens)` (an evicted request's prompt as it shows once evicted,
+    /// [`View::prompt_after_eviction`]). Lazy: a policy that stops admitting early reads only
+    /// what it admits (plus one), never the whole queue; `O(evicted log evicted)` to set up.
     pub fn fcfs_after_evictions<'v>(
         view: &'v View<'_>,
         evicted: &[RequestId],
@@ -105,7 +106,7 @@ pub mod util {
             .iter()
             .map(|id| {
                 let r = view.resident(*id).expect("evicted from residents");
-                (*id, r.request().prompt_tokens())
+                (*id, view.prompt_after_eviction(&r))
             })
             .collect();
         extra.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));

@@ -2,8 +2,8 @@
 
 use super::core::{Core, Slot, SlotPhase};
 use kvsched_spec::{
-    CompiledStepTime, Information, MemoryConfig, ModelConfig, Nanos, RequestId, RequestView,
-    Revealed, Tokens,
+    CompiledStepTime, Information, MemoryConfig, ModelConfig, Nanos, Preemption, RequestId,
+    RequestView, Revealed, Tokens,
 };
 
 /// What a policy may see at a decision point. Borrowed from the engine; costs nothing to build.
@@ -29,11 +29,13 @@ impl ResidentView {
     pub fn request(&self) -> &RequestView {
         &self.request
     }
-    /// Prompt tokens prefilled so far.
+    /// Tokens prefilled so far in this residency (of the view's prompt, which includes any
+    /// kept output).
     pub fn prefilled(&self) -> Tokens {
         self.prefilled
     }
-    /// Output tokens generated so far.
+    /// Output tokens generated in this residency (kept output is not counted: see
+    /// [`View::kept`]).
     pub fn generated(&self) -> Tokens {
         self.generated
     }
@@ -79,8 +81,45 @@ impl<'a> View<'a> {
         self.core.config.information
     }
 
+    /// A request as the server sees it: under `Preemption::KeepGenerated` a request that
+    /// resumes keeping output is shown as `Request::resumed` (its prompt plus the kept output
+    /// to prefill, the rest of its output to come), as vLLM's scheduler sees a preempted
+    /// request; so a policy's prefill and memory arithmetic hold under both rules unchanged.
     fn request_view(&self, slot: &Slot) -> RequestView {
-        self.info().view(&slot.request)
+        if slot.kept == Tokens::ZERO {
+            self.info().view(&slot.request)
+        } else {
+            self.info().view(&slot.request.resumed(slot.kept))
+        }
+    }
+
+    /// The prompt resident request `r` shows once evicted: the same under `Restart`, plus the
+    /// output it generated in this residency under `KeepGenerated` (for a policy that evicts
+    /// and re-admits in one plan).
+    pub fn prompt_after_eviction(&self, r: &ResidentView) -> Tokens {
+        match self.core.config.preemption {
+            Preemption::Restart => r.request().prompt_tokens(),
+            Preemption::KeepGenerated => r.request().prompt_tokens() + r.generated(),
+        }
+    }
+
+    /// The view resident request `id` shows once evicted (`None` if it is not resident): the
+    /// same request under `Restart`; under `KeepGenerated` one that keeps this residency's
+    /// output too (its prompt grows and its output hint shrinks by it).
+    pub fn request_after_eviction(&self, id: RequestId) -> Option<RequestView> {
+        let slot = self.core.slots.get(id)?;
+        let SlotPhase::Resident { .. } = slot.phase else { return None };
+        let kept = match self.core.config.preemption {
+            Preemption::Restart => slot.kept,
+            Preemption::KeepGenerated => slot.kept + self.core.generated(slot),
+        };
+        Some(self.info().view(&slot.request.resumed(kept)))
+    }
+
+    /// Output tokens request `id` keeps from before an eviction (0 under `Restart`, and for a
+    /// request never evicted); included in its view's prompt, which it must prefill again.
+    pub fn kept(&self, id: RequestId) -> Tokens {
+        self.core.slots.get(id).map_or(Tokens::ZERO, |s| s.kept)
     }
 
     /// Current time.

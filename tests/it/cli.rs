@@ -295,3 +295,32 @@ fn opt_stops_on_ctrl_c_with_its_best_schedule() {
     }
     panic!("kvsched opt never installed its Ctrl-C handler within 8 s");
 }
+
+/// `--preemption keep-generated` changes an evicting run (and checks clean under `--check`);
+/// the default is `restart`, the same as saying it; a bad value exits 2 naming the flag.
+#[test]
+fn simulate_preemption_flag() {
+    // 4096 tokens of memory for requests of 200 + 300 tokens arriving at 20/s: vLLM preempts.
+    let w = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_preemption.toml");
+    let text = "[memory]\nkv_capacity_tokens = 4096\nblock_size_tokens = 16\n[step_time]\n\
+                kind = \"affine\"\nd0_s = 0.01\nd1_s_per_token = 3.5e-7\n[[class]]\n\
+                prompt_tokens = 200\noutput_tokens = 300\nrate_per_s = 20.0\n";
+    std::fs::write(&w, text).unwrap();
+    let w = w.to_str().unwrap();
+    let args = ["simulate", w, "--scheduler", "vllm-v1", "--requests", "300", "--json"];
+    let run = |extra: &[&str]| {
+        let (code, out, err) = kvsched(&[&args[..], extra].concat());
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("JSON")
+    };
+    let default = run(&[]);
+    let restart = run(&["--preemption", "restart"]);
+    let keep = run(&["--preemption", "keep-generated", "--check"]);
+    assert_eq!(default, restart);
+    assert!(default["evictions"].as_u64().unwrap() > 0, "no eviction: raise --requests");
+    assert_eq!(keep["completed"], 300);
+    assert_ne!(keep["steps"], default["steps"]);
+    let (code, _, err) = kvsched(&[&args[..], &["--preemption", "keep"]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--preemption"), "{err}");
+}

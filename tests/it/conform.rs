@@ -348,3 +348,28 @@ proptest! {
         }
     }
 }
+
+/// Under `keep_generated` preemption (vLLM's recompute, carried in `hello.config`), the
+/// evicting built-ins conform over the protocol (liveness checks included) with delta and
+/// full views, the client replica (`kvsched serve`) follows the rule (wire and in-process runs
+/// match), and the rule changes the runs: evictions happen and some metric differs from the
+/// same battery under `restart`.
+#[test]
+fn builtins_conform_under_keep_generated_preemption() {
+    let keep =
+        ConformConfig { preemption: kvsched_spec::Preemption::KeepGenerated, ..builtin_cfg() };
+    for name in ["vllm-v1", "vllm-v0", "sarathi"] {
+        let delta = battery(&serve(name, "delta"), &keep);
+        let full = battery(&serve(name, "full"), &keep);
+        let local = check_scheduler(|| kvsched::schedulers::by_name(name).unwrap(), &keep);
+        assert!(delta.conforms, "{name}:\n{}", delta.summary());
+        assert_eq!(results(&delta), results(&local), "{name}: wire and in-process differ");
+        assert_eq!(results(&full), results(&delta), "{name}: full and delta views differ");
+        let evictions: u64 =
+            local.scenarios.iter().filter_map(|s| s.metrics.as_ref()).map(|m| m.evictions).sum();
+        assert!(evictions > 0, "{name}: no eviction, so the rule was never exercised");
+        let restart =
+            check_scheduler(|| kvsched::schedulers::by_name(name).unwrap(), &builtin_cfg());
+        assert_ne!(results(&restart), results(&local), "{name}: the rule changed nothing");
+    }
+}

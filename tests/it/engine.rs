@@ -17,6 +17,7 @@ fn config(capacity: u64, step_time: StepTime) -> ModelConfig {
         step_time,
         first_token: FirstToken::WithPrefill,
         eviction: EvictionRule::Any,
+        preemption: Preemption::Restart,
         information: Information::Hidden,
     }
 }
@@ -165,15 +166,17 @@ fn random_instance(seed: u64, n: u32) -> Instance {
     let st = StepTime::Affine { d0_s: 0.01, d1_s_per_token: 3.5e-7 };
     let mut config = config(rng.random_range(600..4000), st);
     config.memory.block_size_tokens = [1, 16][rng.random_range(0..2)];
+    config.preemption = [Preemption::Restart, Preemption::KeepGenerated][rng.random_range(0..2)];
     Instance { config, requests }
 }
 
-/// Fast-forward and one-iteration-at-a-time give identical per-request results, and the
-/// generator reaches evictions (a "sometimes" check).
+/// Fast-forward and one-iteration-at-a-time give identical per-request results, under both
+/// preemption rules, and the generator reaches evictions and, under `KeepGenerated`, requests
+/// that resume keeping output (the "sometimes" checks).
 #[test]
 fn fast_forward_equals_stepping_and_reaches_evictions() {
     let base = seed(0xF00D);
-    let mut evictions = 0;
+    let (mut evictions, mut resumed) = (0, 0);
     for k in 0..12 {
         let s = base + k;
         let inst = random_instance(s, 120);
@@ -192,8 +195,10 @@ fn fast_forward_equals_stepping_and_reaches_evictions() {
         assert_eq!(ff.requests, step.requests, "{}", replay(s, "fast_forward_equals_stepping"));
         assert!(ff.steps == step.steps, "{}", replay(s, "fast_forward_equals_stepping"));
         evictions += ff.evictions;
+        resumed += ff.requests.iter().filter(|r| r.kept_tokens > Tokens::ZERO).count();
     }
     assert!(evictions > 0, "the generator never reached an eviction");
+    assert!(resumed > 0, "no request resumed keeping its output (KeepGenerated)");
 }
 
 /// The same seed gives a byte-identical trace, twice, and on a rayon pool of 1 or 2 threads.

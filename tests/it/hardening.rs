@@ -137,6 +137,7 @@ fn infeasible_instance() -> Instance {
         step_time: StepTime::wait_paper_lmsys(),
         first_token: FirstToken::WithPrefill,
         eviction: Default::default(),
+        preemption: Default::default(),
         information: Information::Hidden,
     };
     let requests = (0..3)

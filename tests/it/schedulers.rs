@@ -11,7 +11,7 @@ use kvsched::sim::Scheduler;
 use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
 use kvsched_spec::{
     BatchItem, EvictionRule, FirstToken, Information, Instance, MemoryConfig, ModelConfig, Nanos,
-    Request, RequestId, StepTime, Tokens,
+    Preemption, Request, RequestId, StepTime, Tokens,
 };
 use proptest::prelude::*;
 use rand::Rng;
@@ -76,6 +76,9 @@ fn instance(seed: u64, regime: Regime) -> Instance {
     };
     let first_token =
         if rng.random_bool(0.5) { FirstToken::WithPrefill } else { FirstToken::SeparateDecode };
+    // Drawn last, so that the draws above are those of the instances before the rule existed.
+    let preemption =
+        if rng.random_bool(0.5) { Preemption::Restart } else { Preemption::KeepGenerated };
     Instance {
         config: ModelConfig {
             memory: MemoryConfig {
@@ -86,6 +89,7 @@ fn instance(seed: u64, regime: Regime) -> Instance {
             step_time,
             first_token,
             eviction: EvictionRule::Any,
+            preemption,
             information: Information::Hidden,
         },
         requests,
@@ -188,6 +192,8 @@ struct Reached {
     evictions: u64,
     full_memory: bool,
     long_queue: bool,
+    /// A request resumed keeping output (`KeepGenerated`, `kept > 0`) and completed.
+    resumed_with_output: bool,
 }
 
 const SEEDS_PER_REGIME: u64 = 12;
@@ -219,6 +225,10 @@ fn every_policy_is_valid_and_completes_under_pair_assertions() {
                 r.evictions += o.evictions;
                 r.full_memory |= peak * 10 >= cap * 8;
                 r.long_queue |= queue >= 8;
+                r.resumed_with_output |= o.requests.iter().any(|q| q.kept_tokens > Tokens::ZERO);
+                if inst.config.preemption == Preemption::Restart {
+                    assert!(o.requests.iter().all(|q| q.kept_tokens == Tokens::ZERO), "{name}");
+                }
                 if name.starts_with("orca") && !name.ends_with("/small") {
                     assert_eq!(o.evictions, 0, "orca evicted with a valid bound, seed {seed:#x}");
                 }
@@ -236,6 +246,10 @@ fn check_reached(name: &str, reached: &[Reached; 3]) {
     let evicting = ["vllm-v0", "vllm-v1", "sarathi", "sglang", "alpha-protect", "alpha-clear"];
     if evicting.contains(&name) {
         assert!(overload.evictions + tiny.evictions > 0, "{name}: no eviction reached");
+        assert!(
+            overload.resumed_with_output || tiny.resumed_with_output,
+            "{name}: no request resumed keeping its output (KeepGenerated)"
+        );
     }
 }
 
@@ -285,6 +299,7 @@ fn affine_instance(requests: Vec<(u64, u64)>, capacity: u64) -> Instance {
             step_time: StepTime::Affine { d0_s: 0.010, d1_s_per_token: 1e-6 },
             first_token: FirstToken::WithPrefill,
             eviction: EvictionRule::Any,
+            preemption: Preemption::Restart,
             information: Information::Hidden,
         },
         requests,

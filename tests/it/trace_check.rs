@@ -47,6 +47,7 @@ fn pressured_instance() -> Instance {
         step_time: StepTime::Affine { d0_s: 0.01, d1_s_per_token: 3.5e-7 },
         first_token: FirstToken::WithPrefill,
         eviction: EvictionRule::Any,
+        preemption: kvsched_spec::Preemption::Restart,
         information: Information::Hidden,
     };
     Instance { config, requests }
@@ -327,4 +328,52 @@ fn mutate_number(line: &str, x: u32) -> String {
         _ => (x % 1000).to_string(),
     };
     format!("{}{}{}", &line[..at], value, &line[end..])
+}
+
+/// The pressured instance under `preemption`, simulated by vLLM v1 in check mode: the trace.
+fn trace_under(preemption: Preemption) -> Vec<String> {
+    let path = tmp(&format!("preemption_{preemption:?}_{}", std::process::id()));
+    let file = std::fs::File::create(&path).unwrap();
+    let options =
+        SimOptions { trace: Some(Box::new(file)), check: Check::On, ..SimOptions::default() };
+    let mut instance = pressured_instance();
+    instance.config.preemption = preemption;
+    let mut scheduler = by_name("vllm-v1").expect("vllm-v1 exists");
+    let outcome = simulate(&instance, scheduler.as_mut(), options).expect("run");
+    assert!(outcome.trace_error.is_none(), "{:?}", outcome.trace_error);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    text.lines().map(str::to_string).collect()
+}
+
+/// The header carries the preemption rule (only when it is not the default), `check_trace`
+/// follows it, and a trace replayed under the other rule is rejected: a resumption that
+/// prefills prompt plus kept output is a bad chunk under `restart`, and a restarted request
+/// that decodes after prefilling only its prompt is, under `keep_generated`, not decodable
+/// (its kept output is not prefilled yet).
+#[test]
+fn the_header_carries_the_preemption_rule_and_the_wrong_rule_is_rejected() {
+    let keep = trace_under(Preemption::KeepGenerated);
+    let restart = trace_under(Preemption::Restart);
+    assert_eq!(json(&keep[0])["config"]["preemption"], "keep_generated");
+    assert!(json(&restart[0])["config"].get("preemption").is_none(), "{}", restart[0]);
+    assert!(keep.iter().any(|l| json(l)["k"] == "evict"), "no eviction: weaken the memory");
+    assert_eq!(check(&keep), vec![]);
+    assert_eq!(check(&restart), vec![]);
+    let mut as_restart = keep.clone();
+    as_restart[0] = as_restart[0].replace(r#","preemption":"keep_generated""#, "");
+    let found = check(&as_restart);
+    assert!(
+        found.iter().any(|v| matches!(v.kind, ViolationKind::Spec(Violation::BadChunk { .. }))),
+        "{found:?}"
+    );
+    let mut as_keep = restart.clone();
+    as_keep[0] = as_keep[0]
+        .replace(r#""eviction":"any""#, r#""eviction":"any","preemption":"keep_generated""#);
+    assert_ne!(as_keep[0], restart[0]);
+    let found = check(&as_keep);
+    assert!(
+        found.iter().any(|v| matches!(v.kind, ViolationKind::Spec(Violation::NotDecodable { .. }))),
+        "{found:?}"
+    );
 }

@@ -28,8 +28,8 @@
 use crate::check::{TraceError, TraceErrorKind};
 use kvsched_spec::{
     apply_mut, Action, BatchItem, CompiledStepTime, EvictionRule, FirstToken, Information,
-    Instance, MemoryConfig, ModelConfig, Nanos, Request, RequestId, State, StepTime, Tokens,
-    Violation,
+    Instance, MemoryConfig, ModelConfig, Nanos, Preemption, Request, RequestId, State, StepTime,
+    Tokens, Violation,
 };
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -834,6 +834,8 @@ fn replay(header: &Parsed, epochs: &[Epoch], plans: &[Plan]) -> Vec<EngineViolat
         step_time: StepTime::UnitRounds,
         first_token: FirstToken::SeparateDecode,
         eviction: EvictionRule::Any,
+        // Each residency is its own spec request (an epoch), so nothing is kept across one.
+        preemption: Preemption::Restart,
         information: Information::Hidden,
     };
     let requests = epochs

@@ -1,7 +1,8 @@
 //! Proptest strategies shared by the tests, and the seed discipline of randomized tests.
 //!
 //! - [`instance`]: small instances (capacity 1..=64 tokens, block size 1, 2, 4 or 16, up to 6
-//!   requests, both [`FirstToken`] conventions, both [`EvictionRule`]s, every information set).
+//!   requests, both [`FirstToken`] conventions, both [`EvictionRule`]s, both [`Preemption`]
+//!   rules, every information set).
 //! - [`action_choices`] + [`choose_action`]: random action sequences. A choice is raw entropy
 //!   that [`choose_action`] interprets against the current state, so about four in five actions
 //!   are valid (the interesting states, memory pressure and evictions, are reached), the rest
@@ -11,7 +12,7 @@
 
 use kvsched_spec::{
     Action, BatchItem, EvictionRule, FirstToken, Information, Instance, MemoryConfig, ModelConfig,
-    Nanos, Phase, Request, RequestId, State, StepTime, Tokens, Violation,
+    Nanos, Phase, Preemption, Request, RequestId, State, StepTime, Tokens, Violation,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -96,15 +97,21 @@ pub fn config() -> impl Strategy<Value = ModelConfig> {
         Just(Information::Predicted),
         Just(Information::Hidden)
     ];
-    (memory(), step_time(), first, evict, info).prop_map(
-        |(memory, step_time, first_token, eviction, information)| ModelConfig {
+    (memory(), step_time(), first, evict, preemption(), info).prop_map(
+        |(memory, step_time, first_token, eviction, preemption, information)| ModelConfig {
             memory,
             step_time,
             first_token,
             eviction,
+            preemption,
             information,
         },
     )
+}
+
+/// Both preemption rules, equally often.
+pub fn preemption() -> impl Strategy<Value = Preemption> {
+    prop_oneof![Just(Preemption::Restart), Just(Preemption::KeepGenerated)]
 }
 
 /// 1..=`max_n` requests: prompts 1..=12, outputs 1..=8, gaps of 0..=3 half-seconds.
@@ -226,16 +233,18 @@ pub fn build_batch(
     let mut bit = 0u32;
     for (i, r) in state.requests.iter().enumerate() {
         let req = &instance.requests[i];
+        // The prompt, plus the kept output of a request resuming under `KeepGenerated`.
+        let target = r.prefill_target(req);
         let (held, item, after) = match r.phase {
             Phase::Waiting => {
-                let chunk = chunk(req.prompt_tokens, choice.size.rotate_left(bit));
-                let after = grown(instance, chunk, req.prompt_tokens);
+                let chunk = chunk(target, choice.size.rotate_left(bit));
+                let after = grown(instance, chunk, target);
                 (Tokens::ZERO, BatchItem::Prefill { id: req.id, tokens: chunk }, after)
             }
-            Phase::Resident(res) if res.prefilled < req.prompt_tokens => {
-                let rest = req.prompt_tokens - res.prefilled;
+            Phase::Resident(res) if res.prefilled < target => {
+                let rest = target - res.prefilled;
                 let chunk = chunk(rest, choice.size.rotate_left(bit));
-                let after = grown(instance, res.prefilled + chunk, req.prompt_tokens);
+                let after = grown(instance, res.prefilled + chunk, target);
                 (res.held(), BatchItem::Prefill { id: req.id, tokens: chunk }, after)
             }
             Phase::Resident(res) => {

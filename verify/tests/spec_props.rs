@@ -8,7 +8,7 @@
 //! `Violation` variant). Seeds are fixed; `KVSCHED_SEED` overrides them, and a failure prints
 //! the seed and a one-line replay command.
 
-use kvsched_spec::{apply_mut, Action, Instance, Phase, State, Tokens};
+use kvsched_spec::{apply_mut, Action, Instance, Phase, Preemption, State, Tokens};
 use kvsched_verify::strategies::{
     choose_action, replay_line, run_property, runner, scenario, seed_from_env, violation_name,
     ActionChoice, ALL_VIOLATIONS,
@@ -61,6 +61,7 @@ fn transition_ok(
             Phase::Done { .. } => done += 1,
         }
         progress_ok(i, b.phase, a.phase, action)?;
+        output_ok(instance, i, b, a, action)?;
     }
     if pending + waiting + resident + done != instance.requests.len()
         || pending != instance.requests.len() - after.next_arrival
@@ -93,6 +94,31 @@ fn progress_ok(i: usize, b: Phase, a: Phase, action: &Action) -> Result<(), Stri
             } else {
                 Ok(())
             }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The output a request has produced never decreases, except to zero by an eviction under
+/// `Restart`; under `KeepGenerated` an eviction keeps it exactly.
+fn output_ok(
+    instance: &Instance,
+    i: usize,
+    b: &kvsched_spec::model::RequestState,
+    a: &kvsched_spec::model::RequestState,
+    action: &Action,
+) -> Result<(), String> {
+    let evicted = matches!(action, Action::Evict(id) if id.index() == i);
+    let (before, after) = (b.output_so_far(), a.output_so_far());
+    match instance.config.preemption {
+        Preemption::Restart if evicted => {
+            (after == Tokens::ZERO).then_some(()).ok_or(format!("r{i}: kept output on restart"))
+        }
+        Preemption::KeepGenerated if evicted && after != before => {
+            Err(format!("r{i}: eviction changed its output {before} -> {after}"))
+        }
+        _ if after < before && !matches!(a.phase, Phase::Done { .. }) => {
+            Err(format!("r{i}: output decreased {before} -> {after}"))
         }
         _ => Ok(()),
     }
@@ -171,13 +197,22 @@ fn spec_every_violation_is_reachable() {
 }
 
 /// Sometimes: memory is exactly full, evictions happen, three or more requests wait at once,
-/// and whole instances complete (so the "always" properties are not vacuous).
+/// whole instances complete, and under `KeepGenerated` a request resumes keeping output
+/// (`kept > 0`), produces more in its new residency, and completes (so the "always" properties
+/// are not vacuous).
 #[test]
 fn spec_memory_pressure_evictions_and_queues_occur() {
     let test = "spec_memory_pressure_evictions_and_queues_occur";
     let seed = seed_from_env(0x5bec_0003);
-    let flags = std::cell::RefCell::new([false; 4]);
-    let names = ["kv_used == capacity", "an eviction", "3+ waiting", "all requests done"];
+    let flags = std::cell::RefCell::new([false; 6]);
+    let names = [
+        "kv_used == capacity",
+        "an eviction",
+        "3+ waiting",
+        "all requests done",
+        "a resumed request (kept > 0) generates",
+        "a resumed request (kept > 0) completes",
+    ];
     let n = explore(
         seed,
         5_000,
@@ -191,6 +226,14 @@ fn spec_memory_pressure_evictions_and_queues_occur() {
             f[1] |= matches!(action, Action::Evict(_));
             f[2] |= after.requests.iter().filter(|r| r.phase == Phase::Waiting).count() >= 3;
             f[3] |= after.all_done();
+            f[4] |= after.requests.iter().any(|r| {
+                r.kept > Tokens::ZERO
+                    && matches!(r.phase, Phase::Resident(res) if res.generated > Tokens::ZERO)
+            });
+            f[5] |= after
+                .requests
+                .iter()
+                .any(|r| r.kept > Tokens::ZERO && matches!(r.phase, Phase::Done { .. }));
         },
         || flags.borrow().iter().all(|&f| f),
     );

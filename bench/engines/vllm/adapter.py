@@ -42,8 +42,15 @@ class VllmAdapter(Scheduler):
         Scheduler.hello(self, msg)
         # KVSCHED_VLLM_NO_SAMPLED_SLOT=1 turns the shim off (to measure what it changes).
         slot = self.with_prefill and not os.environ.get("KVSCHED_VLLM_NO_SAMPLED_SLOT")
+        # Under the harness's `keep_generated` preemption vLLM runs unfaked (a preempted
+        # request re-prefills prompt plus generated tokens); under `restart`, the papers'
+        # rule and the default, the restart shim drops its generated tokens.
+        keep = msg["config"].get("preemption", "restart") == "keep_generated"
         self.driver = vllm_sched.Driver(self.capacity, self.block, reserve_full_isl=self.reserve,
-                                        sampled_slot=slot, restart=True)
+                                        sampled_slot=slot, restart=not keep)
+        # Tokens a request's prefill covers: its prompt, or after a preemption what vLLM
+        # re-prefills (`num_tokens`: prompt plus generated, or the prompt alone under the shim).
+        self.target = {}
 
     def decide(self, msg):
         d = self.driver
@@ -57,12 +64,14 @@ class VllmAdapter(Scheduler):
             facts = d.schedule()
             self.steps += 1
             evict += [int(i) for i in facts["preempted"]]
+            for rid in facts["preempted"]:
+                self.target[rid] = d.reqs[rid].num_tokens
             if facts["items"] or not (d.sched.waiting or d.sched.running):
                 break
             d.finish_step(set())
         batch = []
         for rid, n, computed, _ in facts["items"]:
-            if computed < d.reqs[rid].num_prompt_tokens:
+            if computed < self.target.get(rid, d.reqs[rid].num_prompt_tokens):
                 batch.append({"prefill": int(rid), "tokens": n})
             elif n == 1:
                 batch.append({"decode": int(rid)})
