@@ -264,6 +264,7 @@ fn serve_requires_the_predictions_a_policy_reads() {
         first_token: FirstToken::WithPrefill,
         eviction: EvictionRule::Any,
         information: Information::Predicted,
+        preemption: kvsched_spec::Preemption::Restart,
     };
     let session = |predicted: Option<u64>| {
         let hello = ToScheduler::Hello(Hello {
@@ -274,7 +275,7 @@ fn serve_requires_the_predictions_a_policy_reads() {
             watermark_tokens: config.memory.watermark().get(),
             config: config.clone(),
         });
-        let req = Req { id: 0, arrival: 0, prompt: 10, class: 0, known: None, predicted };
+        let req = Req { id: 0, arrival: 0, prompt: 10, class: 0, known: None, predicted, kept: 0 };
         let decide = ToScheduler::Decide(Decide {
             seq: 1,
             t: 0,
