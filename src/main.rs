@@ -1,7 +1,8 @@
 //! The `kvsched` command-line tool.
 
+mod cli;
+
 use clap::{Parser, Subcommand};
-use kvsched::cli;
 use std::process::ExitCode;
 
 /// kvsched: LLM-inference scheduling under KV-cache limits, made executable and checkable.

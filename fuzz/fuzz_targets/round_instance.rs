@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let parsed = [toml::from_str::<RoundInstance>(text).ok(), kvsched_json(text)];
     for inst in parsed.into_iter().flatten() {
         let _ = inst.validate();
-        let _ = kvsched::cli::opt::budget_problems(&inst);
+        let _ = kvsched::run::hindsight::budget_problems(&inst);
     }
 });
 

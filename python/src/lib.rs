@@ -1,6 +1,6 @@
 //! `kvsched._kvsched`: the Python extension module behind `import kvsched` (PyO3, abi3).
 //!
-//! Every entry point calls the library code the CLI calls (`kvsched::cli::*` and
+//! Every entry point calls the library code the CLI calls (`kvsched::run` and
 //! `kvsched::conform`), so results and error messages are the CLI's: bad input raises
 //! `kvsched.KvschedError` (a `ValueError`) with the message `kvsched` prints after `error:`.
 //! Long work runs on a worker thread with the GIL released; the calling thread waits in slices
@@ -14,10 +14,10 @@
 //! (`kvsched::protocol::wire`, converted to dicts instead of JSON lines) and answers with the
 //! plan's fields, parsed and judged as a `plan` line would be.
 
-use kvsched::cli;
 use kvsched::conform::external::poisoned_plan;
 use kvsched::conform::{
-    self as harness, Candidate, ConformReport, ExternalCommand, Finish, Runnable, Verdict,
+    self as harness, Candidate, ConformConfig, ConformReport, ExternalCommand, ExternalOptions,
+    Finish, Runnable, Verdict,
     VerdictCode,
 };
 use kvsched::experiments::{render, report, Ctx, Scale};
@@ -25,6 +25,7 @@ use kvsched::protocol::wire::{
     decide_of, Decide, DecideCtx, Hello, Item, PlanMsg, Req, Res, ToScheduler, Views,
     PROTOCOL_NAME, PROTOCOL_VERSION,
 };
+use kvsched::run::hindsight::{self, Method, OptSpec};
 use kvsched::run::{Requests, RunSpec, TraceCsv, WorkloadSource};
 use kvsched::sim::{Plan, Scheduler, View};
 use kvsched_spec::rounds::RoundInstance;
@@ -315,16 +316,10 @@ fn fluid(py: Python<'_>, workload: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
 
 fn load_instance(src: &Source) -> Result<(RoundInstance, String), String> {
     match src {
-        Source::Path(p) => Ok((cli::opt::load_instance(p)?, p.display().to_string())),
+        Source::Path(p) => Ok((hindsight::load_instance(p)?, p.display().to_string())),
         Source::Dict(v) => {
             let name = "<instance dict>";
-            let inst: RoundInstance =
-                serde_json::from_value(v.clone()).map_err(|e| format!("{name}: {e}"))?;
-            let problems = inst.validate();
-            if !problems.is_empty() {
-                return Err(format!("{name}: {}", problems.join("; ")));
-            }
-            Ok((inst, name.into()))
+            Ok((hindsight::instance_from_json(v.clone(), name)?, name.into()))
         }
     }
 }
@@ -343,26 +338,15 @@ fn opt(
     seed: u64,
 ) -> PyResult<Py<PyAny>> {
     let src = source(instance, "instance")?;
-    if let Some(m) = method.as_deref().filter(|m| !["bnb", "ip"].contains(m)) {
-        return Err(err(format!("--method: expected bnb or ip, got {m:?}")));
-    }
-    let args = cli::opt::Args {
-        instance: PathBuf::new(),
-        json: true,
-        lp,
-        time_limit_s,
-        method,
-        search_iters,
-        seed,
-        interrupt: None,
-    };
-    cli::opt::check_args(&args).map_err(err)?;
+    let method = method.as_deref().map(Method::parse).transpose().map_err(err)?;
+    let spec = OptSpec { lp, time_limit_s, method, search_iters, seed, interrupt: None };
+    spec.check().map_err(err)?;
     let (inst, name) = load_instance(&src).map_err(err)?;
     let cancel = Cancel::default();
-    let args = cli::opt::Args { interrupt: Some(Arc::clone(&cancel.0)), ..args };
+    let spec = OptSpec { interrupt: Some(Arc::clone(&cancel.0)), ..spec };
     let v = blocking(py, &cancel, false, move || {
-        let solved = cli::opt::solve(&args, &inst, &name)?;
-        Ok(cli::opt::to_json(&inst, &solved))
+        let solved = spec.solve(&inst, &name)?;
+        Ok(hindsight::to_json(&inst, &solved))
     })?;
     to_py(py, &v)
 }
@@ -796,7 +780,8 @@ impl Runnable for Cancellable<dyn Runnable> {
 #[pyo3(signature = (scheduler, *, requests=200, seeds=vec![1], scenarios=vec![],
     information="hidden".to_string(), starvation_bound_ns=1_000_000_000, starvation_passes=0,
     baselines=true, shrink=true, shrink_runs=400, shrink_time_s=60, replay=None,
-    replay_out=None, decision_timeout_ms=5000, handshake_timeout_ms=10000, total_timeout_s=300))]
+    replay_out=None, decision_timeout_ms=5000, handshake_timeout_ms=10000, total_timeout_s=300,
+    preemption="restart".to_string()))]
 #[allow(clippy::too_many_arguments)]
 fn conform(
     py: Python<'_>,
@@ -816,6 +801,7 @@ fn conform(
     decision_timeout_ms: u64,
     handshake_timeout_ms: u64,
     total_timeout_s: u64,
+    preemption: String,
 ) -> PyResult<Py<PyAny>> {
     let cancel = Cancel::default();
     let command: Option<Vec<String>> = if scheduler.is_instance_of::<PyList>()
@@ -825,27 +811,26 @@ fn conform(
     } else {
         None
     };
-    let args = cli::conform::Args {
-        replay: None,
-        report: None,
-        replay_out: replay_out.clone(),
+    // The same configuration and limits, and the same checks, as `kvsched conform`'s flags.
+    let mut cfg = ConformConfig {
         requests,
         seeds,
         scenarios,
-        information,
-        preemption: "restart".into(),
-        decision_timeout_ms,
-        handshake_timeout_ms,
-        total_timeout_s,
+        information: harness::parse_information(&information).map_err(err)?,
+        preemption: kvsched::run::parse_preemption(&preemption).map_err(err)?,
         starvation_bound_ns,
         starvation_passes,
-        no_baselines: !baselines,
-        no_shrink: !shrink,
-        shrink_runs,
-        shrink_time_s,
-        stderr_log: None,
-        command: command.clone().unwrap_or_default(),
+        shrink,
+        shrink_max_runs: shrink_runs,
+        shrink_max_time: Duration::from_secs(shrink_time_s),
+        ..ConformConfig::default()
     };
+    if !baselines {
+        cfg.baselines.clear();
+    }
+    let options =
+        ExternalOptions::with_limits(decision_timeout_ms, handshake_timeout_ms, total_timeout_s, None)
+            .map_err(err)?;
     let candidate: Box<dyn Candidate + Send> = match command {
         Some(cmd) => {
             let (program, rest) =
@@ -854,7 +839,7 @@ fn conform(
                 inner: ExternalCommand {
                     program: program.clone(),
                     args: rest.to_vec(),
-                    options: cli::conform::external_options(&args),
+                    options,
                 },
                 cancel: cancel.clone(),
             })
@@ -896,7 +881,7 @@ fn conform(
     let report: ConformReport = blocking(py, &cancel, true, move || match &replay {
         Some(r) => Ok(harness::run_replay(candidate.as_ref(), r)),
         None => {
-            let cfg = cli::conform::config(&args)?;
+            let cfg = cfg.checked()?;
             let list = harness::scenarios(&cfg)?;
             let r = harness::run_battery(candidate.as_ref(), &list, &cfg, &mut |_| {});
             if let (Some(sh), Some(out)) = (&r.shrunk, &replay_out) {

@@ -1,7 +1,7 @@
 //! `kvsched bench [--max-requests N]`: the simulator's scaling table.
 //!
 //! Two sweeps, each run once per point, single-threaded, wall time from the OS clock, streamed
-//! runs (`crate::sim::simulate_stream`: requests generated on arrival, so the wall time
+//! runs (`kvsched::sim::simulate_stream`: requests generated on arrival, so the wall time
 //! includes generating them and memory follows the requests in flight):
 //! - requests: 10^4 .. `--max-requests` of the lmsys-like mix (`workloads/lmsys-like.toml`,
 //!   embedded) at half of its fluid `lambda_max`, under vLLM v0 and Sarathi;
@@ -12,15 +12,15 @@
 //! Timing belongs here, in a benchmark, not in tests.
 //!
 //! `--loads`: for every scheduler (or `--scheduler NAME`, repeatable), the stability threshold
-//! measured on the lmsys-like mix ([`crate::experiments::loads`]: bisection on the rate, printed
+//! measured on the lmsys-like mix ([`kvsched::experiments::loads`]: bisection on the rate, printed
 //! as an interval next to the fluid `lambda_max`), then `--requests` streamed requests timed at
 //! 0.5x, 0.9x and 1.2x of the threshold's lower end, `--repeat` times each, with the process's
 //! peak resident memory (Linux `VmHWM`, reset before each run). Run it on one core:
 //! `RAYON_NUM_THREADS=1 taskset -c 0 kvsched bench --loads`.
 
-use crate::schedulers::by_name;
-use crate::sim::{simulate_stream, SimOptions};
-use crate::workload::{Amount, Generator};
+use kvsched::schedulers::by_name;
+use kvsched::sim::{simulate_stream, SimOptions};
+use kvsched::workload::{Amount, Generator};
 use kvsched_spec::fluid::FluidSolution;
 use kvsched_spec::{Information, WorkloadFile};
 use std::process::ExitCode;
@@ -89,10 +89,10 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn run_loads(args: &Args) -> Result<(), String> {
-    use crate::experiments::loads;
+    use kvsched::experiments::loads;
     let w = WorkloadFile::parse("lmsys-like.toml", LMSYS).map_err(|e| e.to_string())?;
     let names: Vec<String> = if args.scheduler.is_empty() {
-        crate::schedulers::catalog().iter().map(|e| e.name.to_string()).collect()
+        kvsched::schedulers::catalog().iter().map(|e| e.name.to_string()).collect()
     } else {
         args.scheduler.clone()
     };
@@ -229,7 +229,7 @@ fn run_inner(args: &Args) -> Result<(), String> {
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    let max = crate::workload::MAX_STREAM_REQUESTS;
+    let max = kvsched::workload::MAX_STREAM_REQUESTS;
     if let Err(e) = super::check_range("--max-requests", args.max_requests, 10_000..=max) {
         return super::input_error(e);
     }

@@ -7,12 +7,11 @@
 //! bad input (unknown scenario, unreadable replay, a command that cannot be started). The JSON
 //! report is rewritten after every scenario, so it holds whatever completed.
 
-use super::check_range;
-use crate::conform::{
+use kvsched::conform::parse_information;
+use kvsched::conform::{
     parse_replay, run_battery, run_replay, scenarios, ConformConfig, ConformReport,
     ExternalCommand, ExternalOptions, VerdictCode,
 };
-use kvsched_spec::Information;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -86,17 +85,11 @@ pub struct Args {
 
 /// The battery configuration `args` describe, or an error with the CLI's message.
 pub fn config(args: &Args) -> Result<ConformConfig, String> {
-    let information = match args.information.as_str() {
-        "hidden" => Information::Hidden,
-        "predicted" => Information::Predicted,
-        "known" => Information::Known,
-        o => return Err(format!("--information: expected hidden, predicted or known, got {o:?}")),
-    };
     let mut cfg = ConformConfig {
         requests: args.requests,
         seeds: args.seeds.clone(),
         scenarios: args.scenarios.clone(),
-        information,
+        information: parse_information(&args.information)?,
         preemption: super::parse_preemption(&args.preemption)?,
         starvation_bound_ns: args.starvation_bound_ns,
         starvation_passes: args.starvation_passes,
@@ -108,32 +101,7 @@ pub fn config(args: &Args) -> Result<ConformConfig, String> {
     if args.no_baselines {
         cfg.baselines.clear();
     }
-    if cfg.requests == 0 || cfg.seeds.is_empty() {
-        return Err("--requests and --seeds: expected at least one".into());
-    }
-    check_range("--requests", cfg.requests, 1..=MAX_CONFORM_REQUESTS)?;
-    check_range("--seeds (count)", cfg.seeds.len(), 1..=MAX_CONFORM_SEEDS)?;
-    check_range("--shrink-runs", args.shrink_runs, 0..=100_000)?;
-    check_range("--shrink-time-s", args.shrink_time_s, 0..=MAX_TIMEOUT_S)?;
-    Ok(cfg)
-}
-
-/// The most requests per scenario (each scenario's instance is held in memory, with the
-/// baselines' runs).
-pub const MAX_CONFORM_REQUESTS: usize = 1_000_000;
-/// The most seeds.
-pub const MAX_CONFORM_SEEDS: usize = 10_000;
-/// The longest `--decision-timeout-ms` and `--handshake-timeout-ms` (one hour).
-pub const MAX_DECISION_TIMEOUT_MS: u64 = 3_600_000;
-/// The longest `--total-timeout-s` and `--shrink-time-s` (one day).
-pub const MAX_TIMEOUT_S: u64 = 86_400;
-
-/// Every timeout option in its range (README, "Limits").
-fn check_timeouts(args: &Args) -> Result<(), String> {
-    check_range("--decision-timeout-ms", args.decision_timeout_ms, 1..=MAX_DECISION_TIMEOUT_MS)?;
-    check_range("--handshake-timeout-ms", args.handshake_timeout_ms, 1..=MAX_DECISION_TIMEOUT_MS)?;
-    check_range("--total-timeout-s", args.total_timeout_s, 1..=MAX_TIMEOUT_S)?;
-    Ok(())
+    cfg.checked()
 }
 
 /// Where a failing run's replay goes: `--replay-out`, else next to `--report`, else the
@@ -157,26 +125,26 @@ fn write_report(path: Option<&Path>, report: &ConformReport) {
     }
 }
 
-/// The stdio adapter's limits and stderr log as `args` set them (the CLI and the Python
-/// package's command-line candidates).
-pub fn external_options(args: &Args) -> ExternalOptions {
-    ExternalOptions {
-        decision_timeout: Duration::from_millis(args.decision_timeout_ms.max(1)),
-        handshake_timeout: Duration::from_millis(args.handshake_timeout_ms.max(1)),
-        total_timeout: Duration::from_secs(args.total_timeout_s.max(1)),
-        stderr_log: args.stderr_log.clone(),
-    }
+/// The stdio adapter's limits and stderr log as `args` set them.
+fn external_options(args: &Args) -> Result<ExternalOptions, String> {
+    ExternalOptions::with_limits(
+        args.decision_timeout_ms,
+        args.handshake_timeout_ms,
+        args.total_timeout_s,
+        args.stderr_log.clone(),
+    )
 }
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    if let Err(e) = check_timeouts(args) {
-        return super::input_error(e);
-    }
+    let options = match external_options(args) {
+        Ok(o) => o,
+        Err(e) => return super::input_error(e),
+    };
     let command = ExternalCommand {
         program: args.command[0].clone(),
         args: args.command[1..].to_vec(),
-        options: external_options(args),
+        options,
     };
     let report = match &args.replay {
         Some(path) => {
@@ -210,7 +178,8 @@ fn battery(args: &Args, command: &ExternalCommand) -> Result<ConformReport, Stri
     let report = run_battery(command, &list, &cfg, &mut |s| {
         outln!("  {:<12} seed {:<3} {}", s.scenario, s.seed, s.verdict.code);
         done.push(s.clone());
-        let partial = crate::conform::partial_report(command_label(command), &done, &cfg, started);
+        let partial =
+            kvsched::conform::partial_report(command_label(command), &done, &cfg, started);
         write_report(args.report.as_deref(), &partial);
     });
     if let Some(sh) = &report.shrunk {
@@ -230,5 +199,5 @@ fn battery(args: &Args, command: &ExternalCommand) -> Result<ConformReport, Stri
 }
 
 fn command_label(c: &ExternalCommand) -> String {
-    crate::conform::Candidate::label(c)
+    kvsched::conform::Candidate::label(c)
 }

@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return super::input_error(e),
     };
-    let sol = match crate::run::fluid(&name, &workload) {
+    let sol = match kvsched::run::fluid(&name, &workload) {
         Ok(s) => s,
         Err(e) => return super::input_error(e),
     };

@@ -3,7 +3,7 @@
 //!
 //! Exit 0 on success; 1 with the list of missing and duplicated jobs; 2 for unreadable files.
 
-use crate::experiments::sweep::merge;
+use kvsched::experiments::sweep::merge;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

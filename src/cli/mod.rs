@@ -56,15 +56,5 @@ pub fn input_error(err: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-pub use crate::run::{adjust_workload, check_range, load_workload};
-pub use crate::workload::{read_file, MAX_HELD_REQUESTS};
-
-/// Parses a `--preemption` value: `restart` (the papers' rule) or `keep-generated` (vLLM's
-/// recompute preemption; `keep_generated` is accepted too).
-pub fn parse_preemption(value: &str) -> Result<kvsched_spec::Preemption, String> {
-    match value {
-        "restart" => Ok(kvsched_spec::Preemption::Restart),
-        "keep-generated" | "keep_generated" => Ok(kvsched_spec::Preemption::KeepGenerated),
-        o => Err(format!("--preemption: expected restart or keep-generated, got {o:?}")),
-    }
-}
+pub use kvsched::run::{check_range, load_workload, parse_preemption};
+pub use kvsched::workload::read_file;

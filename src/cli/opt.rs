@@ -13,15 +13,9 @@
 //! `--lp`) cannot be stopped from outside: Ctrl-C during its solve ends the process after
 //! [`GRACE`] with the message only. A second Ctrl-C ends the process at once (exit 130).
 
-use crate::opt::bnb::{solve_bnb, BnbOptions, MAX_REQUESTS};
-use crate::opt::ip::{solve_ip, IpOptions, IpSolution};
-use crate::opt::lp::solve_lp;
-use crate::opt::round_sim::{simulate, Mcsf};
-use crate::opt::search::{improve, SearchOptions};
-use crate::prng::{stream, Stream};
-use kvsched_spec::rounds::{
-    check_schedule, latency_floor, lemma47_bound, volume_bound_all_at_zero, RoundInstance,
-};
+use kvsched::opt::ip::IpSolution;
+use kvsched::run::hindsight::{load_instance, to_json, Bounds, Method, OptSpec};
+use kvsched_spec::rounds::RoundInstance;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Arguments.
-#[derive(clap::Args, Clone, Debug)]
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// Round-model instance file (TOML, or JSON if it ends in `.json`).
     pub instance: std::path::PathBuf,
@@ -52,9 +46,6 @@ pub struct Args {
     /// Seed of the local search.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Set by another thread to stop the search early (Ctrl-C; Python's `KeyboardInterrupt`).
-    #[arg(skip)]
-    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// The exit code of an interrupted `opt` (128 + SIGINT, as a shell reports it).
@@ -101,76 +92,34 @@ fn catch_ctrl_c(answered: &Arc<AtomicBool>) -> Arc<AtomicBool> {
     flag
 }
 
-/// The largest `memory_tokens` `opt` takes: its solvers hold arrays indexed by memory level.
-pub const MAX_OPT_MEMORY_TOKENS: u64 = 1 << 20;
-/// The largest horizon (last arrival round plus every output token) `opt` takes: its solvers
-/// and checks hold arrays indexed by round.
-pub const MAX_OPT_ROUNDS: u64 = 1 << 22;
-
-/// The resource budget of `opt`: allocation proportional to `memory_tokens` or to the rounds
-/// is refused above the limits, naming the field.
-pub fn budget_problems(inst: &RoundInstance) -> Vec<String> {
-    let mut problems = Vec::new();
-    if inst.memory_tokens > MAX_OPT_MEMORY_TOKENS {
-        problems.push(format!(
-            "memory_tokens: {} is above the limit of {MAX_OPT_MEMORY_TOKENS} that opt handles \
-             (its solvers allocate in proportion to memory)",
-            inst.memory_tokens
-        ));
+impl Args {
+    /// The solve these flags describe.
+    pub fn spec(&self) -> Result<OptSpec, String> {
+        let method = self.method.as_deref().map(Method::parse).transpose()?;
+        Ok(OptSpec {
+            lp: self.lp,
+            time_limit_s: self.time_limit_s,
+            method,
+            search_iters: self.search_iters,
+            seed: self.seed,
+            interrupt: None,
+        })
     }
-    let max_a = inst.requests.iter().map(|r| r.arrival_round).max().unwrap_or(0);
-    let outputs = inst.requests.iter().fold(0u64, |a, r| a.saturating_add(r.output_tokens));
-    let horizon = max_a.saturating_add(outputs);
-    if horizon > MAX_OPT_ROUNDS {
-        let i = inst.requests.iter().position(|r| r.arrival_round == max_a).unwrap_or(0);
-        problems.push(format!(
-            "requests[{i}].arrival_round: the horizon (last arrival round {max_a} plus {outputs} \
-             output tokens) is above the limit of {MAX_OPT_ROUNDS} rounds that opt handles \
-             (its solvers allocate in proportion to rounds)"
-        ));
-    }
-    problems
-}
-
-/// Reads and validates an instance; errors name the file and the line or field.
-pub fn load_instance(path: &Path) -> Result<RoundInstance, String> {
-    let text = super::read_file(path)?;
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let inst: RoundInstance = if is_json {
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-    } else {
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
-    };
-    let mut problems = inst.validate();
-    problems.extend(budget_problems(&inst));
-    if !problems.is_empty() {
-        return Err(format!("{}: {}", path.display(), problems.join("; ")));
-    }
-    Ok(inst)
-}
-
-/// Rejects arguments the build or the solver cannot honour, with the CLI's message.
-pub fn check_args(args: &Args) -> Result<(), String> {
-    if args.time_limit_s.is_some_and(|t| !(t.is_finite() && t > 0.0)) {
-        return Err("--time-limit-s: expected a positive number of seconds".into());
-    }
-    if !cfg!(feature = "highs") && (args.lp || args.method.as_deref() == Some("ip")) {
-        let flag = if args.lp { "--lp" } else { "--method ip" };
-        return Err(format!("{flag}: {}", crate::opt::ip::NO_HIGHS));
-    }
-    Ok(())
 }
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    let inst = match check_args(args).and_then(|()| load_instance(&args.instance)) {
+    let spec = match args.spec() {
+        Ok(s) => s,
+        Err(e) => return super::input_error(e),
+    };
+    let inst = match spec.check().and_then(|()| load_instance(&args.instance)) {
         Ok(i) => i,
         Err(e) => return super::input_error(e),
     };
     let answered = Arc::new(AtomicBool::new(false));
-    let interrupt = Some(catch_ctrl_c(&answered));
-    let args = &Args { interrupt, ..args.clone() };
-    let solved = match solve(args, &inst, &args.instance.display().to_string()) {
+    let spec = OptSpec { interrupt: Some(catch_ctrl_c(&answered)), ..spec };
+    let solved = match spec.solve(&inst, &args.instance.display().to_string()) {
         Ok(s) => s,
         Err(e) => return super::input_error(e),
     };
@@ -178,7 +127,7 @@ pub fn run(args: &Args) -> ExitCode {
     if args.json {
         outln!("{}", to_json(&inst, &solved));
     } else {
-        print_text(&args.instance, &inst, &solved.sol, &solved.bounds, solved.method);
+        print_text(&args.instance, &inst, &solved.sol, &solved.bounds, solved.method.name());
     }
     if solved.interrupted {
         eprintln!(
@@ -189,126 +138,6 @@ pub fn run(args: &Args) -> ExitCode {
         return ExitCode::from(EXIT_INTERRUPTED);
     }
     ExitCode::SUCCESS
-}
-
-/// A solved instance: the schedule, the bounds and the method.
-pub struct Solved {
-    sol: IpSolution,
-    bounds: Bounds,
-    method: &'static str,
-    interrupted: bool,
-}
-
-/// Solves `inst` (named `name` in errors) as `args` say (after [`check_args`]).
-pub fn solve(args: &Args, inst: &RoundInstance, name: &str) -> Result<Solved, String> {
-    let mcsf = simulate(inst, &mut Mcsf).ok();
-    let mcsf_total = mcsf.as_ref().and_then(|s| check_schedule(inst, s).ok());
-    // The search's schedule is re-checked by the spec; on any doubt MC-SF's is kept.
-    let search = match (&mcsf, args.search_iters) {
-        (Some(s), iters) if iters > 0 => {
-            let opts = SearchOptions {
-                iterations: iters,
-                interrupt: args.interrupt.clone(),
-                ..SearchOptions::default()
-            };
-            let f = improve(inst, s, &opts, &mut stream(args.seed, Stream::Policy));
-            (check_schedule(inst, &f.starts) == Ok(f.total_latency)).then_some(f)
-        }
-        _ => None,
-    };
-    let search_total = search.as_ref().map(|f| f.total_latency);
-    let warm = search.map(|f| f.starts).or(mcsf);
-    let bnb = match args.method.as_deref() {
-        Some(m) => m == "bnb",
-        None => inst.len() <= MAX_REQUESTS,
-    };
-    let sol = if bnb {
-        let opts = BnbOptions {
-            time_limit_s: args.time_limit_s,
-            node_limit: None,
-            warm_start: warm,
-            interrupt: args.interrupt.clone(),
-        };
-        solve_bnb(inst, &opts).map(|b| IpSolution {
-            starts: b.starts,
-            total_latency: b.total_latency,
-            proven_optimal: b.proven_optimal,
-            lower_bound: b.lower_bound as f64,
-            solve_time_s: b.solve_time_s,
-            num_vars: 0,
-            num_rows: 0,
-        })
-    } else {
-        let opts = IpOptions {
-            time_limit_s: args.time_limit_s,
-            warm_start: warm,
-            background: vec![],
-            clique_k: 0,
-            node_limit: None,
-        };
-        solve_ip(inst, &opts)
-    };
-    let method = if bnb { "bnb" } else { "ip" };
-    let sol = sol.map_err(|e| format!("{name}: {e}"))?;
-    let interrupted =
-        !sol.proven_optimal && args.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
-    let lp = if args.lp && !interrupted { Some(solve_lp(inst, Some(&sol.starts))) } else { None };
-    let lp = lp.transpose()?;
-    let bounds = Bounds {
-        floor: latency_floor(inst),
-        volume: volume_bound_all_at_zero(inst),
-        lemma47: lemma47_bound(inst).ok(),
-        lp: lp.map(|l| (l.lower_bound, l.solve_time_s)),
-        mcsf: mcsf_total,
-        search: search_total,
-    };
-    Ok(Solved { sol, bounds, method, interrupted })
-}
-
-struct Bounds {
-    floor: u64,
-    volume: Option<u64>,
-    lemma47: Option<f64>,
-    lp: Option<(f64, f64)>,
-    mcsf: Option<u64>,
-    search: Option<u64>,
-}
-
-/// The `--json` object.
-pub fn to_json(inst: &RoundInstance, solved: &Solved) -> serde_json::Value {
-    let (sol, b, method) = (&solved.sol, &solved.bounds, solved.method);
-    let schedule: Vec<serde_json::Value> = inst
-        .requests
-        .iter()
-        .zip(&sol.starts)
-        .enumerate()
-        .map(|(i, (r, &k))| {
-            serde_json::json!({
-                "id": i, "arrival_round": r.arrival_round, "start_round": k,
-                "completion_round": k + r.output_tokens,
-                "latency": k + r.output_tokens - r.arrival_round,
-            })
-        })
-        .collect();
-    serde_json::json!({
-        "method": method,
-        "total_latency": sol.total_latency,
-        "proven_optimal": sol.proven_optimal,
-        "interrupted": solved.interrupted,
-        "lower_bound": sol.lower_bound,
-        "solve_time_s": sol.solve_time_s,
-        "num_vars": sol.num_vars,
-        "num_rows": sol.num_rows,
-        "n": inst.len(),
-        "memory_tokens": inst.memory_tokens,
-        "bounds": {
-            "sum_output": b.floor, "volume_all_at_zero": b.volume, "lemma_4_7": b.lemma47,
-            "lp": b.lp.map(|l| l.0), "lp_time_s": b.lp.map(|l| l.1),
-        },
-        "mcsf_total_latency": b.mcsf,
-        "search_total_latency": b.search,
-        "schedule": schedule,
-    })
 }
 
 fn print_text(path: &Path, inst: &RoundInstance, sol: &IpSolution, b: &Bounds, method: &str) {

@@ -6,7 +6,7 @@
 //! sweeps. Every claim appears with a verdict; exit 0 whatever the verdicts (they are results),
 //! 2 for an unknown claim ID or an unwritable directory.
 
-use crate::experiments::{render, report, Ctx, Scale};
+use kvsched::experiments::{render, report, Ctx, Scale};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -12,7 +12,7 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: &Args) -> ExitCode {
-    let catalog = crate::schedulers::catalog();
+    let catalog = kvsched::schedulers::catalog();
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&catalog).expect("json"));
     } else {

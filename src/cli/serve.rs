@@ -1,13 +1,13 @@
 //! `kvsched serve --scheduler NAME [--views delta|full]`: serves a built-in scheduler over
 //! stdin/stdout with the wire protocol of `spec/PROTOCOL.md` (the client side, in Rust; the
-//! loop is [`crate::protocol::serve()`]).
+//! loop is [`kvsched::protocol::serve()`]).
 //!
 //! Exits 0 on `end`, on `error` (logged to stderr) and at the end of input; 1 when a message
 //! is malformed (after answering an `error`) or the answer cannot be written; 2 for usage.
 
-use crate::protocol::wire::Views;
-use crate::protocol::{serve, ServeEnd, ServeError};
-use crate::schedulers;
+use kvsched::protocol::wire::Views;
+use kvsched::protocol::{serve, ServeEnd, ServeError};
+use kvsched::schedulers;
 use std::io::BufWriter;
 use std::process::ExitCode;
 

@@ -5,7 +5,7 @@
 //! window is the middle 50% of requests by arrival unless `--window` says otherwise.
 
 use super::input_error;
-use crate::run::{Requests, RunOutput, RunSpec, TraceCsv, WorkloadSource};
+use kvsched::run::{Requests, RunOutput, RunSpec, TraceCsv, WorkloadSource};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -143,7 +143,7 @@ fn report(args: &Args, spec: &RunSpec, run: RunOutput) -> ExitCode {
     }
 }
 
-fn print_table(s: &crate::sim::Summary, seed: u64) {
+fn print_table(s: &kvsched::sim::Summary, seed: u64) {
     outln!("scheduler            {}   (seed {seed})", s.scheduler);
     outln!(
         "requests             {} ({} completed, {:.1}%)",

@@ -1,13 +1,13 @@
 //! `kvsched sweep SPEC.toml [--out results.jsonl|results.csv] [--shard I/N]`: runs a grid of
 //! (workload, scheduler, rate scale, seed) in parallel, appending one row per run; rerunning
-//! the same command resumes an interrupted sweep. See `crate::experiments::sweep`.
+//! the same command resumes an interrupted sweep. See `kvsched::experiments::sweep`.
 //!
 //! `--thresholds [STEPS]` then prints, for each workload and scheduler, the stability threshold
 //! measured by bisection on the rate (an interval) next to the fluid lambda_max.
 //!
 //! Exit 0 when the shard is complete, 2 for a bad spec, shard or results file.
 
-use crate::experiments::sweep::{run as run_sweep, RunOptions, Sweep};
+use kvsched::experiments::sweep::{run as run_sweep, RunOptions, Sweep};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,7 +30,7 @@ pub struct Args {
     pub quiet: bool,
     /// After the grid, print each scheduler's measured stability threshold on each workload
     /// (bisection on the rate, this many halvings; probes of the spec's `requests` with its
-    /// first seed; `crate::experiments::loads`) next to the fluid lambda_max.
+    /// first seed; `kvsched::experiments::loads`) next to the fluid lambda_max.
     #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "6")]
     pub thresholds: Option<u32>,
 }
@@ -38,8 +38,8 @@ pub struct Args {
 fn print_thresholds(sweep: &Sweep, steps: u32) {
     outln!(
         "# stability thresholds (latency growth <= {}, held <= {} of the requests; one seed)",
-        crate::experiments::loads::GROWTH_LIMIT,
-        crate::experiments::loads::HELD_LIMIT
+        kvsched::experiments::loads::GROWTH_LIMIT,
+        kvsched::experiments::loads::HELD_LIMIT
     );
     outln!(
         "{:<28} {:<14} {:>26} {:>16}",
@@ -48,7 +48,7 @@ fn print_thresholds(sweep: &Sweep, steps: u32) {
         "measured threshold",
         "fluid lambda_max"
     );
-    for (w, t) in crate::experiments::loads::sweep_thresholds(sweep, steps) {
+    for (w, t) in kvsched::experiments::loads::sweep_thresholds(sweep, steps) {
         match t {
             Ok(t) => outln!(
                 "{w:<28} {:<14} {:>26} {:>10.1} req/s",

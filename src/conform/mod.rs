@@ -17,11 +17,13 @@
 
 pub mod battery;
 pub mod external;
+pub mod options;
 pub mod run;
 pub mod shrink;
 pub mod verdict;
 
 pub use external::{ExternalCommand, ExternalOptions};
+pub use options::parse_information;
 pub use verdict::{Verdict, VerdictCode};
 
 use crate::sim::Outcome;

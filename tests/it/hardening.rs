@@ -563,7 +563,7 @@ fn never_panics_workload_toml() {
 fn never_panics_round_instance() {
     never_panics("never_panics_round_instance", &file("tests/data/round_example.toml"), 400, |t| {
         toml::from_str::<kvsched_spec::rounds::RoundInstance>(t).is_ok_and(|i| {
-            i.validate().is_empty() && kvsched::cli::opt::budget_problems(&i).is_empty()
+            i.validate().is_empty() && kvsched::run::hindsight::budget_problems(&i).is_empty()
         })
     });
 }

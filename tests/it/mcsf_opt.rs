@@ -105,9 +105,9 @@ fn spec_total_latency(inst: &RoundInstance, starts: &[u64]) -> u64 {
 fn opt_schedule_replays_through_spec() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/round_example.toml");
-    let inst = kvsched::cli::opt::load_instance(&path).expect("example loads");
+    let inst = kvsched::run::hindsight::load_instance(&path).expect("example loads");
     let json = path.with_extension("json");
-    assert_eq!(kvsched::cli::opt::load_instance(&json).expect("json loads"), inst);
+    assert_eq!(kvsched::run::hindsight::load_instance(&json).expect("json loads"), inst);
     let sol = ip(&inst, None);
     assert_eq!(spec_total_latency(&inst, &sol.starts), sol.total_latency);
     for i in 0..30 {
@@ -126,7 +126,7 @@ fn synthetic_example_file_is_the_generators_trial_zero() {
     let inst = synthetic(derive_seed(1, 0), false);
     let text = std::fs::read_to_string(&path).expect("file present");
     assert_eq!(text, kvsched::opt::families::to_toml(&inst));
-    assert_eq!(kvsched::cli::opt::load_instance(&path).expect("loads"), inst);
+    assert_eq!(kvsched::run::hindsight::load_instance(&path).expect("loads"), inst);
 }
 
 #[test]
@@ -137,10 +137,10 @@ fn bad_instance_errors_name_file_and_field() {
     let text = "memory_tokens = 5\nrequests = [{ arrival_round = 0, prompt_tokens = 2, \
                 output_tokens = 9 }]\n";
     std::fs::write(&p, text).unwrap();
-    let e = kvsched::cli::opt::load_instance(&p).unwrap_err();
+    let e = kvsched::run::hindsight::load_instance(&p).unwrap_err();
     assert!(e.contains("round_bad.toml") && e.contains("requests[0].output_tokens"), "{e}");
     std::fs::write(&p, "memory_tokens = 5\nrequests = [\n{ arrival = 0 }]\n").unwrap();
-    let e = kvsched::cli::opt::load_instance(&p).unwrap_err();
+    let e = kvsched::run::hindsight::load_instance(&p).unwrap_err();
     assert!(e.contains("round_bad.toml") && e.contains("line 3"), "{e}");
 }
 

@@ -20,6 +20,8 @@
 //! assert!(summary.latency_s.p99 >= summary.latency_s.p50);
 //! ```
 
+pub mod hindsight;
+
 use crate::schedulers;
 use crate::sim::{simulate, simulate_stream, Check, Outcome, Scheduler, SimError, SimOptions};
 use crate::sim::{Stepping, Summary};
@@ -452,5 +454,15 @@ pub fn check_range<T: PartialOrd + std::fmt::Display>(
             range.start(),
             range.end()
         ))
+    }
+}
+
+/// Parses a `--preemption` value: `restart` (the papers' rule) or `keep-generated` (vLLM's
+/// recompute preemption; `keep_generated` is accepted too).
+pub fn parse_preemption(value: &str) -> Result<kvsched_spec::Preemption, String> {
+    match value {
+        "restart" => Ok(kvsched_spec::Preemption::Restart),
+        "keep-generated" | "keep_generated" => Ok(kvsched_spec::Preemption::KeepGenerated),
+        o => Err(format!("--preemption: expected restart or keep-generated, got {o:?}")),
     }
 }
