@@ -245,15 +245,12 @@ pub fn for_workload(
 /// Memory arithmetic shared by the policies.
 pub(crate) mod mem {
     use crate::sim::{Repeat, ResidentView, View};
-    use kvsched_spec::{BatchItem, FirstToken, RequestId, Tokens};
+    use kvsched_spec::{BatchItem, RequestId, Tokens};
 
     /// Tokens a request holds once its whole prompt is prefilled (plus the first output token
-    /// under [`FirstToken::WithPrefill`]).
+    /// under [`kvsched_spec::FirstToken::WithPrefill`]).
     pub fn prompt_hold(view: &View<'_>, prompt: Tokens) -> Tokens {
-        match view.config().first_token {
-            FirstToken::WithPrefill => prompt + Tokens(1),
-            FirstToken::SeparateDecode => prompt,
-        }
+        prompt + view.config().first_token.output_of_prefill(true)
     }
 
     /// Tokens held after a prefill chunk of `chunk` tokens on top of `prefilled` of `prompt`,

@@ -44,7 +44,7 @@
 use super::mem;
 use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::{design, FluidInputs};
-use kvsched_spec::{BatchItem, FirstToken, Information, RequestId, Tokens, WorkloadFile};
+use kvsched_spec::{BatchItem, Information, RequestId, Tokens, WorkloadFile};
 use std::collections::{BTreeMap, VecDeque};
 
 /// A WAIT type: `(prompt tokens, output tokens)`.
@@ -77,10 +77,7 @@ impl Rotor {
 
 /// Output tokens a request holds right after its prefill: 1 under `WithPrefill`, else 0.
 pub(crate) fn tokens_after_prefill(view: &View<'_>) -> u64 {
-    match view.config().first_token {
-        FirstToken::WithPrefill => 1,
-        FirstToken::SeparateDecode => 0,
-    }
+    view.config().first_token.output_of_prefill(true).get()
 }
 
 /// Iterations a request with `output` tokens needs (full prefill): its number of stages.
