@@ -18,11 +18,7 @@
 //! peak resident memory (Linux `VmHWM`, reset before each run). Run it on one core:
 //! `RAYON_NUM_THREADS=1 taskset -c 0 kvsched bench --loads`.
 
-use kvsched::schedulers::by_name;
-use kvsched::sim::{simulate_stream, SimOptions};
-use kvsched::workload::{Amount, Generator};
-use kvsched_spec::fluid::FluidSolution;
-use kvsched_spec::{Information, WorkloadFile};
+use kvsched_spec::WorkloadFile;
 use std::process::ExitCode;
 
 /// Arguments.
@@ -162,29 +158,16 @@ fn run_loads(args: &Args) -> Result<(), String> {
 
 const LMSYS: &str = include_str!("../../workloads/lmsys-like.toml");
 
-fn at_half_lambda_max(mut w: WorkloadFile) -> Result<WorkloadFile, String> {
-    let sol = FluidSolution::from_workload(&w).map_err(|e| e.to_string())?;
-    let scale = 0.5 * sol.lambda_max_per_s / w.total_rate_per_s();
-    for c in &mut w.classes {
-        c.rate_per_s *= scale;
+/// One timed streamed run of `scheduler` (default parameters): wall seconds, iterations and
+/// the most requests held; a run that stops early is an error.
+fn timed(w: &WorkloadFile, scheduler: &str, n: u64, seed: u64) -> Result<(f64, u64, u64), String> {
+    use kvsched::experiments::loads;
+    let mut s = kvsched::schedulers::by_name(scheduler).ok_or("unknown scheduler")?;
+    let t = loads::time_run(w, s.as_mut(), n, seed)?;
+    match t.error {
+        Some(e) => Err(e),
+        None => Ok((t.wall_s, t.iterations, t.peak_held)),
     }
-    Ok(w)
-}
-
-/// Wall seconds, iterations simulated and the peak number of requests held.
-fn time_run(
-    w: &WorkloadFile,
-    scheduler: &str,
-    n: u64,
-    seed: u64,
-) -> Result<(f64, u64, u64), String> {
-    let config = w.model_config(Information::Hidden);
-    let mut s = by_name(scheduler).ok_or("unknown scheduler")?;
-    let start = std::time::Instant::now();
-    let mut source = Generator::new(w, Amount::Requests(n), seed);
-    let out = simulate_stream(&config, n, &mut source, s.as_mut(), SimOptions::default(), 0.5)
-        .map_err(|e| e.to_string())?;
-    Ok((start.elapsed().as_secs_f64(), out.steps, out.peak_window_requests))
 }
 
 fn run_inner(args: &Args) -> Result<(), String> {
@@ -192,7 +175,7 @@ fn run_inner(args: &Args) -> Result<(), String> {
         return run_loads(args);
     }
     let parsed = WorkloadFile::parse("lmsys-like.toml", LMSYS).map_err(|e| e.to_string())?;
-    let lmsys = at_half_lambda_max(parsed)?;
+    let lmsys = kvsched::experiments::loads::at_fraction(&parsed, 0.5)?;
     outln!("# requests sweep: lmsys-like mix at 0.5 lambda_max, seed {}", args.seed);
     let cols = ("scheduler", "requests", "wall_s", "ns/request", "iterations", "peak_held");
     outln!(
@@ -207,7 +190,7 @@ fn run_inner(args: &Args) -> Result<(), String> {
     let mut n = 10_000u64;
     while n <= args.max_requests {
         for s in ["vllm-v0", "sarathi"] {
-            let (wall, steps, held) = time_run(&lmsys, s, n, args.seed)?;
+            let (wall, steps, held) = timed(&lmsys, s, n, args.seed)?;
             let per = wall * 1e9 / n as f64;
             outln!("{s:<10} {n:<10} {wall:>10.3} {per:>12.0} {steps:>12} {held:>10}");
         }
@@ -220,8 +203,8 @@ fn run_inner(args: &Args) -> Result<(), String> {
         w.classes.truncate(1);
         w.classes[0].output_tokens = out;
         w.classes[0].rate_per_s = 1.0;
-        let w = at_half_lambda_max(w)?;
-        let (wall, steps, _) = time_run(&w, "vllm-v0", 20_000, args.seed)?;
+        let w = kvsched::experiments::loads::at_fraction(&w, 0.5)?;
+        let (wall, steps, _) = timed(&w, "vllm-v0", 20_000, args.seed)?;
         outln!("{out:<10} {wall:>10.3} {:>12.0} {steps:>12}", wall * 1e9 / 20_000.0);
     }
     Ok(())
