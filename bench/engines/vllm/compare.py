@@ -3,7 +3,10 @@ emulation run by the same battery (`vllm-v1` with reserve_full_isl, `vllm-v1-no-
 without), scenario by scenario. Optionally writes the CI fixtures.
 
   compare.py CONFORM-RESERVE.json CONFORM-NO-RESERVE.json --out DIR
-             [--fixtures DIR --logs LOGDIR]
+             [--fixtures DIR --logs LOGDIR [--keep-generated CONFORM-KG.json]]
+
+With --keep-generated, also writes the fixture keep-generated.json: the real scheduler's runs
+under `--preemption keep-generated` (held by tests/it/engines.rs against the built-in).
 """
 
 import argparse
@@ -47,6 +50,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--fixtures")
     ap.add_argument("--logs")
+    ap.add_argument("--keep-generated")
     a = ap.parse_args()
     reports = [json.load(open(a.reserve)), json.load(open(a.no_reserve))]
     rows = runs(reports[0], True) + runs(reports[1], False)
@@ -74,6 +78,20 @@ def main():
               f"through the adapter (engine and checks included), "
               f"{rep['wire_decisions_per_s']:.0f}/s protocol round trips alone, "
               f"{wall:.1f} s of runs")
+    if a.fixtures and a.keep_generated:
+        kg = json.load(open(a.keep_generated))
+        fixture = {
+            "engine": "vllm",
+            "version": os.path.basename(os.path.normpath(a.fixtures)).removeprefix("vllm-"),
+            "preemption": "keep_generated",
+            "reserve": True,
+            "information": "hidden",
+            "runs": [{k: r[k] for k in ["scenario", "seed", "requests", "verdict", "metrics"]}
+                     for r in runs(kg, True)],
+        }
+        with open(os.path.join(a.fixtures, "keep-generated.json"), "w") as f:
+            json.dump(fixture, f, indent=1)
+            f.write("\n")
     if a.fixtures:
         os.makedirs(a.fixtures, exist_ok=True)
         cfg = reports[0]["config"]

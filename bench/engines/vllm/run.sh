@@ -12,6 +12,8 @@
 #    scheduler over them unfaked, writing one engine log per run (spec/TRACE.md; a
 #    no-reserve log only where it differs from the reserve one), and checks every log with
 #    `kvsched check-trace`.
+# 3b. Runs the battery once more under `--preemption keep-generated` (seeds $KG_SEEDS): the
+#    adapter then drops its restart shim and vLLM preempts and resumes unfaked.
 # 4. Compares the real results with the built-in vllm-v1 / vllm-v1-no-reserve, scenario by
 #    scenario, and writes the fixtures under tests/data/engines/vllm-$VLLM_VERSION/
 #    ($FIXTURES=0 to leave them alone).
@@ -24,6 +26,7 @@ VLLM_VENV="${VLLM_VENV:-/work/venvs/vllm-$VLLM_VERSION}"
 SEEDS="${SEEDS:-1,2,3,4,5}"
 REQUESTS="${REQUESTS:-200}"
 LOG_SEEDS="${LOG_SEEDS:-1,2}"
+KG_SEEDS="${KG_SEEDS:-1,2}"
 # Requests per scenario in the engine logs: small, since the logs are committed fixtures.
 LOG_PLAN="${LOG_PLAN:-tiny:60 adversarial:5 long-decode:2 light:4 boundary:4 overload:4 bursts:4}"
 FIXTURES="${FIXTURES:-1}"
@@ -63,6 +66,12 @@ for mode in reserve no-reserve; do
         || status=1
 done
 
+echo "== conform, real vLLM $VLLM_VERSION, keep_generated preemption (unfaked), seeds $KG_SEEDS"
+"$KV" conform --handshake-timeout-ms 600000 --seeds "$KG_SEEDS" --requests "$REQUESTS" \
+    --preemption keep-generated --report "$OUT/conform-keep-generated.json" \
+    --replay-out "$OUT/replay-keep-generated.json" --stderr-log "$OUT/adapter-kg.log" \
+    -- python3 "$HERE/adapter.py" connect "$SOCK" | tee "$OUT/conform-keep-generated.txt" || true
+
 echo "== engine logs: $LOG_PLAN (scenario:requests), seeds $LOG_SEEDS"
 rm -f "$OUT/instances.jsonl"
 for entry in $LOG_PLAN; do
@@ -82,10 +91,11 @@ echo "check-trace: $(ls "$OUT"/logs/*.jsonl | wc -l) logs judged"
 echo "== differential against the built-in"
 ARGS=("$OUT/conform-reserve.json" "$OUT/conform-no-reserve.json" --out "$OUT")
 [ "$FIXTURES" = 1 ] && ARGS+=(--fixtures "$ROOT/tests/data/engines/vllm-$VLLM_VERSION" \
-    --logs "$OUT/logs")
+    --logs "$OUT/logs" --keep-generated "$OUT/conform-keep-generated.json")
 python3 "$HERE/compare.py" "${ARGS[@]}" | tee "$OUT/differential.md"
 if [ "$FIXTURES" = 1 ]; then
     cp "$OUT/conform-reserve.txt" "$OUT/conform-no-reserve.txt" "$OUT/differential.md" \
+        "$OUT/conform-keep-generated.txt" \
         "$ROOT/tests/data/engines/vllm-$VLLM_VERSION/"
 fi
 exit $status
