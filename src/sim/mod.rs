@@ -12,6 +12,7 @@
 //! through `kvsched_spec::apply` as well, and any disagreement is a [`SimErrorKind::Divergence`].
 
 pub(crate) mod core;
+mod decode_group;
 mod follower;
 pub mod metrics;
 mod mirror;
