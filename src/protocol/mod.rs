@@ -2,7 +2,7 @@
 //! the messages and their parsers ([`wire`]), the client side's replica of the engine state
 //! ([`replica`]), and the loop that serves any [`crate::sim::Scheduler`] over a pair of streams
 //! ([`serve`], behind `kvsched serve`). The harness that runs a scheduler through the protocol
-//! and judges it lives in [`crate::conform`].
+//! and judges it lives in `conform`.
 
 pub mod replica;
 pub mod serve;

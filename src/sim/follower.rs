@@ -1,5 +1,5 @@
 //! An engine state driven by events that another engine reports, instead of by running plans:
-//! what the client side of the wire protocol ([`crate::protocol::Replica`]) rebuilds from
+//! what the client side of the wire protocol (`protocol::Replica`) rebuilds from
 //! `decide` messages, so that any [`Scheduler`](super::Scheduler) can read a [`View`] of it.
 //!
 //! A decision point's events come between [`Follower::begin`] and [`Follower::end`]: arrivals,
