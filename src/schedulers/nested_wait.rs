@@ -33,6 +33,22 @@
 //! residents only if nothing fits at all ([`NestedWait::guard_evictions`]). At the end of a
 //! finite run every segment runs without waiting ([`NestedWait::drain`], as in [`super::wait`]).
 //!
+//! **Fast path** ([`NestedWait::fast_path`], default on; the same decisions, checked by
+//! `fast_paths_decide_what_the_general_paths_decide`). With one segment (the catalog's
+//! `TotalLimit` design) every resident is in segment 1 and has no boundary queue, so the
+//! repair never evicts, and the general path's batch is: the first `caps[0]` waiting requests
+//! (once that many wait, or in the drain), and the first `ceil(n_1)` residents of every stage
+//! in admission order. That is a `decode_all` plan holding back ([`crate::sim::Plan::hold`])
+//! the residents past `ceil(n_1)` in their stage. A stage index kept incrementally (members
+//! keyed by `generated - clock`, where the clock counts fast batches, so a batch moves only
+//! the held; the stages with two or more members in a set) yields them in `O(held + crowded
+//! stages)`, and the decision costs `O(admissions + held + crowded stages + log n)` plus the
+//! engine's `O(block + held log n)`. The general path decides whenever this does not apply:
+//! several segments, a resident mid-prefill, or a batch that does not fit (the memory
+//! guard); a general batch invalidates the index, which is rebuilt (`O(n log n)`) at the next
+//! fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet (the held
+//! one meets the next younger), so the hold list is usually non-empty.
+//!
 //! Deviation (the `nested_wait_drain_does_not_stall` fix): a boundary queue whose rotor is on a
 //! zero turn (`floor(acc + n_k) = 0`, a fractional `n_k < 1` of a fluid design) selects
 //! nothing; during the drain, with no other work, that decision was empty and the run stalled
@@ -46,6 +62,7 @@ use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::nested::Segments;
 use kvsched_spec::fluid::FluidInputs;
 use kvsched_spec::{BatchItem, EvictionRule, Information, RequestId, Tokens, WorkloadFile};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where the per-stage thresholds come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,8 +93,122 @@ pub struct NestedWait {
     pub guard_trims: u64,
     /// Last-resort evictions of any resident when nothing fits even after the repair.
     pub guard_evictions: u64,
+    /// Decide the one-segment case with a `decode_all` plan and a hold list, from a stage
+    /// index kept incrementally (see the module doc). Default `true`; `false` runs the
+    /// general path always (the equivalence tests compare the two).
+    pub fast_path: bool,
+    /// Fast-path decisions whose plan held at least one resident back.
+    pub fast_holds: u64,
     rotors: Vec<Rotor>,
     revealed: (u64, u64),
+    stages: StageIndex,
+}
+
+/// The one-segment fast path's index of the decode-ready residents by stage.
+///
+/// A member's key is `generated - clock`, where `clock` counts the fast-path batches since the
+/// index was built: a batch advances every member but the held ones, so it moves only the
+/// held (key minus one) and the clock. Members with equal keys share a stage. Kept from what
+/// the policy decides and what the view reports: the last fast plan's admissions join at the
+/// next decision (once their prompt is complete), completions leave. Any other change (a
+/// general-path batch, an eviction, a resident mid-prefill) invalidates it; it is rebuilt
+/// from the residents (`O(n log n)`) at the next fast decision.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct StageIndex {
+    valid: bool,
+    clock: i64,
+    /// Key -> members `(admission sequence, id)` in admission order.
+    stages: BTreeMap<i64, Vec<(u64, RequestId)>>,
+    /// Keys of the stages with at least two members.
+    crowded: BTreeSet<i64>,
+    /// Member -> `(key, admission sequence)`.
+    member: BTreeMap<RequestId, (i64, u64)>,
+    /// Admitted by the last fast plan, not indexed yet.
+    pending: Vec<RequestId>,
+}
+
+impl StageIndex {
+    fn key(&self, r: &ResidentView) -> i64 {
+        r.generated().get() as i64 - self.clock
+    }
+
+    fn insert(&mut self, id: RequestId, seq: u64, key: i64) {
+        let stage = self.stages.entry(key).or_default();
+        let at = stage.partition_point(|m| m.0 < seq);
+        stage.insert(at, (seq, id));
+        if stage.len() == 2 {
+            self.crowded.insert(key);
+        }
+        self.member.insert(id, (key, seq));
+    }
+
+    fn remove(&mut self, id: RequestId) -> Option<(i64, u64)> {
+        let (key, seq) = self.member.remove(&id)?;
+        let stage = self.stages.get_mut(&key).expect("a member's stage");
+        let at = stage.partition_point(|m| m.0 < seq);
+        stage.remove(at);
+        match stage.len() {
+            0 => {
+                self.stages.remove(&key);
+            }
+            1 => {
+                self.crowded.remove(&key);
+            }
+            _ => {}
+        }
+        Some((key, seq))
+    }
+
+    fn rebuild(&mut self, view: &View<'_>) {
+        let clock = self.clock;
+        *self = StageIndex { valid: true, clock, ..StageIndex::default() };
+        for r in view.running().filter(ResidentView::prefill_done) {
+            self.insert(r.id(), r.admitted_seq(), self.key(&r));
+        }
+    }
+
+    /// Takes in what happened since the last decision: completions leave, the last fast
+    /// plan's admissions join (a prompt still incomplete invalidates the index).
+    fn sync(&mut self, view: &View<'_>) {
+        if !self.valid {
+            return;
+        }
+        for c in view.completed_since_last() {
+            self.remove(c.id);
+        }
+        for id in std::mem::take(&mut self.pending) {
+            match view.resident(id) {
+                Some(r) if r.prefill_done() => self.insert(id, r.admitted_seq(), self.key(&r)),
+                Some(_) => self.valid = false,
+                None => {}
+            }
+        }
+    }
+
+    /// The members past the first `cap` of every stage, in stage order then admission order.
+    fn over(&self, cap: u64) -> impl Iterator<Item = RequestId> + '_ {
+        self.crowded.iter().flat_map(move |k| self.stages[k].iter().skip(cap as usize).map(|m| m.1))
+    }
+
+    /// A fast batch ran: every member but `hold` advanced by one, `admitted` join next time.
+    fn ran(&mut self, hold: &[RequestId], admitted: Vec<RequestId>) {
+        for &id in hold {
+            let (key, seq) = self.remove(id).expect("a held member is indexed");
+            self.insert(id, seq, key - 1);
+        }
+        self.clock += 1;
+        self.pending = admitted;
+    }
+
+    /// Whether the index holds exactly the decode-ready residents at their stages (`O(n)`;
+    /// debug builds check it at every fast decision).
+    fn matches(&self, view: &View<'_>) -> bool {
+        view.decode_ready_len() == self.member.len()
+            && view
+                .running()
+                .filter(ResidentView::prefill_done)
+                .all(|r| self.member.get(&r.id()) == Some(&(self.key(&r), r.admitted_seq())))
+    }
 }
 
 impl Default for NestedWait {
@@ -133,8 +264,11 @@ impl NestedWait {
             repair_events: 0,
             guard_trims: 0,
             guard_evictions: 0,
+            fast_path: true,
+            fast_holds: 0,
             rotors: Vec::new(),
             revealed: (0, 0),
+            stages: StageIndex::default(),
         }
     }
 
@@ -251,6 +385,56 @@ impl NestedWait {
     }
 }
 
+impl NestedWait {
+    /// The one-segment decision in `O(admissions + held + crowded stages + log n)`, or `None`
+    /// where the general path must decide (several segments, a resident mid-prefill, a batch
+    /// that does not fit: the guard's case; one segment has no boundary queue to repair).
+    ///
+    /// With one segment every resident is in segment 1 (`place` gives it no entry queue), so
+    /// the general path admits the first `caps[0]` waiting requests once `caps[0]` wait (or
+    /// in the drain), and decodes the first `ceil(n_1)` residents of every stage in
+    /// admission order: here, every decode-ready resident but the index's members past
+    /// `ceil(n_1)` in their stage, which the plan holds.
+    fn decide_fast(
+        &mut self,
+        view: &View<'_>,
+        n: &[f64],
+        caps: &[u64],
+        drain: bool,
+    ) -> Option<Plan> {
+        if n.len() != 1 || view.decode_ready_len() != view.running_len() {
+            return None;
+        }
+        if !(drain || view.waiting_len() as u64 >= caps[0]) {
+            return Some(Plan::idle());
+        }
+        if !self.stages.valid {
+            self.stages.rebuild(view);
+        }
+        debug_assert!(self.stages.matches(view), "the stage index drifted");
+        let admit: Vec<(RequestId, Tokens)> =
+            view.waiting().take(caps[0] as usize).map(|r| (r.id(), r.prompt_tokens())).collect();
+        let mut need: Tokens = admit.iter().map(|a| admit_growth(view, a.1)).sum();
+        need += view.decode_all_growth(1);
+        let hold: Vec<RequestId> = self.stages.over(n[0].ceil() as u64).collect();
+        for id in &hold {
+            let r = view.resident(*id).expect("an indexed member is resident");
+            need -= mem::decode_growth(view, r.held());
+        }
+        if need > view.kv_free() {
+            return None;
+        }
+        if admit.is_empty() && hold.len() == view.decode_ready_len() {
+            return Some(Plan::idle());
+        }
+        self.rotors[0].advance();
+        self.fast_holds += u64::from(!hold.is_empty());
+        let batch = admit.iter().map(|&(id, tokens)| BatchItem::Prefill { id, tokens }).collect();
+        self.stages.ran(&hold, admit.iter().map(|a| a.0).collect());
+        Some(Plan { evict: Vec::new(), batch, repeat: Repeat::Once, decode_all: true, hold })
+    }
+}
+
 impl Scheduler for NestedWait {
     fn name(&self) -> String {
         "nested-wait".into()
@@ -272,7 +456,24 @@ impl Scheduler for NestedWait {
         }
         let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
         let drain = self.drain && view.arrivals_done();
-        let mut sel = self.select(view, &n, &caps, drain);
+        if self.fast_path {
+            self.stages.sync(view);
+            if let Some(plan) = self.decide_fast(view, &n, &caps, drain) {
+                return plan;
+            }
+        }
+        let plan = self.decide_general(view, &n, drain);
+        if !(plan.batch.is_empty() && plan.evict.is_empty()) {
+            self.stages.valid = false;
+        }
+        plan
+    }
+}
+
+impl NestedWait {
+    fn decide_general(&mut self, view: &View<'_>, n: &[f64], drain: bool) -> Plan {
+        let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
+        let mut sel = self.select(view, n, &caps, drain);
         if sel.joined == 0 {
             return Plan::idle();
         }
@@ -285,7 +486,7 @@ impl Scheduler for NestedWait {
             }
             self.rotors.iter_mut().take(sel.joined).for_each(Rotor::advance);
             let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
-            sel = self.select(view, &n, &caps, drain);
+            sel = self.select(view, n, &caps, drain);
             skips += 1;
         }
         let need: Tokens = sel.admit.iter().chain(&sel.rest).map(|x| x.1).sum();
@@ -308,11 +509,17 @@ impl Scheduler for NestedWait {
         evict.extend(more);
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
+            return Plan {
+                evict,
+                batch,
+                repeat: Repeat::Once,
+                decode_all: false,
+                hold: Vec::new(),
+            };
         }
         for r in self.rotors.iter_mut().take(sel.joined) {
             r.advance();
         }
-        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: false, hold: Vec::new() }
     }
 }

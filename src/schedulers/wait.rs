@@ -335,11 +335,17 @@ impl Scheduler for Wait {
         }
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
+            return Plan {
+                evict,
+                batch,
+                repeat: Repeat::Once,
+                decode_all: false,
+                hold: Vec::new(),
+            };
         }
         for key in eligible {
             self.rotors.get_mut(&key).expect("rotor").advance();
         }
-        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: false, hold: Vec::new() }
     }
 }
