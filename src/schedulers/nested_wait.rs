@@ -185,9 +185,9 @@ impl StageIndex {
         }
     }
 
-    /// The members past the first `cap` of every stage, in stage order then admission order.
-    fn over(&self, cap: u64) -> impl Iterator<Item = RequestId> + '_ {
-        self.crowded.iter().flat_map(move |k| self.stages[k].iter().skip(cap as usize).map(|m| m.1))
+    /// The members past the first `cap` of every stage, as `(admission sequence, id)`.
+    fn over(&self, cap: u64) -> impl Iterator<Item = (u64, RequestId)> + '_ {
+        self.crowded.iter().flat_map(move |k| self.stages[k].iter().skip(cap as usize).copied())
     }
 
     /// A fast batch ran: every member but `hold` advanced by one, `admitted` join next time.
@@ -386,15 +386,19 @@ impl NestedWait {
 }
 
 impl NestedWait {
-    /// The one-segment decision in `O(admissions + held + crowded stages + log n)`, or `None`
-    /// where the general path must decide (several segments, a resident mid-prefill, a batch
-    /// that does not fit: the guard's case; one segment has no boundary queue to repair).
+    /// The one-segment decision in `O(admissions + held + crowded stages + log n)` (plus the
+    /// residents its memory guard trims or evicts), or `None` where the general path must
+    /// decide: several segments, a resident mid-prefill, or a guard that evicts every
+    /// resident.
     ///
-    /// With one segment every resident is in segment 1 (`place` gives it no entry queue), so
-    /// the general path admits the first `caps[0]` waiting requests once `caps[0]` wait (or
-    /// in the drain), and decodes the first `ceil(n_1)` residents of every stage in
-    /// admission order: here, every decode-ready resident but the index's members past
-    /// `ceil(n_1)` in their stage, which the plan holds.
+    /// With one segment every resident is in segment 1 (`place` gives it no entry queue, so
+    /// the repair has no victim), and the general path admits the first `caps[0]` waiting
+    /// requests once that many wait (or in the drain) and decodes the first `ceil(n_1)`
+    /// residents of every stage in admission order: every decode-ready resident but the
+    /// index's members past `ceil(n_1)` in their stage, which the plan holds. If that does not
+    /// fit, [`fit_or_evict`] drops admissions from the end, then selected decodes from the most
+    /// recent (they join the hold list), and evicts the most recent residents while not even
+    /// the oldest resident's decode fits; this does the same without listing the batch.
     fn decide_fast(
         &mut self,
         view: &View<'_>,
@@ -412,26 +416,88 @@ impl NestedWait {
             self.stages.rebuild(view);
         }
         debug_assert!(self.stages.matches(view), "the stage index drifted");
-        let admit: Vec<(RequestId, Tokens)> =
-            view.waiting().take(caps[0] as usize).map(|r| (r.id(), r.prompt_tokens())).collect();
-        let mut need: Tokens = admit.iter().map(|a| admit_growth(view, a.1)).sum();
-        need += view.decode_all_growth(1);
-        let hold: Vec<RequestId> = self.stages.over(n[0].ceil() as u64).collect();
-        for id in &hold {
-            let r = view.resident(*id).expect("an indexed member is resident");
-            need -= mem::decode_growth(view, r.held());
+        let growth = |r: &ResidentView| mem::decode_growth(view, r.held());
+        let admit: Vec<(RequestId, Tokens, Tokens)> = view
+            .waiting()
+            .take(caps[0] as usize)
+            .map(|r| (r.id(), r.prompt_tokens(), admit_growth(view, r.prompt_tokens())))
+            .collect();
+        // Held by the stage rule: (admission sequence, id), sorted by sequence.
+        let mut held: Vec<(u64, RequestId)> = self.stages.over(n[0].ceil() as u64).collect();
+        held.sort_unstable();
+        let is_held = |r: &ResidentView| held.binary_search(&(r.admitted_seq(), r.id())).is_ok();
+        let mut rest_need = view.decode_all_growth(1);
+        for &(_, id) in &held {
+            rest_need -= growth(&view.resident(id).expect("an indexed member is resident"));
         }
-        if need > view.kv_free() {
-            return None;
-        }
-        if admit.is_empty() && hold.len() == view.decode_ready_len() {
+        if admit.is_empty() && held.len() == view.running_len() {
+            // Nothing selected (no resident, nothing to admit): the general path's empty plan.
             return Some(Plan::idle());
         }
+        // The memory guard, as `fit_or_evict` (admissions from the end, then decodes from the
+        // most recent; evictions of the most recent residents while nothing fits).
+        let mut free = view.kv_free();
+        let mut evict: Vec<RequestId> = Vec::new();
+        let mut victims = view.running().rev();
+        let mut acted = false;
+        let (admitted, trimmed) = loop {
+            let mut need = rest_need + admit.iter().map(|a| a.2).sum::<Tokens>();
+            let mut k = admit.len();
+            while need > free && k > 0 {
+                acted = true;
+                k -= 1;
+                need -= admit[k].2;
+            }
+            if need <= free {
+                break (k, Vec::new());
+            }
+            acted = true;
+            let left = view.running_len() - evict.len();
+            if left == 0 {
+                return None; // every resident evicted and still nothing fits: rare, general path
+            }
+            let oldest = view.running().next().expect("a resident is left");
+            if growth(&oldest) <= free {
+                // Decodes are dropped from the most recent until the rest fits; the oldest
+                // resident (first of its stage, never held) always stays.
+                let mut trimmed = Vec::new();
+                for r in view.running().rev().skip(evict.len()).filter(|r| !is_held(r)) {
+                    trimmed.push(r.id());
+                    need -= growth(&r);
+                    if need <= free {
+                        break;
+                    }
+                }
+                break (0, trimmed);
+            }
+            let v = victims.next().expect("a resident is left");
+            free += view.footprint(v.held());
+            if !is_held(&v) {
+                rest_need -= growth(&v);
+            }
+            evict.push(v.id());
+        };
+        if admitted == 0 && evict.len() == view.running_len() {
+            return None; // nothing runs: the general path's empty plan (rare)
+        }
+        self.guard_trims += u64::from(acted);
+        self.guard_evictions += evict.len() as u64;
+        // Evicted residents are the most recent `evict.len()`: sequences past the last kept.
+        let kept_below = view.running().nth_back(evict.len()).map_or(0, |r| r.admitted_seq() + 1);
+        let mut hold: Vec<RequestId> =
+            held.iter().filter(|h| h.0 < kept_below).map(|h| h.1).collect();
+        hold.extend(trimmed);
         self.rotors[0].advance();
         self.fast_holds += u64::from(!hold.is_empty());
-        let batch = admit.iter().map(|&(id, tokens)| BatchItem::Prefill { id, tokens }).collect();
-        self.stages.ran(&hold, admit.iter().map(|a| a.0).collect());
-        Some(Plan { evict: Vec::new(), batch, repeat: Repeat::Once, decode_all: true, hold })
+        let batch = admit[..admitted]
+            .iter()
+            .map(|&(id, tokens, _)| BatchItem::Prefill { id, tokens })
+            .collect();
+        for id in &evict {
+            self.stages.remove(*id);
+        }
+        self.stages.ran(&hold, admit[..admitted].iter().map(|a| a.0).collect());
+        Some(Plan { evict, batch, repeat: Repeat::Once, decode_all: true, hold })
     }
 }
 

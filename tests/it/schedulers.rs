@@ -476,8 +476,9 @@ fn nested_wait_with(thresholds: NestedThresholds, fast_path: bool) -> NestedWait
     s
 }
 
-/// Counts the plans that hold a decode-group member back ([`kvsched::sim::Plan::hold`]).
-struct CountHolds(Box<dyn Scheduler>, u64);
+/// Counts the plans that hold a decode-group member back ([`kvsched::sim::Plan::hold`]), and
+/// the `decode_all` plans that evict (a fast path's memory guard).
+struct CountHolds(Box<dyn Scheduler>, u64, u64);
 
 impl Scheduler for CountHolds {
     fn name(&self) -> String {
@@ -489,6 +490,7 @@ impl Scheduler for CountHolds {
     fn decide(&mut self, view: &kvsched::sim::View<'_>) -> kvsched::sim::Plan {
         let plan = self.0.decide(view);
         self.1 += u64::from(!plan.hold.is_empty());
+        self.2 += u64::from(plan.decode_all && !plan.evict.is_empty());
         plan
     }
 }
@@ -500,12 +502,13 @@ impl Scheduler for CountHolds {
 /// decides: identical records and iteration counts with the fast path on and off, in every
 /// regime (evictions and full memory included), with default and small parameters. A
 /// deliberately wrong fast path ([`DropLastAdmission`]) is caught for each. Sometimes: Nested
-/// WAIT's fast path holds residents back (a stage more crowded than its cap).
+/// WAIT's fast path holds residents back (a stage more crowded than its cap), and a fast
+/// memory guard evicts within a `decode_all` plan.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
     let variants = fast_path_variants();
-    let (mut evictions, mut holds) = (0, 0);
+    let (mut evictions, mut holds, mut fast_evictions) = (0, 0, 0);
     for (name, make_it) in variants {
         let mut caught = 0;
         for &regime in &REGIMES {
@@ -521,9 +524,10 @@ fn fast_paths_decide_what_the_general_paths_decide() {
                     let opts = SimOptions { check: Check::On, ..Default::default() };
                     simulate(&inst, s, opts).expect("valid run")
                 };
-                let mut counted = CountHolds(make_it(true), 0);
+                let mut counted = CountHolds(make_it(true), 0, 0);
                 let (fast, general) = (go(&mut counted), go(make_it(false).as_mut()));
                 holds += counted.1;
+                fast_evictions += counted.2;
                 let ctx = format!("{name} {regime:?}\n{}", common::replay(base, "fast_paths"));
                 assert_eq!(fast.requests, general.requests, "{ctx}");
                 assert_eq!(fast.steps, general.steps, "{ctx}");
@@ -538,6 +542,7 @@ fn fast_paths_decide_what_the_general_paths_decide() {
     }
     assert!(evictions > 0, "the generator never reached an eviction");
     assert!(holds > 0, "no fast path ever held a resident back");
+    assert!(fast_evictions > 0, "no decode_all plan ever evicted (a fast memory guard)");
 }
 
 /// A policy that reads predictions stops the run at a request without one
