@@ -125,6 +125,9 @@ struct StageIndex {
     member: BTreeMap<RequestId, (i64, u64)>,
     /// Admitted by the last fast plan, not indexed yet.
     pending: Vec<RequestId>,
+    /// Buffers of [`StageIndex::ran_over`], kept to spare allocations.
+    scratch_keys: Vec<i64>,
+    scratch_tail: Vec<(u64, RequestId)>,
 }
 
 impl StageIndex {
@@ -196,6 +199,36 @@ impl StageIndex {
             let (key, seq) = self.remove(id).expect("a held member is indexed");
             self.insert(id, seq, key - 1);
         }
+        self.clock += 1;
+        self.pending = admitted;
+    }
+
+    /// [`StageIndex::ran`] when the hold list is exactly [`StageIndex::over`]`(cap)`: every
+    /// stage's members past `cap` move one stage down together (stages in increasing order,
+    /// so a stage gives its own tail away before it receives the next one's).
+    fn ran_over(&mut self, cap: u64, admitted: Vec<RequestId>) {
+        let cap = cap as usize;
+        let mut keys = std::mem::take(&mut self.scratch_keys);
+        let mut tail = std::mem::take(&mut self.scratch_tail);
+        keys.clear();
+        keys.extend(self.crowded.iter().copied().filter(|k| self.stages[k].len() > cap));
+        for &key in &keys {
+            tail.clear();
+            tail.extend(self.stages.get_mut(&key).expect("a crowded stage").drain(cap..));
+            if cap < 2 {
+                self.crowded.remove(&key);
+            }
+            for m in &tail {
+                self.member.get_mut(&m.1).expect("a member").0 = key - 1;
+            }
+            let below = self.stages.entry(key - 1).or_default();
+            below.extend_from_slice(&tail);
+            below.sort_unstable();
+            if below.len() >= 2 {
+                self.crowded.insert(key - 1);
+            }
+        }
+        (self.scratch_keys, self.scratch_tail) = (keys, tail);
         self.clock += 1;
         self.pending = admitted;
     }
@@ -423,7 +456,8 @@ impl NestedWait {
             .map(|r| (r.id(), r.prompt_tokens(), admit_growth(view, r.prompt_tokens())))
             .collect();
         // Held by the stage rule: (admission sequence, id), sorted by sequence.
-        let mut held: Vec<(u64, RequestId)> = self.stages.over(n[0].ceil() as u64).collect();
+        let cap = n[0].ceil() as u64;
+        let mut held: Vec<(u64, RequestId)> = self.stages.over(cap).collect();
         held.sort_unstable();
         let is_held = |r: &ResidentView| held.binary_search(&(r.admitted_seq(), r.id())).is_ok();
         let mut rest_need = view.decode_all_growth(1);
@@ -493,10 +527,15 @@ impl NestedWait {
             .iter()
             .map(|&(id, tokens, _)| BatchItem::Prefill { id, tokens })
             .collect();
-        for id in &evict {
-            self.stages.remove(*id);
+        let admitted = admit[..admitted].iter().map(|a| a.0).collect();
+        if evict.is_empty() && hold.len() == held.len() {
+            self.stages.ran_over(cap, admitted);
+        } else {
+            for id in &evict {
+                self.stages.remove(*id);
+            }
+            self.stages.ran(&hold, admitted);
         }
-        self.stages.ran(&hold, admit[..admitted].iter().map(|a| a.0).collect());
         Some(Plan { evict, batch, repeat: Repeat::Once, decode_all: true, hold })
     }
 }
