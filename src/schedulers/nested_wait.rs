@@ -62,7 +62,7 @@ use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::nested::Segments;
 use kvsched_spec::fluid::FluidInputs;
 use kvsched_spec::{BatchItem, EvictionRule, Information, RequestId, Tokens, WorkloadFile};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Where the per-stage thresholds come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +104,64 @@ pub struct NestedWait {
     stages: StageIndex,
 }
 
+/// `(key, admission sequence)` of the indexed residents, by id: a window of consecutive ids
+/// from the smallest member's to the largest's (residents are admitted in about id order,
+/// so the window is about the residents' span), `O(1)` per operation, amortized.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Members {
+    base: u32,
+    slots: VecDeque<Option<(i64, u64)>>,
+    len: usize,
+}
+
+impl Members {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn slot(&self, id: RequestId) -> Option<usize> {
+        id.0.checked_sub(self.base).map(|i| i as usize).filter(|&i| i < self.slots.len())
+    }
+
+    fn get(&self, id: RequestId) -> Option<&(i64, u64)> {
+        self.slot(id).and_then(|i| self.slots[i].as_ref())
+    }
+
+    fn get_mut(&mut self, id: RequestId) -> Option<&mut (i64, u64)> {
+        self.slot(id).and_then(|i| self.slots[i].as_mut())
+    }
+
+    fn insert(&mut self, id: RequestId, value: (i64, u64)) {
+        if self.slots.is_empty() {
+            self.base = id.0;
+        }
+        while id.0 < self.base {
+            self.slots.push_front(None);
+            self.base -= 1;
+        }
+        let i = (id.0 - self.base) as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        self.len += usize::from(self.slots[i].is_none());
+        self.slots[i] = Some(value);
+    }
+
+    fn remove(&mut self, id: RequestId) -> Option<(i64, u64)> {
+        let i = self.slot(id)?;
+        let out = self.slots[i].take()?;
+        self.len -= 1;
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        while self.slots.back().is_some_and(Option::is_none) {
+            self.slots.pop_back();
+        }
+        Some(out)
+    }
+}
+
 /// The one-segment fast path's index of the decode-ready residents by stage.
 ///
 /// A member's key is `generated - clock`, where `clock` counts the fast-path batches since the
@@ -122,7 +180,7 @@ struct StageIndex {
     /// Keys of the stages with at least two members.
     crowded: BTreeSet<i64>,
     /// Member -> `(key, admission sequence)`.
-    member: BTreeMap<RequestId, (i64, u64)>,
+    member: Members,
     /// Admitted by the last fast plan, not indexed yet.
     pending: Vec<RequestId>,
     /// Buffers of [`StageIndex::ran_over`], kept to spare allocations.
@@ -146,7 +204,7 @@ impl StageIndex {
     }
 
     fn remove(&mut self, id: RequestId) -> Option<(i64, u64)> {
-        let (key, seq) = self.member.remove(&id)?;
+        let (key, seq) = self.member.remove(id)?;
         let stage = self.stages.get_mut(&key).expect("a member's stage");
         let at = stage.partition_point(|m| m.0 < seq);
         stage.remove(at);
@@ -219,7 +277,7 @@ impl StageIndex {
                 self.crowded.remove(&key);
             }
             for m in &tail {
-                self.member.get_mut(&m.1).expect("a member").0 = key - 1;
+                self.member.get_mut(m.1).expect("a member").0 = key - 1;
             }
             let below = self.stages.entry(key - 1).or_default();
             below.extend_from_slice(&tail);
@@ -240,7 +298,7 @@ impl StageIndex {
             && view
                 .running()
                 .filter(ResidentView::prefill_done)
-                .all(|r| self.member.get(&r.id()) == Some(&(self.key(&r), r.admitted_seq())))
+                .all(|r| self.member.get(r.id()) == Some(&(self.key(&r), r.admitted_seq())))
     }
 }
 
@@ -458,12 +516,14 @@ impl NestedWait {
         // Held by the stage rule: (admission sequence, id), sorted by sequence.
         let cap = n[0].ceil() as u64;
         let mut held: Vec<(u64, RequestId)> = self.stages.over(cap).collect();
-        held.sort_unstable();
-        let is_held = |r: &ResidentView| held.binary_search(&(r.admitted_seq(), r.id())).is_ok();
         let mut rest_need = view.decode_all_growth(1);
         for &(_, id) in &held {
             rest_need -= growth(&view.resident(id).expect("an indexed member is resident"));
         }
+        if rest_need + admit.iter().map(|a| a.2).sum::<Tokens>() > view.kv_free() {
+            held.sort_unstable(); // for the guard's lookups
+        }
+        let is_held = |r: &ResidentView| held.binary_search(&(r.admitted_seq(), r.id())).is_ok();
         if admit.is_empty() && held.len() == view.running_len() {
             // Nothing selected (no resident, nothing to admit): the general path's empty plan.
             return Some(Plan::idle());
