@@ -43,11 +43,16 @@
 //! keyed by `generated - clock`, where the clock counts fast batches, so a batch moves only
 //! the held; the stages with two or more members in a set) yields them in `O(held + crowded
 //! stages)`, and the decision costs `O(admissions + held + crowded stages + log n)` plus the
-//! engine's `O(block + held log n)`. The general path decides whenever this does not apply:
-//! several segments, a resident mid-prefill, or a batch that does not fit (the memory
-//! guard); a general batch invalidates the index, which is rebuilt (`O(n log n)`) at the next
-//! fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet (the held
-//! one meets the next younger), so the hold list is usually non-empty.
+//! engine's `O(block + held log n)`. When the batch does not fit, the memory guard's trims and
+//! evictions follow a known order (admissions from the end, then decodes from the most recent
+//! resident, then evictions of the most recent residents), which the fast path computes too
+//! (trimmed decodes join the hold list; evictions go in the plan), in `O(trimmed + evicted)`.
+//! The general path decides whenever this does not apply: several segments (the fluid
+//! design `for_workload` builds), a resident mid-prefill, or a guard that evicts every
+//! resident; a general batch invalidates the index, which is rebuilt (`O(n log n)`) at the
+//! next fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet
+//! (the held one meets the next younger), so the hold list is usually non-empty
+//! (BENCHMARKS.md: 2.7 to 4 residents held a decision on the lmsys-like mix).
 //!
 //! Deviation (the `nested_wait_drain_does_not_stall` fix): a boundary queue whose rotor is on a
 //! zero turn (`floor(acc + n_k) = 0`, a fractional `n_k < 1` of a fluid design) selects
