@@ -533,49 +533,8 @@ impl NestedWait {
             // Nothing selected (no resident, nothing to admit): the general path's empty plan.
             return Some(Plan::idle());
         }
-        // The memory guard, as `fit_or_evict` (admissions from the end, then decodes from the
-        // most recent; evictions of the most recent residents while nothing fits).
-        let mut free = view.kv_free();
-        let mut evict: Vec<RequestId> = Vec::new();
-        let mut victims = view.running().rev();
-        let mut acted = false;
-        let (admitted, trimmed) = loop {
-            let mut need = rest_need + admit.iter().map(|a| a.2).sum::<Tokens>();
-            let mut k = admit.len();
-            while need > free && k > 0 {
-                acted = true;
-                k -= 1;
-                need -= admit[k].2;
-            }
-            if need <= free {
-                break (k, Vec::new());
-            }
-            acted = true;
-            let left = view.running_len() - evict.len();
-            if left == 0 {
-                return None; // every resident evicted and still nothing fits: rare, general path
-            }
-            let oldest = view.running().next().expect("a resident is left");
-            if growth(&oldest) <= free {
-                // Decodes are dropped from the most recent until the rest fits; the oldest
-                // resident (first of its stage, never held) always stays.
-                let mut trimmed = Vec::new();
-                for r in view.running().rev().skip(evict.len()).filter(|r| !is_held(r)) {
-                    trimmed.push(r.id());
-                    need -= growth(&r);
-                    if need <= free {
-                        break;
-                    }
-                }
-                break (0, trimmed);
-            }
-            let v = victims.next().expect("a resident is left");
-            free += view.footprint(v.held());
-            if !is_held(&v) {
-                rest_need -= growth(&v);
-            }
-            evict.push(v.id());
-        };
+        let Guarded { admitted, trimmed, evict, acted } =
+            fast_guard(view, &admit, rest_need, &is_held)?;
         if admitted == 0 && evict.len() == view.running_len() {
             return None; // nothing runs: the general path's empty plan (rare)
         }
@@ -602,6 +561,69 @@ impl NestedWait {
             self.stages.ran(&hold, admitted);
         }
         Some(Plan { evict, batch, repeat: Repeat::Once, decode_all: true, hold })
+    }
+}
+
+/// What the memory guard keeps of a fast decision: admissions kept (a prefix), selected decodes
+/// dropped (to hold back), evictions, and whether it acted.
+struct Guarded {
+    admitted: usize,
+    trimmed: Vec<RequestId>,
+    evict: Vec<RequestId>,
+    acted: bool,
+}
+
+/// The memory guard of a one-segment fast decision, as [`fit_or_evict`] decides it on the
+/// batch `admit` (with growths) then every resident not `is_held` (admission order, growing by
+/// `rest_need` in all): admissions dropped from the end, then decodes from the most recent,
+/// and the most recent residents evicted while not even the oldest resident's decode fits.
+/// `None` if it evicts every resident (rare; the general path decides).
+fn fast_guard(
+    view: &View<'_>,
+    admit: &[(RequestId, Tokens, Tokens)],
+    mut rest_need: Tokens,
+    is_held: &dyn Fn(&ResidentView) -> bool,
+) -> Option<Guarded> {
+    let growth = |r: &ResidentView| mem::decode_growth(view, r.held());
+    let mut free = view.kv_free();
+    let mut evict: Vec<RequestId> = Vec::new();
+    let mut victims = view.running().rev();
+    let mut acted = false;
+    loop {
+        let mut need = rest_need + admit.iter().map(|a| a.2).sum::<Tokens>();
+        let mut k = admit.len();
+        while need > free && k > 0 {
+            acted = true;
+            k -= 1;
+            need -= admit[k].2;
+        }
+        if need <= free {
+            return Some(Guarded { admitted: k, trimmed: Vec::new(), evict, acted });
+        }
+        acted = true;
+        if view.running_len() == evict.len() {
+            return None; // every resident evicted and still nothing fits
+        }
+        let oldest = view.running().next().expect("a resident is left");
+        if growth(&oldest) <= free {
+            // Decodes are dropped from the most recent until the rest fits; the oldest
+            // resident (first of its stage, never held) always stays.
+            let mut trimmed = Vec::new();
+            for r in view.running().rev().skip(evict.len()).filter(|r| !is_held(r)) {
+                trimmed.push(r.id());
+                need -= growth(&r);
+                if need <= free {
+                    break;
+                }
+            }
+            return Some(Guarded { admitted: 0, trimmed, evict, acted });
+        }
+        let v = victims.next().expect("a resident is left");
+        free += view.footprint(v.held());
+        if !is_held(&v) {
+            rest_need -= growth(&v);
+        }
+        evict.push(v.id());
     }
 }
 
