@@ -342,13 +342,7 @@ impl Scheduler for Mcsf {
                     self.queue.insert(Self::key(budget, &r));
                 }
             }
-            return Plan {
-                evict,
-                batch,
-                repeat: Repeat::Once,
-                decode_all: false,
-                hold: Vec::new(),
-            };
+            return Plan { evict, batch, ..Plan::default() };
         }
         let admitted = self.admissions(view, view.steps_total());
         if self.fast_path && self.order == Order::ShortestFirst {

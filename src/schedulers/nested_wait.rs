@@ -701,17 +701,11 @@ impl NestedWait {
         evict.extend(more);
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
-            return Plan {
-                evict,
-                batch,
-                repeat: Repeat::Once,
-                decode_all: false,
-                hold: Vec::new(),
-            };
+            return Plan { evict, batch, ..Plan::default() };
         }
         for r in self.rotors.iter_mut().take(sel.joined) {
             r.advance();
         }
-        Plan { evict, batch, repeat: Repeat::Once, decode_all: false, hold: Vec::new() }
+        Plan { evict, batch, ..Plan::default() }
     }
 }
