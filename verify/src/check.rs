@@ -818,8 +818,14 @@ mod tests {
     fn fast_path_agrees_with_the_full_parse() {
         let ordinary = [
             r#"{"k":"arrive","t":5,"id":0,"arrival":5,"prompt":3,"output":2}"#,
-            r#"{"k":"arrive","t":5,"id":1,"arrival":4,"prompt":3,"output":2,"predicted":7,"class":2}"#,
-            r#"{"k":"step","t":5,"dur":10,"repeat":1,"items":[{"prefill":{"id":0,"tokens":3}},{"decode":{"id":1}}],"kv":6,"done":[]}"#,
+            concat!(
+                r#"{"k":"arrive","t":5,"id":1,"arrival":4,"prompt":3,"output":2,"predicted":7,"#,
+                r#""class":2}"#
+            ),
+            concat!(
+                r#"{"k":"step","t":5,"dur":10,"repeat":1,"#,
+                r#""items":[{"prefill":{"id":0,"tokens":3}},{"decode":{"id":1}}],"kv":6,"done":[]}"#
+            ),
             r#"{"k":"evict","t":15,"id":1}"#,
             r#"{"k":"idle","t":15,"until":40}"#,
             r#"{"k":"end","t":40,"completed":2}"#,
