@@ -219,6 +219,20 @@ impl Requests {
         }
         Ok(x.cast::<PyList>().ok().cloned())
     }
+
+    /// A binary operation with a list or another `Requests`, on the lists; `NotImplemented`
+    /// with anything else (so Python tries the other operand, as it does for a list).
+    fn binary<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        op: impl FnOnce(Bound<'py, PyList>, Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let mine = Requests::whole(slf)?;
+        match Requests::list_of(other)? {
+            Some(theirs) => Ok(op(mine, theirs)?.unbind()),
+            None => Ok(slf.py().NotImplemented()),
+        }
+    }
 }
 
 #[pymethods]
@@ -284,30 +298,15 @@ impl Requests {
         other: &Bound<'py, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let mine = Requests::whole(slf)?;
-        match Requests::list_of(other)? {
-            Some(theirs) => Ok(mine.rich_compare(theirs, op)?.unbind()),
-            None => Ok(py.NotImplemented()),
-        }
+        Requests::binary(slf, other, |mine, theirs| mine.rich_compare(theirs, op))
     }
 
     fn __add__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let mine = Requests::whole(slf)?;
-        match Requests::list_of(other)? {
-            Some(theirs) => Ok(mine.as_any().add(theirs)?.unbind()),
-            None => Ok(py.NotImplemented()),
-        }
+        Requests::binary(slf, other, |mine, theirs| mine.as_any().add(theirs))
     }
 
     fn __radd__<'py>(slf: &Bound<'py, Self>, other: &Bound<'py, PyAny>) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let mine = Requests::whole(slf)?;
-        match Requests::list_of(other)? {
-            Some(theirs) => Ok(theirs.as_any().add(mine)?.unbind()),
-            None => Ok(py.NotImplemented()),
-        }
+        Requests::binary(slf, other, |mine, theirs| theirs.as_any().add(mine))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
