@@ -6,7 +6,9 @@ scenarios; then the shrinking of a broken scheduler (over-admission), both ways.
 
     python3 python/bench/conform_inproc_vs_stdio.py [REPEATS]
 
-Per mode it prints the battery's wall time, the exchange time per decision (`wire_s`: building
+Per mode it prints the battery's wall time and CPU time (this process's threads, plus the
+scheduler processes for stdio: on a shared machine wall time follows the load), the exchange
+time per decision (`wire_s`: building
 the message, handing it over, the scheduler's decide(), reading the plan back), the time inside
 decide() itself (measured in the scheduler), and their difference: the transport's overhead.
 Modes alternate and each figure is the median of REPEATS (default 3)."""
@@ -42,19 +44,25 @@ class OverAdmits(Fcfs):
         return [{"prefill": r["id"], "tokens": r["prompt"]} for r in msg["waiting"]]
 
 
+def cpu():
+    """CPU seconds of this process (every thread) and of its waited-for children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def battery(mode):
     if mode == "in-process":
         Timed.spent = [0.0, 0]
-        t = time.perf_counter()
+        c, t = cpu(), time.perf_counter()
         r = kvsched.conform(Timed, **BATTERY)
-        wall = time.perf_counter() - t
+        wall, cpu_s = time.perf_counter() - t, cpu() - c
         decide_s, calls = Timed.spent
     else:
         log = tempfile.NamedTemporaryFile(delete=False).name
         cmd = [sys.executable, os.path.join(HERE, "fcfs_timed.py"), log]
-        t = time.perf_counter()
+        c, t = cpu(), time.perf_counter()
         r = kvsched.conform(cmd, **BATTERY)
-        wall = time.perf_counter() - t
+        wall, cpu_s = time.perf_counter() - t, cpu() - c
         rows = [line.split() for line in open(log).read().splitlines()]
         os.unlink(log)
         decide_s, calls = sum(float(a) for a, _ in rows), sum(int(b) for _, b in rows)
@@ -62,7 +70,7 @@ def battery(mode):
     decisions = sum(s["decisions"] for s in r["scenarios"])
     assert decisions == calls, (decisions, calls)
     wire = sum(s["wire_s"] for s in r["scenarios"])
-    return dict(wall=wall, decisions=decisions, wire_us=wire / decisions * 1e6,
+    return dict(wall=wall, cpu=cpu_s, decisions=decisions, wire_us=wire / decisions * 1e6,
                 decide_us=decide_s / calls * 1e6,
                 overhead_us=(wire - decide_s) / decisions * 1e6)
 
@@ -90,15 +98,16 @@ def main():
     med = {m: {k: statistics.median(x[k] for x in res[m]) for k in res[m][0]} for m in modes}
     smed = {m: {k: statistics.median(x[k] for x in shr[m]) for k in shr[m][0]} for m in modes}
     print(f"battery: 7 scenarios x 200 requests, seed 1, no baselines; median of {repeats}")
-    print("| mode | wall (s) | decisions | exchange/decision (us) | decide() (us) | "
+    print("| mode | wall (s) | CPU (s) | decisions | exchange/decision (us) | decide() (us) | "
           "overhead/decision (us) |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for m in modes:
         x = med[m]
-        print(f"| {m} | {x['wall']:.2f} | {x['decisions']:.0f} | {x['wire_us']:.1f} | "
-              f"{x['decide_us']:.1f} | {x['overhead_us']:.1f} |")
+        print(f"| {m} | {x['wall']:.2f} | {x['cpu']:.2f} | {x['decisions']:.0f} | "
+              f"{x['wire_us']:.1f} | {x['decide_us']:.1f} | {x['overhead_us']:.1f} |")
     a, b = med["in-process"], med["stdio"]
-    print(f"ratio stdio / in-process: wall {b['wall'] / a['wall']:.2f}x, exchange "
+    print(f"ratio stdio / in-process: wall {b['wall'] / a['wall']:.2f}x, "
+          f"CPU {b['cpu'] / a['cpu']:.2f}x, exchange "
           f"{b['wire_us'] / a['wire_us']:.2f}x, overhead {b['overhead_us'] / a['overhead_us']:.2f}x")
     print()
     print("shrinking a broken scheduler (over-admission, tiny, 200 requests, up to 400 runs)")

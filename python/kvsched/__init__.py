@@ -7,12 +7,15 @@ experiments and in-process scheduler conformance, backed by the same Rust librar
     r["p99_latency_s"], pandas.DataFrame(r["records"])
 
 Bad input raises `KvschedError` (a `ValueError`) with the CLI's message. Long calls release the
-GIL and stop on Ctrl-C (`KeyboardInterrupt`).
+GIL and stop on Ctrl-C (`KeyboardInterrupt`). `conform(obj)` hands a Python scheduler the wire
+protocol's `decide` messages as dicts whose `waiting` and `running` are `Requests`: list-like
+sequences that build a request's dict when it is first read.
 """
 
 from ._kvsched import (  # noqa: F401
     PROTOCOL_VERSION,
     KvschedError,
+    Requests,
     conform,
     fluid,
     opt,
@@ -24,6 +27,7 @@ from ._kvsched import (  # noqa: F401
 __all__ = [
     "PROTOCOL_VERSION",
     "KvschedError",
+    "Requests",
     "conform",
     "fluid",
     "opt",

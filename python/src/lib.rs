@@ -11,19 +11,18 @@
 //! In-process conformance ([`conform`]): a Python object with `decide(msg) -> plan` (the
 //! interface of `clients/python/kvsched_client.py`) runs through `kvsched::conform`'s battery,
 //! shrinking and replay. It receives the very messages the wire protocol carries
-//! (`kvsched::protocol::wire`, converted to dicts instead of JSON lines) and answers with the
-//! plan's fields, parsed and judged as a `plan` line would be.
+//! (`kvsched::protocol::wire`, converted to dicts instead of JSON lines, their `waiting` and
+//! `running` lists built lazily: [`view`]) and answers with the plan's fields, parsed and judged
+//! as a `plan` line would be. Its decision loop is the stdio adapter's (`kvsched::conform::latch`).
 
-use kvsched::conform::external::poisoned_plan;
+use kvsched::conform::latch::{self, Exchange, Latch};
 use kvsched::conform::{
     self as harness, Candidate, ConformConfig, ConformReport, ExternalCommand, ExternalOptions,
-    Finish, Runnable, Verdict,
-    VerdictCode,
+    Finish, Runnable, Verdict, VerdictCode,
 };
 use kvsched::experiments::{render, report, Ctx, Scale};
 use kvsched::protocol::wire::{
-    decide_of, Decide, DecideCtx, Hello, Item, PlanMsg, Req, Res, ToScheduler, Views,
-    PROTOCOL_NAME, PROTOCOL_VERSION,
+    decide_of, Hello, Item, PlanMsg, ToScheduler, Views, PROTOCOL_NAME, PROTOCOL_VERSION,
 };
 use kvsched::run::hindsight::{self, Method, OptSpec};
 use kvsched::run::{Requests, RunSpec, TraceCsv, WorkloadSource};
@@ -38,7 +37,9 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod view;
 
 pyo3::create_exception!(
     _kvsched,
@@ -541,150 +542,38 @@ impl Candidate for PyCandidate {
                 name,
                 information,
                 views,
-                seq: 0,
-                steps_at_last: 0,
-                fault: None,
-                decisions: 0,
-                wire: Duration::ZERO,
+                latch: Latch::default(),
                 cancel: self.cancel.clone(),
-                cache: Vec::new(),
+                cache: view::ReqCache::default(),
             }) as Box<dyn Runnable>)
         })
     }
 }
 
-/// The `decide` message as the dict `json.loads` makes of its line (built directly, with
-/// interned keys: this is the hot path). `tests/test_conform.py` checks it equals the stdio
-/// messages for every information set and view mode.
-///
-/// A request's own fields (`id`, `arrival`, `prompt`, `class`, `known`, `predicted`) never
-/// change during a run, so each request's dict is built once into `cache` (indexed by id, which
-/// is dense) and every message gets a *copy* of it (a C-level dict copy, several times cheaper
-/// than building it field by field): the scheduler may mutate what it receives, as it may
-/// with a message parsed from JSON. A completed request's entry is dropped.
-fn decide_dict<'py>(
-    py: Python<'py>,
-    d: &Decide,
-    cache: &mut Vec<Option<Py<PyDict>>>,
-) -> PyResult<Bound<'py, PyDict>> {
-    use pyo3::intern;
-    let out = PyDict::new(py);
-    out.set_item(intern!(py, "type"), intern!(py, "decide"))?;
-    out.set_item(intern!(py, "seq"), d.seq)?;
-    out.set_item(intern!(py, "t"), d.t)?;
-    out.set_item(intern!(py, "kv_used"), d.kv_used)?;
-    out.set_item(intern!(py, "kv_capacity"), d.kv_capacity)?;
-    out.set_item(intern!(py, "steps"), d.steps)?;
-    out.set_item(intern!(py, "ran"), d.ran)?;
-    out.set_item(intern!(py, "arrivals_done"), d.arrivals_done)?;
-    let mut req = |r: &Req| -> PyResult<Bound<'py, PyDict>> {
-        // Ids are dense (the harness numbers requests in arrival order), so the cache grows
-        // with the run; past `--requests`' limit an id is built without it. A request resumed
-        // with kept tokens (`keep_generated`) shows other fields each time: never cached.
-        let slot = r.id as usize;
-        let cached = r.kept == 0 && slot <= 1 << 21;
-        if cached && cache.len() <= slot {
-            cache.resize_with(slot + 1, || None);
-        }
-        if let (true, Some(Some(x))) = (cached, cache.get(slot)) {
-            return x.bind(py).copy();
-        }
-        let x = PyDict::new(py);
-        x.set_item(intern!(py, "id"), r.id)?;
-        x.set_item(intern!(py, "arrival"), r.arrival)?;
-        x.set_item(intern!(py, "prompt"), r.prompt)?;
-        x.set_item(intern!(py, "class"), r.class)?;
-        if let Some(k) = r.known {
-            x.set_item(intern!(py, "known"), k)?;
-        }
-        if let Some(p) = r.predicted {
-            x.set_item(intern!(py, "predicted"), p)?;
-        }
-        if r.kept > 0 {
-            x.set_item(intern!(py, "kept"), r.kept)?;
-        }
-        if !cached {
-            return Ok(x);
-        }
-        let copy = x.copy()?;
-        cache[slot] = Some(x.unbind());
-        Ok(copy)
-    };
-    let mut reqs = |rs: &[Req]| -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, rs.iter().map(&mut req).collect::<PyResult<Vec<_>>>()?)
-    };
-    out.set_item(intern!(py, "arrived"), reqs(&d.arrived)?)?;
-    if let Some(w) = &d.waiting {
-        out.set_item(intern!(py, "waiting"), reqs(w)?)?;
-    }
-    let done = d
-        .completed
-        .iter()
-        .map(|c| {
-            let x = PyDict::new(py);
-            x.set_item(intern!(py, "id"), c.id)?;
-            x.set_item(intern!(py, "output"), c.output)?;
-            x.set_item(intern!(py, "finish"), c.finish)?;
-            Ok(x)
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    out.set_item(intern!(py, "completed"), PyList::new(py, done)?)?;
-    if let Some(running) = &d.running {
-        let rs = running
-            .iter()
-            .map(|r: &Res| {
-                let x = req(&Req {
-                    id: r.id,
-                    arrival: r.arrival,
-                    prompt: r.prompt,
-                    class: r.class,
-                    known: r.known,
-                    predicted: r.predicted,
-                    kept: r.kept,
-                })?;
-                x.set_item(intern!(py, "prefilled"), r.prefilled)?;
-                x.set_item(intern!(py, "generated"), r.generated)?;
-                x.set_item(intern!(py, "held"), r.held)?;
-                x.set_item(intern!(py, "seq"), r.seq)?;
-                Ok(x)
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        out.set_item(intern!(py, "running"), PyList::new(py, rs)?)?;
-    }
-    for c in &d.completed {
-        if let Some(slot) = cache.get_mut(c.id as usize) {
-            *slot = None;
-        }
-    }
-    Ok(out)
-}
-
-/// A started Python scheduler: the in-process counterpart of `conform::external::External`.
+/// A started Python scheduler: the in-process counterpart of `conform::external::External`,
+/// sharing its decision loop (`kvsched::conform::latch`: numbering, timing, the latched fault).
 struct PyRunnable {
     obj: Py<PyAny>,
     name: String,
     information: Information,
     views: Views,
-    seq: u64,
-    steps_at_last: u64,
-    fault: Option<Verdict>,
-    decisions: u64,
-    wire: Duration,
+    latch: Latch,
     cancel: Cancel,
-    /// Each request's dict, built once (see [`decide_dict`]).
-    cache: Vec<Option<Py<PyDict>>>,
+    /// Each request's dict, built once per run (see [`view::ReqCache`]).
+    cache: view::ReqCache,
 }
 
-impl PyRunnable {
+impl Exchange for PyRunnable {
+    fn latch(&mut self) -> &mut Latch {
+        &mut self.latch
+    }
+
     fn exchange(&mut self, view: &View<'_>) -> Result<Plan, Verdict> {
-        self.seq += 1;
-        let ran = view.steps_total() - self.steps_at_last;
-        self.steps_at_last = view.steps_total();
-        let ctx = DecideCtx { seq: self.seq, ran, views: self.views };
+        let ctx = self.latch.next(view, self.views);
         let msg = decide_of(view, &ctx);
-        let seq = self.seq;
+        let seq = ctx.seq;
         Python::attach(|py| {
-            let m = decide_dict(py, &msg, &mut self.cache)
+            let m = view::decide_dict(py, msg, &self.cache)
                 .map_err(|e| Verdict::new(VerdictCode::Protocol, e.to_string()))?;
             let reply = self.obj.bind(py).call_method1("decide", (m,)).map_err(|e| {
                 exception_verdict(py, &abort_if_base(py, e), &format!("decision {seq}"))
@@ -705,34 +594,19 @@ impl Scheduler for PyRunnable {
     }
     fn decide(&mut self, view: &View<'_>) -> Plan {
         self.cancel.check();
-        if self.fault.is_some() {
-            return poisoned_plan();
-        }
-        let t0 = Instant::now();
-        let result = self.exchange(view);
-        self.wire += t0.elapsed();
-        match result {
-            Ok(plan) => {
-                self.decisions += 1;
-                plan
-            }
-            Err(v) => {
-                self.fault = Some(v.at(view.now_ns().get()));
-                poisoned_plan()
-            }
-        }
+        latch::decide(self, view)
     }
 }
 
 impl Runnable for PyRunnable {
     fn take_fault(&mut self) -> Option<Verdict> {
-        self.fault.take()
+        self.latch.take_fault()
     }
     fn decisions(&self) -> u64 {
-        self.decisions
+        self.latch.decisions()
     }
     fn wire_time(&self) -> Duration {
-        self.wire
+        self.latch.wire_time()
     }
     fn finish(&mut self, _how: Finish<'_>) {}
 }
@@ -828,19 +702,19 @@ fn conform(
     if !baselines {
         cfg.baselines.clear();
     }
-    let options =
-        ExternalOptions::with_limits(decision_timeout_ms, handshake_timeout_ms, total_timeout_s, None)
-            .map_err(err)?;
+    let options = ExternalOptions::with_limits(
+        decision_timeout_ms,
+        handshake_timeout_ms,
+        total_timeout_s,
+        None,
+    )
+    .map_err(err)?;
     let candidate: Box<dyn Candidate + Send> = match command {
         Some(cmd) => {
             let (program, rest) =
                 cmd.split_first().ok_or_else(|| err("scheduler: the command is empty"))?;
             Box::new(Command {
-                inner: ExternalCommand {
-                    program: program.clone(),
-                    args: rest.to_vec(),
-                    options,
-                },
+                inner: ExternalCommand { program: program.clone(), args: rest.to_vec(), options },
                 cancel: cancel.clone(),
             })
         }
@@ -906,5 +780,6 @@ fn _kvsched(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reproduce, m)?)?;
     m.add_function(wrap_pyfunction!(schedulers, m)?)?;
     m.add_function(wrap_pyfunction!(conform, m)?)?;
+    m.add_class::<view::Requests>()?;
     Ok(())
 }

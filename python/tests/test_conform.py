@@ -118,3 +118,53 @@ def test_a_scheduler_may_mutate_its_messages():
     r = kvsched.conform(Scribbles, **SMALL)
     assert r["conforms"], [s["verdict"] for s in r["scenarios"]]
     assert Scribbles.leaked == 0
+
+
+def test_waiting_and_running_behave_as_lists():
+    """`msg["waiting"]` and `msg["running"]` are lazy sequences (a request's dict is built when
+    first read); everything a scheduler does with a list works, and gives what the list
+    parsed from JSON would."""
+    import copy
+    import pickle
+
+    seen = []
+
+    class Probes(Fcfs):
+        def decide(self, msg):
+            w, r = msg["waiting"], msg["running"]
+            if len(w) >= 3 and len(r) >= 2 and len(seen) < 5:
+                assert isinstance(w, kvsched.Requests) and isinstance(r, kvsched.Requests)
+                plain = json.loads(json.dumps(msg, default=list))
+                assert w == plain["waiting"] and plain["waiting"] == w and r == plain["running"]
+                assert w != plain["waiting"][1:] and not (w == 3)
+                assert len(w) == len(plain["waiting"]) and bool(w)
+                assert w[0] == plain["waiting"][0] and w[-1] == plain["waiting"][-1]
+                assert w[0] is w[0], "an entry is built once and kept"
+                assert w[1:3] == plain["waiting"][1:3] and isinstance(w[1:3], list)
+                assert list(reversed(r)) == plain["running"][::-1]
+                assert plain["waiting"][2] in w and {"id": -1} not in w
+                both = w + r
+                assert isinstance(both, list) and both == plain["waiting"] + plain["running"]
+                assert [1] + r == [1] + plain["running"]
+                assert copy.deepcopy(w) == plain["waiting"] and pickle.loads(pickle.dumps(r)) == r
+                assert isinstance(w.copy(), list) and w.index(w[1]) == 1
+                assert repr(w) == repr(plain["waiting"])
+                with pytest.raises(IndexError):
+                    w[len(w)]
+                with pytest.raises(TypeError):
+                    w["id"]
+                w[0]["mark"] = 1
+                assert w[0]["mark"] == 1, "writes into an entry stay within the message"
+                # A list method acts on the sequence's own list, which later reads see.
+                r.sort(key=lambda x: -x["id"])
+                assert [x["id"] for x in r] == sorted((x["id"] for x in plain["running"]),
+                                                     reverse=True)
+                r.pop()
+                assert len(r) == len(plain["running"]) - 1
+                seen.append(msg["seq"])
+                msg = plain  # decide on the untouched copy
+            return super().decide(msg)
+
+    r = kvsched.conform(Probes, scenarios=["overload"], requests=100, baselines=False)
+    assert r["conforms"], [s["verdict"] for s in r["scenarios"]]
+    assert len(seen) == 5

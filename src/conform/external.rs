@@ -10,19 +10,22 @@
 //! in the environment that survives `setsid` and orphaning). Stderr is drained by its own
 //! thread into a tail kept for the report (and, optionally, a log).
 //!
-//! A fault (crash, hang, garbage, wrong message, reported error) is recorded in the adapter;
-//! `decide` then returns a *poisoned* plan that names the reserved id `u32::MAX`, which the
-//! engine rejects, ending the run without any engine change. The harness reads the recorded
-//! fault through [`Runnable::take_fault`] before it looks at the engine's error.
+//! A fault (crash, hang, garbage, wrong message, reported error) is latched by [`super::latch`],
+//! which the in-process Python adapter shares: `decide` then returns a *poisoned* plan that
+//! names the reserved id `u32::MAX`, which the engine rejects, ending the run without any
+//! engine change. The harness reads the recorded fault through [`Runnable::take_fault`] before
+//! it looks at the engine's error.
 
+use super::latch::{self, Exchange, Latch};
+pub use super::latch::{poisoned_plan, POISON_ID};
 use super::verdict::{Verdict, VerdictCode};
 use super::{Candidate, Finish, Runnable};
 use crate::protocol::wire::{
-    decide_of, parse_from_scheduler, DecideCtx, End, ErrorMsg, FromScheduler, Hello, ToScheduler,
-    Views, MAX_LINE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
+    decide_of, parse_from_scheduler, End, ErrorMsg, FromScheduler, Hello, ToScheduler, Views,
+    MAX_LINE_BYTES, PROTOCOL_NAME, PROTOCOL_VERSION,
 };
-use crate::sim::{Plan, Repeat, Scheduler, View};
-use kvsched_spec::{BatchItem, Information, ModelConfig, RequestId};
+use crate::sim::{Plan, Scheduler, View};
+use kvsched_spec::{Information, ModelConfig};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -76,20 +79,6 @@ impl Candidate for ExternalCommand {
 
     fn start(&self, scenario: &str, config: &ModelConfig) -> Result<Box<dyn Runnable>, Verdict> {
         External::spawn(self, scenario, config).map(|e| Box::new(e) as Box<dyn Runnable>)
-    }
-}
-
-/// The reserved id of a poisoned plan.
-pub const POISON_ID: u32 = u32::MAX;
-
-/// A plan the engine always rejects (`unknown_request` of [`POISON_ID`]): ends a run.
-pub fn poisoned_plan() -> Plan {
-    Plan {
-        evict: vec![],
-        batch: vec![BatchItem::Decode { id: RequestId(POISON_ID) }],
-        repeat: Repeat::Once,
-        decode_all: false,
-        hold: Vec::new(),
     }
 }
 
@@ -291,18 +280,14 @@ pub struct External {
     watch: Arc<Watch>,
     tail: Arc<Mutex<Tail>>,
     options: ExternalOptions,
-    fault: Option<Verdict>,
-    seq: u64,
-    steps_at_last: u64,
+    /// The latched fault, decision numbers, decisions answered and wall time spent in
+    /// exchanges (writing `decide`, reading `plan`).
+    latch: Latch,
     out: Vec<u8>,
     /// When `ready` arrived: the run's total time counts from here.
     ready_at: Instant,
     /// Wall time from spawning to `ready`.
     pub handshake_time: Duration,
-    /// Decisions answered.
-    pub decisions: u64,
-    /// Wall time spent in exchanges (writing `decide`, reading `plan`).
-    pub wire: Duration,
 }
 
 impl External {
@@ -361,14 +346,10 @@ impl External {
             watch,
             tail,
             options: cmd.options.clone(),
-            fault: None,
-            seq: 0,
-            steps_at_last: 0,
+            latch: Latch::default(),
             out: Vec::new(),
             ready_at: Instant::now(),
             handshake_time: Duration::ZERO,
-            decisions: 0,
-            wire: Duration::ZERO,
         };
         ext.handshake(scenario, config)?;
         ext.ready_at = Instant::now();
@@ -487,37 +468,9 @@ impl External {
         }
     }
 
-    fn exchange(&mut self, view: &View<'_>) -> Result<Plan, Verdict> {
-        let elapsed = self.ready_at.elapsed();
-        let Some(left) = self.options.total_timeout.checked_sub(elapsed) else {
-            return Err(Verdict::new(VerdictCode::Timeout, "total time limit of the run reached"));
-        };
-        self.seq += 1;
-        let ran = view.steps_total() - self.steps_at_last;
-        self.steps_at_last = view.steps_total();
-        let ctx = DecideCtx { seq: self.seq, ran, views: self.views };
-        let msg = ToScheduler::Decide(decide_of(view, &ctx));
-        self.watch.arm(left.min(self.options.decision_timeout));
-        let reply = self.send(&msg).and_then(|()| self.receive());
-        self.watch.disarm();
-        match reply? {
-            FromScheduler::Plan(p) if p.seq == self.seq => p.to_plan().map_err(|e| {
-                Verdict::new(VerdictCode::Garbage, format!("plan for decision {}: {e}", self.seq))
-            }),
-            FromScheduler::Plan(p) => Err(Verdict::new(
-                VerdictCode::Protocol,
-                format!("plan for decision {}, expected {}", p.seq, self.seq),
-            )),
-            FromScheduler::Error(e) => Err(scheduler_error(&e)),
-            FromScheduler::Ready(_) => {
-                Err(Verdict::new(VerdictCode::Protocol, format!("ready at decision {}", self.seq)))
-            }
-        }
-    }
-
     fn shutdown(&mut self, last: Option<ToScheduler>) {
         if let Some(msg) = last {
-            if self.fault.is_none() || matches!(msg, ToScheduler::Error(_)) {
+            if !self.latch.faulted() || matches!(msg, ToScheduler::Error(_)) {
                 self.watch.arm(Duration::from_millis(500));
                 let _ = self.send(&msg);
             }
@@ -553,20 +506,37 @@ impl Scheduler for External {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
-        if self.fault.is_some() {
-            return poisoned_plan();
-        }
-        let t0 = Instant::now();
-        let result = self.exchange(view);
-        self.wire += t0.elapsed();
-        match result {
-            Ok(plan) => {
-                self.decisions += 1;
-                plan
-            }
-            Err(v) => {
-                self.fault = Some(v.at(view.now_ns().get()));
-                poisoned_plan()
+        latch::decide(self, view)
+    }
+}
+
+impl Exchange for External {
+    fn latch(&mut self) -> &mut Latch {
+        &mut self.latch
+    }
+
+    fn exchange(&mut self, view: &View<'_>) -> Result<Plan, Verdict> {
+        let elapsed = self.ready_at.elapsed();
+        let Some(left) = self.options.total_timeout.checked_sub(elapsed) else {
+            return Err(Verdict::new(VerdictCode::Timeout, "total time limit of the run reached"));
+        };
+        let ctx = self.latch.next(view, self.views);
+        let seq = ctx.seq;
+        let msg = ToScheduler::Decide(decide_of(view, &ctx));
+        self.watch.arm(left.min(self.options.decision_timeout));
+        let reply = self.send(&msg).and_then(|()| self.receive());
+        self.watch.disarm();
+        match reply? {
+            FromScheduler::Plan(p) if p.seq == seq => p.to_plan().map_err(|e| {
+                Verdict::new(VerdictCode::Garbage, format!("plan for decision {seq}: {e}"))
+            }),
+            FromScheduler::Plan(p) => Err(Verdict::new(
+                VerdictCode::Protocol,
+                format!("plan for decision {}, expected {seq}", p.seq),
+            )),
+            FromScheduler::Error(e) => Err(scheduler_error(&e)),
+            FromScheduler::Ready(_) => {
+                Err(Verdict::new(VerdictCode::Protocol, format!("ready at decision {seq}")))
             }
         }
     }
@@ -574,15 +544,15 @@ impl Scheduler for External {
 
 impl Runnable for External {
     fn take_fault(&mut self) -> Option<Verdict> {
-        self.fault.take()
+        self.latch.take_fault()
     }
 
     fn decisions(&self) -> u64 {
-        self.decisions
+        self.latch.decisions()
     }
 
     fn wire_time(&self) -> Duration {
-        self.wire
+        self.latch.wire_time()
     }
 
     fn finish(&mut self, how: Finish) {
@@ -591,7 +561,7 @@ impl Runnable for External {
             Finish::Rejected(v) => Some(ToScheduler::Error(ErrorMsg {
                 code: v.code.as_str().into(),
                 message: v.message.clone(),
-                seq: Some(self.seq),
+                seq: Some(self.latch.seq()),
             })),
             Finish::Abandoned => None,
         };

@@ -17,6 +17,7 @@
 
 pub mod battery;
 pub mod external;
+pub mod latch;
 pub mod options;
 pub mod run;
 pub mod shrink;

@@ -335,7 +335,8 @@ fn simulate_judged(
     let idle_wait = std::mem::take(&mut monitor.idle_wait);
     let passes = std::mem::take(&mut monitor.passes);
     let fault = monitor.inner.take_fault();
-    let trace = buf.0.borrow().clone();
+    // The engine and its options are gone: the buffer is the only holder left.
+    let trace = std::mem::take(&mut *buf.0.borrow_mut());
     let (verdict, outcome) = match run {
         Err(p) => (panic_verdict(p), None),
         Ok(_) if fault.is_some() => (fault.expect("checked"), None),
