@@ -45,7 +45,7 @@ use super::mem;
 use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::{design, FluidInputs};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens, WorkloadFile};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// A WAIT type: `(prompt tokens, output tokens)`.
 pub type TypeKey = (u64, u64);
@@ -141,6 +141,37 @@ pub(crate) fn fit_or_evict(
     }
 }
 
+/// [`fit_or_evict`] with `free = view.kv_free()` and nothing skipped, reading the residents
+/// only when it must evict: its first round (trim `admit`, then `rest`, from the end) needs
+/// none of them, and when that round leaves something it is the answer.
+fn trim_or_evict(
+    view: &View<'_>,
+    mut admit: Vec<(BatchItem, Tokens)>,
+    mut rest: Vec<(BatchItem, Tokens)>,
+) -> FitOrEvict {
+    let free = view.kv_free();
+    let mut need: Tokens = admit.iter().chain(&rest).map(|x| x.1).sum();
+    if need <= free {
+        return (admit, rest, Vec::new(), false);
+    }
+    let (mut la, mut lr) = (admit.len(), rest.len());
+    while need > free && la + lr > 0 {
+        if la > 0 {
+            la -= 1;
+            need -= admit[la].1;
+        } else {
+            lr -= 1;
+            need -= rest[lr].1;
+        }
+    }
+    if la + lr == 0 {
+        return fit_or_evict(view, admit, rest, free, &[]);
+    }
+    admit.truncate(la);
+    rest.truncate(lr);
+    (admit, rest, Vec::new(), true)
+}
+
 /// Where thresholds come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Thresholds {
@@ -161,9 +192,136 @@ pub struct Wait {
     pub guard_trims: u64,
     /// Last-resort evictions when paused residents fill memory (0 under the conditions).
     pub guard_evictions: u64,
+    /// Take the fast path (default; see the module doc): residents are kept by type
+    /// incrementally and a decision reads only the active types and the residents of the
+    /// eligible ones. Off, every decision regroups every resident (the general path); the
+    /// records are the same (tested).
+    pub fast_path: bool,
+    /// Decisions at which a type held residents and was not eligible (its residents paused).
+    pub paused_decisions: u64,
+    /// Decisions at which a stage of an eligible type held more residents than its cap
+    /// `ceil(n_j)` (the per-stage selection left some behind).
+    pub crowded_decisions: u64,
     rotors: BTreeMap<TypeKey, Rotor>,
     queues: BTreeMap<TypeKey, VecDeque<RequestId>>,
     arrivals: BTreeMap<TypeKey, u64>,
+    /// `sum_k c_k K_k` over the arrivals (an integer, so its `f64` is the general path's sum).
+    work: u64,
+    fast: Fast,
+}
+
+/// The fast path's incremental state.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Fast {
+    /// Residents per type, by admission sequence number (the engine's `running` order).
+    residents: BTreeMap<TypeKey, BTreeMap<u64, Filed>>,
+    /// Where each tracked resident is filed.
+    filed: HashMap<RequestId, (TypeKey, u64)>,
+    /// Admitted by the previous plan, filed at the next decision (their sequence numbers are
+    /// the engine's).
+    pending: Vec<RequestId>,
+    /// Types with waiting requests or residents (a superset: pruned when read).
+    active: BTreeSet<TypeKey>,
+    /// Requests per decode stage, reset after each type's batch.
+    taken: Vec<u64>,
+    /// Whole rebuilds from `view.running()` (0 when the bookkeeping never lost track).
+    rebuilds: u64,
+}
+
+/// A filed resident and its progress, advanced when the policy's own plan advances it (every
+/// item of a WAIT plan is a decode or a whole remaining prompt, and the engine runs the plan
+/// as given), so the selection reads no [`ResidentView`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Filed {
+    id: RequestId,
+    prefill_done: bool,
+    generated: u64,
+    /// Selected by the decision being built (cleared when it is settled).
+    selected: bool,
+}
+
+impl Filed {
+    /// The progress one iteration of its item gives (a decode, or the whole remaining prompt).
+    fn advance(&mut self, after_prefill: u64) {
+        if self.prefill_done {
+            self.generated += 1;
+        } else {
+            self.prefill_done = true;
+            self.generated += after_prefill;
+        }
+    }
+}
+
+/// The type of resident `r`, as the policy sees it.
+fn resident_key(r: &ResidentView) -> TypeKey {
+    let out = r.request().output_hint().tokens().map_or(0, |t| t.get());
+    (r.request().prompt_tokens().get(), out)
+}
+
+impl Fast {
+    fn file(&mut self, r: &ResidentView) {
+        let key = resident_key(r);
+        let f = Filed {
+            id: r.id(),
+            prefill_done: r.prefill_done(),
+            generated: r.generated().get(),
+            selected: false,
+        };
+        self.residents.entry(key).or_default().insert(r.admitted_seq(), f);
+        self.filed.insert(r.id(), (key, r.admitted_seq()));
+        self.active.insert(key);
+    }
+
+    fn unfile(&mut self, id: RequestId) {
+        if let Some((key, seq)) = self.filed.remove(&id) {
+            if let Some(m) = self.residents.get_mut(&key) {
+                m.remove(&seq);
+            }
+        }
+    }
+
+    /// Settles the selection of the decision just built, type by type in `eligible` order:
+    /// the selected residents whose items the plan kept advance (`keep(i, id)` for the `i`-th
+    /// selected), and every mark is cleared.
+    fn settle(
+        &mut self,
+        eligible: &[TypeKey],
+        after_prefill: u64,
+        mut keep: impl FnMut(usize, RequestId) -> bool,
+    ) {
+        let mut i = 0;
+        for key in eligible {
+            let Some(filed) = self.residents.get_mut(key) else { continue };
+            for f in filed.values_mut().filter(|f| f.selected) {
+                f.selected = false;
+                if keep(i, f.id) {
+                    f.advance(after_prefill);
+                }
+                i += 1;
+            }
+        }
+    }
+
+    /// Files the previous plan's admissions, drops the completions, and rebuilds from the view
+    /// if the count of residents disagrees (a run started with residents, or any surprise).
+    fn sync(&mut self, view: &View<'_>) {
+        for id in std::mem::take(&mut self.pending) {
+            if let Some(r) = view.resident(id) {
+                self.file(&r);
+            }
+        }
+        for c in view.completed_since_last() {
+            self.unfile(c.id);
+        }
+        if self.filed.len() != view.running_len() {
+            self.rebuilds += 1;
+            self.residents.clear();
+            self.filed.clear();
+            for r in view.running() {
+                self.file(&r);
+            }
+        }
+    }
 }
 
 impl Default for Wait {
@@ -180,9 +338,14 @@ impl Wait {
             drain: true,
             guard_trims: 0,
             guard_evictions: 0,
+            fast_path: true,
+            paused_decisions: 0,
+            crowded_decisions: 0,
             rotors: BTreeMap::new(),
             queues: BTreeMap::new(),
             arrivals: BTreeMap::new(),
+            work: 0,
+            fast: Fast::default(),
         }
     }
 
@@ -244,10 +407,36 @@ impl Wait {
             let key = (r.prompt_tokens().get(), out);
             self.queues.entry(key).or_default().push_back(id);
             *self.arrivals.entry(key).or_insert(0) += 1;
+            self.work += stages_of(view, out);
+            self.fast.active.insert(key);
         }
     }
 
-    /// The batch of eligible type `key`: admissions and one item per selected resident.
+    /// [`Wait::threshold`] in `O(log types)`: the same `f64` expression, with the arrival
+    /// work kept as an integer.
+    fn threshold_fast(&self, key: TypeKey) -> f64 {
+        let n = match &self.thresholds {
+            Thresholds::PerType(m) => m.get(&key).copied().unwrap_or(1.0),
+            Thresholds::TotalLimit(tl) => {
+                let work = self.work as f64;
+                let c = self.arrivals.get(&key).copied().unwrap_or(0) as f64;
+                if work > 0.0 {
+                    tl * c / work
+                } else {
+                    1.0
+                }
+            }
+        };
+        n.max(1.0)
+    }
+
+    /// Whole rebuilds of the fast path's bookkeeping (0 when it never lost track).
+    pub fn fast_path_rebuilds(&self) -> u64 {
+        self.fast.rebuilds
+    }
+
+    /// The batch of eligible type `key`: admissions and one item per selected resident; `true`
+    /// if a stage held more residents than its cap.
     #[allow(clippy::too_many_arguments, reason = "one call site; the accumulators are its own")]
     fn type_batch(
         &self,
@@ -258,7 +447,7 @@ impl Wait {
         admit: &mut Vec<(TypeKey, BatchItem, Tokens)>,
         rest: &mut Vec<(BatchItem, Tokens)>,
         view: &View<'_>,
-    ) {
+    ) -> bool {
         let queue = self.queues.get(&key);
         for &id in queue.into_iter().flatten().take(cap as usize) {
             let prompt = Tokens(key.0);
@@ -267,6 +456,7 @@ impl Wait {
         }
         let per_stage = n.ceil() as u64;
         let mut taken: BTreeMap<(bool, u64), u64> = BTreeMap::new();
+        let mut crowded = false;
         for r in residents {
             let stage = (r.prefill_done(), r.generated().get());
             let t = taken.entry(stage).or_insert(0);
@@ -274,8 +464,140 @@ impl Wait {
                 *t += 1;
                 let item = resident_item(r, None);
                 rest.push((item, mem::item_growth(view, r, &item)));
+            } else {
+                crowded = true;
             }
         }
+        crowded
+    }
+}
+
+impl Wait {
+    /// [`Wait::type_batch`] from the filed residents of `key` (admission order), marking those
+    /// it selects ([`Fast::settle`] advances them once the guard has spoken).
+    #[allow(clippy::too_many_arguments, reason = "one call site; the accumulators are its own")]
+    fn type_batch_fast(
+        &mut self,
+        key: TypeKey,
+        cap: u64,
+        n: f64,
+        admit: &mut Vec<(TypeKey, BatchItem, Tokens)>,
+        rest: &mut Vec<(BatchItem, Tokens)>,
+        view: &View<'_>,
+    ) -> bool {
+        let queue = self.queues.get(&key);
+        for &id in queue.into_iter().flatten().take(cap as usize) {
+            let prompt = Tokens(key.0);
+            let item = BatchItem::Prefill { id, tokens: prompt };
+            admit.push((key, item, admit_growth(view, prompt)));
+        }
+        let Some(filed) = self.fast.residents.get_mut(&key) else { return false };
+        let mut crowded = false;
+        let per_stage = n.ceil() as u64;
+        let taken = &mut self.fast.taken;
+        // Stage index: 0 while prefilling, 1 + generated once decoding.
+        let mut touched = Vec::new();
+        for f in filed.values_mut() {
+            debug_assert_eq!(
+                view.resident(f.id).map(|r| (r.prefill_done(), r.generated().get())),
+                Some((f.prefill_done, f.generated)),
+                "filed progress of {:?}",
+                f.id
+            );
+            let stage = if f.prefill_done { 1 + f.generated as usize } else { 0 };
+            if stage >= taken.len() {
+                taken.resize(stage + 1, 0);
+            }
+            if taken[stage] == 0 {
+                touched.push(stage);
+            }
+            if taken[stage] >= per_stage {
+                crowded = true;
+                continue;
+            }
+            taken[stage] += 1;
+            f.selected = true;
+            if f.prefill_done {
+                let held = Tokens(key.0 + f.generated);
+                rest.push((BatchItem::Decode { id: f.id }, mem::decode_growth(view, held)));
+            } else {
+                let r = view.resident(f.id).expect("filed residents are resident");
+                let item = resident_item(&r, None);
+                rest.push((item, mem::item_growth(view, &r, &item)));
+            }
+        }
+        for s in touched {
+            taken[s] = 0;
+        }
+        crowded
+    }
+
+    /// The fast path's decision: the general path's, reading only the active types and the
+    /// filed residents of the eligible ones.
+    fn decide_fast(&mut self, view: &View<'_>) -> Plan {
+        self.note_arrivals(view);
+        self.fast.sync(view);
+        let drain = self.drain && view.arrivals_done();
+        let keys: Vec<TypeKey> = self.fast.active.iter().copied().collect();
+        let (mut admit, mut rest, mut eligible) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut paused, mut crowded) = (false, false);
+        for key in keys {
+            let queued = self.queues.get(&key).map_or(0, VecDeque::len) as u64;
+            let has_residents = self.fast.residents.get(&key).is_some_and(|m| !m.is_empty());
+            if queued == 0 && !has_residents {
+                // Never eligible (every cap is at least 1), and its rotor is untouched.
+                self.fast.active.remove(&key);
+                continue;
+            }
+            let n = self.threshold_fast(key);
+            let rotor = self.rotors.entry(key).or_insert_with(|| Rotor::new(n));
+            rotor.n = n;
+            let cap = rotor.cap();
+            if queued >= cap || drain {
+                eligible.push(key);
+                crowded |= self.type_batch_fast(key, cap, n, &mut admit, &mut rest, view);
+            } else if has_residents {
+                paused = true;
+            }
+        }
+        self.paused_decisions += u64::from(paused);
+        self.crowded_decisions += u64::from(crowded);
+        let keys: Vec<TypeKey> = admit.iter().map(|a| a.0).collect();
+        let admit: Vec<(BatchItem, Tokens)> = admit.into_iter().map(|a| (a.1, a.2)).collect();
+        let (admit, rest, evict, acted) = trim_or_evict(view, admit, rest);
+        // Advance the residents whose items the plan kept: a prefix of the selection when the
+        // guard only trimmed, any of them when it evicted.
+        let after_prefill = tokens_after_prefill(view);
+        if evict.is_empty() {
+            self.fast.settle(&eligible, after_prefill, |i, _| i < rest.len());
+        } else {
+            let kept: BTreeSet<RequestId> = rest.iter().map(|x| x.0.id()).collect();
+            self.fast.settle(&eligible, after_prefill, |_, id| kept.contains(&id));
+        }
+        self.guard_trims += u64::from(acted);
+        self.guard_evictions += evict.len() as u64;
+        for (key, (item, _)) in keys.iter().zip(&admit) {
+            let q = self.queues.get_mut(key).expect("queued type");
+            debug_assert_eq!(q.front(), Some(&item.id()));
+            q.pop_front();
+            self.fast.pending.push(item.id());
+        }
+        for id in &evict {
+            let r = view.resident(*id).expect("evicted from residents");
+            let key = resident_key(&r);
+            let q = self.queues.entry(key).or_default();
+            let pos = q.partition_point(|x| x < id);
+            q.insert(pos, *id);
+            self.fast.unfile(*id);
+            self.fast.active.insert(key);
+        }
+        let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
+        if !batch.is_empty() {
+            for key in eligible {
+                self.rotors.get_mut(&key).expect("rotor").advance();
+            }
+        }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
     }
 }
 
@@ -289,6 +611,9 @@ impl Scheduler for Wait {
     }
 
     fn decide(&mut self, view: &View<'_>) -> Plan {
+        if self.fast_path {
+            return self.decide_fast(view);
+        }
         self.note_arrivals(view);
         let mut residents: BTreeMap<TypeKey, Vec<ResidentView>> = BTreeMap::new();
         for r in view.running() {
@@ -301,6 +626,7 @@ impl Scheduler for Wait {
         keys.sort_unstable();
         keys.dedup();
         let (mut admit, mut rest, mut eligible) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut paused, mut crowded) = (false, false);
         for key in keys {
             let n = self.threshold(key, view);
             let rotor = self.rotors.entry(key).or_insert_with(|| Rotor::new(n));
@@ -310,9 +636,13 @@ impl Scheduler for Wait {
             let res = residents.get(&key).map_or(&[][..], Vec::as_slice);
             if queued >= cap || (drain && (queued > 0 || !res.is_empty())) {
                 eligible.push(key);
-                self.type_batch(key, cap, n, res, &mut admit, &mut rest, view);
+                crowded |= self.type_batch(key, cap, n, res, &mut admit, &mut rest, view);
+            } else if !res.is_empty() {
+                paused = true;
             }
         }
+        self.paused_decisions += u64::from(paused);
+        self.crowded_decisions += u64::from(crowded);
         // Memory guard: trim the latest admissions, then the latest residents; evict only if
         // nothing at all fits (outside the WAIT conditions).
         let keys: Vec<TypeKey> = admit.iter().map(|a| a.0).collect();
