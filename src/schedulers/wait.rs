@@ -214,7 +214,7 @@ pub struct Wait {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Fast {
     /// Residents per type, by admission sequence number (the engine's `running` order).
-    residents: BTreeMap<TypeKey, BTreeMap<u64, Filed>>,
+    residents: BTreeMap<TypeKey, Residents>,
     /// Where each tracked resident is filed.
     filed: HashMap<RequestId, (TypeKey, u64)>,
     /// Admitted by the previous plan, filed at the next decision (their sequence numbers are
@@ -233,11 +233,45 @@ struct Fast {
 /// as given), so the selection reads no [`ResidentView`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Filed {
+    seq: u64,
     id: RequestId,
+    /// Gone (completed or evicted); dropped when its type is next read.
+    gone: bool,
     prefill_done: bool,
     generated: u64,
     /// Selected by the decision being built (cleared when it is settled).
     selected: bool,
+}
+
+/// A type's filed residents in admission order, with the gone ones left in place until the
+/// type is next read (a completion costs `O(log n)`, not a shift).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Residents {
+    list: Vec<Filed>,
+    live: usize,
+}
+
+impl Residents {
+    fn insert(&mut self, f: Filed) {
+        let at = self.list.partition_point(|g| g.seq < f.seq);
+        self.list.insert(at, f);
+        self.live += 1;
+    }
+
+    fn remove(&mut self, seq: u64) {
+        if let Ok(i) = self.list.binary_search_by_key(&seq, |f| f.seq) {
+            if !self.list[i].gone {
+                self.list[i].gone = true;
+                self.live -= 1;
+            }
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.live != self.list.len() {
+            self.list.retain(|f| !f.gone);
+        }
+    }
 }
 
 impl Filed {
@@ -262,12 +296,14 @@ impl Fast {
     fn file(&mut self, r: &ResidentView) {
         let key = resident_key(r);
         let f = Filed {
+            seq: r.admitted_seq(),
             id: r.id(),
+            gone: false,
             prefill_done: r.prefill_done(),
             generated: r.generated().get(),
             selected: false,
         };
-        self.residents.entry(key).or_default().insert(r.admitted_seq(), f);
+        self.residents.entry(key).or_default().insert(f);
         self.filed.insert(r.id(), (key, r.admitted_seq()));
         self.active.insert(key);
     }
@@ -275,7 +311,7 @@ impl Fast {
     fn unfile(&mut self, id: RequestId) {
         if let Some((key, seq)) = self.filed.remove(&id) {
             if let Some(m) = self.residents.get_mut(&key) {
-                m.remove(&seq);
+                m.remove(seq);
             }
         }
     }
@@ -292,7 +328,7 @@ impl Fast {
         let mut i = 0;
         for key in eligible {
             let Some(filed) = self.residents.get_mut(key) else { continue };
-            for f in filed.values_mut().filter(|f| f.selected) {
+            for f in filed.list.iter_mut().filter(|f| f.selected) {
                 f.selected = false;
                 if keep(i, f.id) {
                     f.advance(after_prefill);
@@ -492,12 +528,13 @@ impl Wait {
             admit.push((key, item, admit_growth(view, prompt)));
         }
         let Some(filed) = self.fast.residents.get_mut(&key) else { return false };
+        filed.compact();
         let mut crowded = false;
         let per_stage = n.ceil() as u64;
         let taken = &mut self.fast.taken;
         // Stage index: 0 while prefilling, 1 + generated once decoding.
         let mut touched = Vec::new();
-        for f in filed.values_mut() {
+        for f in &mut filed.list {
             debug_assert_eq!(
                 view.resident(f.id).map(|r| (r.prefill_done(), r.generated().get())),
                 Some((f.prefill_done, f.generated)),
@@ -543,7 +580,7 @@ impl Wait {
         let (mut paused, mut crowded) = (false, false);
         for key in keys {
             let queued = self.queues.get(&key).map_or(0, VecDeque::len) as u64;
-            let has_residents = self.fast.residents.get(&key).is_some_and(|m| !m.is_empty());
+            let has_residents = self.fast.residents.get(&key).is_some_and(|m| m.live > 0);
             if queued == 0 && !has_residents {
                 // Never eligible (every cap is at least 1), and its rotor is untouched.
                 self.fast.active.remove(&key);
