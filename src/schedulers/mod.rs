@@ -198,7 +198,8 @@ pub fn catalog() -> Vec<Entry> {
             models: "WAIT (WAIT paper Algorithm 1): known output lengths, per-type per-stage \
                      thresholds, serve eligible types {j: n_j0 >= n_j} at every stage, else wait",
             parameters: "by name: tl=64 spread over types by arrival counts (n_j >= 1); with a \
-                         workload: fluid design n_j = ceil(dT* lambda_j); drain=true",
+                         workload: fluid design n_j = ceil(dT* lambda_j), or --scheduler \
+                         wait:tl=X for the tl spread where no design exists; drain=true",
             reads: KNOWN,
             build: designed!(wait::Wait, "wait"),
         },

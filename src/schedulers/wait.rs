@@ -34,6 +34,26 @@
 //! without waiting ([`Wait::drain`]), like the authors' `force_clear`; otherwise the run would
 //! stall.
 //!
+//! **Fast path** ([`Wait::fast_path`], default on; off is the general path, which regroups
+//! every resident by type at every decision). The policy files each resident under its type
+//! when its admission is seen resident (the next decision reads the engine's admission
+//! sequence number), drops it on [`View::completed_since_last`] or when its own plan evicts
+//! it, and records each resident's progress (prefilled, tokens generated), advancing it for
+//! every item its plan keeps: every WAIT item is a decode or a whole remaining prompt, and
+//! the engine runs a plan as given. A decision then reads the types with waiting requests or
+//! residents (`O(1)` each: the `tl` spread keeps `sum_k c_k K_k` as an integer, so the
+//! thresholds are the same `f64`s) and, for each eligible type only, its residents in
+//! admission order; paused types are not read. The memory guard reads every resident only
+//! when it must evict (its trimming round needs none). Conditions: none on the input; if the
+//! count of filed residents ever differs from the engine's (a run started with residents),
+//! the filing is rebuilt from the view ([`Wait::fast_path_rebuilds`], asserted 0 in the WAIT equivalence test). The
+//! records are the general path's (`fast_paths_decide_what_the_general_paths_decide` and
+//! `wait_fast_path_on_a_designed_mix_and_with_paused_residents`). Cost per decision:
+//! `O(active types + residents of the eligible types + admissions)`, with `O(log n)` per
+//! arrival, admission and completion. The plan still lists its batch item by item (it is a
+//! strict subset of the residents whenever a type is paused, which a `decode_all` plan cannot
+//! express), so an iteration costs `O(batch)` in the policy and in the engine.
+//!
 //! By design of Algorithm 1, a type below its threshold waits while later arrivals of
 //! eligible types are admitted past it, even with memory free. The conformance battery judges
 //! such waiting only while the request is the head of the queue and could run to completion in
@@ -45,7 +65,7 @@ use super::mem;
 use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::{design, FluidInputs};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens, WorkloadFile};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A WAIT type: `(prompt tokens, output tokens)`.
 pub type TypeKey = (u64, u64);
@@ -216,7 +236,7 @@ struct Fast {
     /// Residents per type, by admission sequence number (the engine's `running` order).
     residents: BTreeMap<TypeKey, Residents>,
     /// Where each tracked resident is filed.
-    filed: HashMap<RequestId, (TypeKey, u64)>,
+    filed: BTreeMap<RequestId, (TypeKey, u64)>,
     /// Admitted by the previous plan, filed at the next decision (their sequence numbers are
     /// the engine's).
     pending: Vec<RequestId>,

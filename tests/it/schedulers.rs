@@ -559,6 +559,15 @@ fn a_wait_design_that_does_not_exist_is_an_error() {
     let w = kvsched_spec::WorkloadFile::parse("lmsys-like.toml", text).unwrap();
     let err = schedulers::for_workload("wait", &w).err().expect("no integer design on lmsys");
     assert!(err.contains("no fluid design"), "{err}");
+    // The error says how to run WAIT without the design, and that form runs.
+    assert!(err.contains("--scheduler wait:tl=64"), "{err}");
+    let by_tl = schedulers::for_workload("wait:tl=64", &w).expect("wait:tl=64");
+    assert_eq!(by_tl.name(), "wait");
+    for bad in ["wait:tl=0", "wait:tl=-3", "wait:tl=nan", "wait:tl=", "wait:tl=x"] {
+        let e = schedulers::for_workload(bad, &w).err().expect(bad);
+        assert!(e.contains("positive number"), "{bad}: {e}");
+    }
+    assert!(schedulers::by_name("wait:tl=64").is_none(), "only for_workload reads the form");
     assert!(schedulers::for_workload("nope", &w).err().expect("unknown").contains("vllm-v0"));
     assert!(schedulers::for_workload("vllm-v0", &w).is_ok());
 }
