@@ -46,8 +46,9 @@
 //! admission order; paused types are not read. The memory guard reads every resident only
 //! when it must evict (its trimming round needs none). Conditions: none on the input; if the
 //! count of filed residents ever differs from the engine's (a run started with residents),
-//! the filing is rebuilt from the view ([`Wait::fast_path_rebuilds`], asserted 0 in the WAIT equivalence test). The
-//! records are the general path's (`fast_paths_decide_what_the_general_paths_decide` and
+//! the filing is rebuilt from the view ([`Wait::fast_path_rebuilds`], asserted 0 in the WAIT
+//! equivalence test). The records are the general path's
+//! (`fast_paths_decide_what_the_general_paths_decide` and
 //! `wait_fast_path_on_a_designed_mix_and_with_paused_residents`). Cost per decision:
 //! `O(active types + residents of the eligible types + admissions)`, with `O(log n)` per
 //! arrival, admission and completion. The plan still lists its batch item by item (it is a
@@ -436,15 +437,16 @@ impl Wait {
         Wait::from_inputs(&inputs, true, None)
     }
 
-    fn threshold(&self, key: TypeKey, view: &View<'_>) -> f64 {
+    /// `sum_k c_k K_k` over the arrivals, summed afresh (the general path).
+    fn summed_work(&self, view: &View<'_>) -> f64 {
+        self.arrivals.iter().map(|(k, c)| *c as f64 * stages_of(view, k.1) as f64).sum()
+    }
+
+    /// Type `key`'s threshold, given the arrivals' `work = sum_k c_k K_k`.
+    fn threshold(&self, key: TypeKey, work: f64) -> f64 {
         let n = match &self.thresholds {
             Thresholds::PerType(m) => m.get(&key).copied().unwrap_or(1.0),
             Thresholds::TotalLimit(tl) => {
-                let work: f64 = self
-                    .arrivals
-                    .iter()
-                    .map(|(k, c)| *c as f64 * stages_of(view, k.1) as f64)
-                    .sum();
                 let c = self.arrivals.get(&key).copied().unwrap_or(0) as f64;
                 if work > 0.0 {
                     tl * c / work
@@ -468,22 +470,48 @@ impl Wait {
         }
     }
 
-    /// [`Wait::threshold`] in `O(log types)`: the same `f64` expression, with the arrival
-    /// work kept as an integer.
-    fn threshold_fast(&self, key: TypeKey) -> f64 {
-        let n = match &self.thresholds {
-            Thresholds::PerType(m) => m.get(&key).copied().unwrap_or(1.0),
-            Thresholds::TotalLimit(tl) => {
-                let work = self.work as f64;
-                let c = self.arrivals.get(&key).copied().unwrap_or(0) as f64;
-                if work > 0.0 {
-                    tl * c / work
-                } else {
-                    1.0
-                }
-            }
-        };
-        n.max(1.0)
+    /// The first `cap` waiting requests of type `key`, each with its whole prompt.
+    fn admissions(
+        &self,
+        key: TypeKey,
+        cap: u64,
+        admit: &mut Vec<(TypeKey, BatchItem, Tokens)>,
+        view: &View<'_>,
+    ) {
+        let prompt = Tokens(key.0);
+        let growth = admit_growth(view, prompt);
+        for &id in self.queues.get(&key).into_iter().flatten().take(cap as usize) {
+            admit.push((key, BatchItem::Prefill { id, tokens: prompt }, growth));
+        }
+    }
+
+    /// Books the memory guard's outcome: its counters, the admitted taken off their queues
+    /// (`keys[i]` is admission `i`'s type), and each evicted request waiting again under its
+    /// type, in its place by id (as in the engine). Returns the evicted requests' types.
+    fn book(
+        &mut self,
+        keys: &[TypeKey],
+        admit: &[(BatchItem, Tokens)],
+        evict: &[RequestId],
+        acted: bool,
+        view: &View<'_>,
+    ) -> Vec<TypeKey> {
+        self.guard_trims += u64::from(acted);
+        self.guard_evictions += evict.len() as u64;
+        for (key, (item, _)) in keys.iter().zip(admit) {
+            let q = self.queues.get_mut(key).expect("queued type");
+            debug_assert_eq!(q.front(), Some(&item.id()));
+            q.pop_front();
+        }
+        let mut types = Vec::with_capacity(evict.len());
+        for id in evict {
+            let key = resident_key(&view.resident(*id).expect("evicted from residents"));
+            let q = self.queues.entry(key).or_default();
+            let pos = q.partition_point(|x| x < id);
+            q.insert(pos, *id);
+            types.push(key);
+        }
+        types
     }
 
     /// Whole rebuilds of the fast path's bookkeeping (0 when it never lost track).
@@ -504,12 +532,7 @@ impl Wait {
         rest: &mut Vec<(BatchItem, Tokens)>,
         view: &View<'_>,
     ) -> bool {
-        let queue = self.queues.get(&key);
-        for &id in queue.into_iter().flatten().take(cap as usize) {
-            let prompt = Tokens(key.0);
-            let item = BatchItem::Prefill { id, tokens: prompt };
-            admit.push((key, item, admit_growth(view, prompt)));
-        }
+        self.admissions(key, cap, admit, view);
         let per_stage = n.ceil() as u64;
         let mut taken: BTreeMap<(bool, u64), u64> = BTreeMap::new();
         let mut crowded = false;
@@ -541,12 +564,7 @@ impl Wait {
         rest: &mut Vec<(BatchItem, Tokens)>,
         view: &View<'_>,
     ) -> bool {
-        let queue = self.queues.get(&key);
-        for &id in queue.into_iter().flatten().take(cap as usize) {
-            let prompt = Tokens(key.0);
-            let item = BatchItem::Prefill { id, tokens: prompt };
-            admit.push((key, item, admit_growth(view, prompt)));
-        }
+        self.admissions(key, cap, admit, view);
         let Some(filed) = self.fast.residents.get_mut(&key) else { return false };
         filed.compact();
         let mut crowded = false;
@@ -606,7 +624,8 @@ impl Wait {
                 self.fast.active.remove(&key);
                 continue;
             }
-            let n = self.threshold_fast(key);
+            // The same f64 as the general path's sum: integers below 2^53 add exactly.
+            let n = self.threshold(key, self.work as f64);
             let rotor = self.rotors.entry(key).or_insert_with(|| Rotor::new(n));
             rotor.n = n;
             let cap = rotor.cap();
@@ -631,22 +650,12 @@ impl Wait {
             let kept: BTreeSet<RequestId> = rest.iter().map(|x| x.0.id()).collect();
             self.fast.settle(&eligible, after_prefill, |_, id| kept.contains(&id));
         }
-        self.guard_trims += u64::from(acted);
-        self.guard_evictions += evict.len() as u64;
-        for (key, (item, _)) in keys.iter().zip(&admit) {
-            let q = self.queues.get_mut(key).expect("queued type");
-            debug_assert_eq!(q.front(), Some(&item.id()));
-            q.pop_front();
-            self.fast.pending.push(item.id());
-        }
-        for id in &evict {
-            let r = view.resident(*id).expect("evicted from residents");
-            let key = resident_key(&r);
-            let q = self.queues.entry(key).or_default();
-            let pos = q.partition_point(|x| x < id);
-            q.insert(pos, *id);
-            self.fast.unfile(*id);
+        for key in self.book(&keys, &admit, &evict, acted, view) {
             self.fast.active.insert(key);
+        }
+        self.fast.pending.extend(admit.iter().map(|x| x.0.id()));
+        for id in &evict {
+            self.fast.unfile(*id);
         }
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if !batch.is_empty() {
@@ -684,8 +693,9 @@ impl Scheduler for Wait {
         keys.dedup();
         let (mut admit, mut rest, mut eligible) = (Vec::new(), Vec::new(), Vec::new());
         let (mut paused, mut crowded) = (false, false);
+        let work = self.summed_work(view);
         for key in keys {
-            let n = self.threshold(key, view);
+            let n = self.threshold(key, work);
             let rotor = self.rotors.entry(key).or_insert_with(|| Rotor::new(n));
             rotor.n = n;
             let cap = rotor.cap();
@@ -705,21 +715,7 @@ impl Scheduler for Wait {
         let keys: Vec<TypeKey> = admit.iter().map(|a| a.0).collect();
         let admit: Vec<(BatchItem, Tokens)> = admit.into_iter().map(|a| (a.1, a.2)).collect();
         let (admit, rest, evict, acted) = fit_or_evict(view, admit, rest, view.kv_free(), &[]);
-        self.guard_trims += u64::from(acted);
-        self.guard_evictions += evict.len() as u64;
-        for (key, (item, _)) in keys.iter().zip(&admit) {
-            let q = self.queues.get_mut(key).expect("queued type");
-            debug_assert_eq!(q.front(), Some(&item.id()));
-            q.pop_front();
-        }
-        for id in &evict {
-            // An evicted request waits again, in its place by id (as in the engine).
-            let r = view.resident(*id).expect("evicted from residents");
-            let out = r.request().output_hint().tokens().map_or(0, |t| t.get());
-            let q = self.queues.entry((r.request().prompt_tokens().get(), out)).or_default();
-            let pos = q.partition_point(|x| x < id);
-            q.insert(pos, *id);
-        }
+        self.book(&keys, &admit, &evict, acted, view);
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
             return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
