@@ -89,6 +89,7 @@ pub fn poisoned_plan() -> Plan {
         batch: vec![BatchItem::Decode { id: RequestId(POISON_ID) }],
         repeat: Repeat::Once,
         decode_all: false,
+        hold: Vec::new(),
     }
 }
 

@@ -206,7 +206,7 @@ impl Scheduler for Monitor<'_> {
         let plan = self.inner.decide(view);
         // The checks read the batch the plan stands for.
         let plan_out = plan.clone();
-        let plan = Plan { batch: plan.expanded(view), decode_all: false, ..plan };
+        let plan = Plan { batch: plan.expanded(view), decode_all: false, hold: Vec::new(), ..plan };
         self.note_bypasses(view, &plan);
         // An evicted request re-enters the queue where the policy puts it (vLLM: front,
         // SGLang: back); it is no longer judged on arrival order.
@@ -349,6 +349,10 @@ fn simulate_judged(
                     VerdictCode::RepeatWithPrefill,
                     "repeat > 1 on a batch with a prefill",
                 ),
+                // Never reached: conformance runs apply expanded plans, which hold nothing.
+                SimErrorKind::BadHold { .. } => {
+                    Verdict::new(VerdictCode::EngineError, format!("{e} ({:?})", e.kind))
+                }
                 SimErrorKind::Stalled { .. } => unfinished(instance, &e.partial),
                 SimErrorKind::StepLimit(n) => {
                     Verdict::new(VerdictCode::Livelock, format!("no end after {n} iterations"))

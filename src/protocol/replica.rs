@@ -93,7 +93,8 @@ impl Replica {
     pub fn decide(&mut self, sched: &mut dyn Scheduler) -> Plan {
         let view = self.state.view();
         let plan = sched.decide(&view);
-        let plan = Plan { batch: plan.expanded(&view), decode_all: false, ..plan };
+        let plan =
+            Plan { batch: plan.expanded(&view), decode_all: false, hold: Vec::new(), ..plan };
         self.last = plan.clone();
         plan
     }

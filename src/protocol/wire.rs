@@ -312,6 +312,7 @@ impl PlanMsg {
             batch,
             repeat,
             decode_all: false,
+            hold: Vec::new(),
         })
     }
 }

@@ -81,7 +81,7 @@ fn common_case(view: &View<'_>, alpha: f64) -> Option<Plan> {
     } else {
         Repeat::Once
     };
-    Some(Plan { evict: vec![], batch, repeat, decode_all: n > 0 })
+    Some(Plan { evict: vec![], batch, repeat, decode_all: n > 0, hold: Vec::new() })
 }
 
 /// What to clear when the running requests overflow.
@@ -140,7 +140,7 @@ pub(crate) fn decide_alpha(view: &View<'_>, alpha: f64, clearing: Clearing, fast
     // decision changes when the growth no longer fits (clearing).
     let repeat =
         if evict.is_empty() { mem::repeat_for(view, &batch, view.kv_free()) } else { Repeat::Once };
-    Plan { evict, batch, repeat, decode_all: false }
+    Plan { evict, batch, repeat, decode_all: false, hold: Vec::new() }
 }
 
 impl Scheduler for AlphaProtect {

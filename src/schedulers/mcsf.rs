@@ -247,7 +247,7 @@ impl Mcsf {
         } else {
             Repeat::Once
         };
-        Some(Plan { evict: vec![], batch: admitted, repeat, decode_all: n > 0 })
+        Some(Plan { evict: vec![], batch: admitted, repeat, decode_all: n > 0, hold: Vec::new() })
     }
 
     /// Capacity the check may use: capacity minus the protection.
@@ -342,7 +342,7 @@ impl Scheduler for Mcsf {
                     self.queue.insert(Self::key(budget, &r));
                 }
             }
-            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
+            return Plan { evict, batch, ..Plan::default() };
         }
         let admitted = self.admissions(view, view.steps_total());
         if self.fast_path && self.order == Order::ShortestFirst {
@@ -360,7 +360,7 @@ impl Scheduler for Mcsf {
         } else {
             Repeat::Once
         };
-        Plan { evict: vec![], batch, repeat, decode_all: false }
+        Plan { evict: vec![], batch, repeat, decode_all: false, hold: Vec::new() }
     }
 }
 

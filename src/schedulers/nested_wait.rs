@@ -33,6 +33,27 @@
 //! residents only if nothing fits at all ([`NestedWait::guard_evictions`]). At the end of a
 //! finite run every segment runs without waiting ([`NestedWait::drain`], as in [`super::wait`]).
 //!
+//! **Fast path** ([`NestedWait::fast_path`], default on; the same decisions, checked by
+//! `fast_paths_decide_what_the_general_paths_decide`). With one segment (the catalog's
+//! `TotalLimit` design) every resident is in segment 1 and has no boundary queue, so the
+//! repair never evicts, and the general path's batch is: the first `caps[0]` waiting requests
+//! (once that many wait, or in the drain), and the first `ceil(n_1)` residents of every stage
+//! in admission order. That is a `decode_all` plan holding back ([`crate::sim::Plan::hold`])
+//! the residents past `ceil(n_1)` in their stage. A stage index kept incrementally (members
+//! keyed by `generated - clock`, where the clock counts fast batches, so a batch moves only
+//! the held; the stages with two or more members in a set) yields them in `O(held + crowded
+//! stages)`, and the decision costs `O(admissions + held + crowded stages + log n)` plus the
+//! engine's `O(block + held log n)`. When the batch does not fit, the memory guard's trims and
+//! evictions follow a known order (admissions from the end, then decodes from the most recent
+//! resident, then evictions of the most recent residents), which the fast path computes too
+//! (trimmed decodes join the hold list; evictions go in the plan), in `O(trimmed + evicted)`.
+//! The general path decides whenever this does not apply: several segments (the fluid
+//! design `for_workload` builds), a resident mid-prefill, or a guard that evicts every
+//! resident; a general batch invalidates the index, which is rebuilt (`O(n log n)`) at the
+//! next fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet
+//! (the held one meets the next younger), so the hold list is usually non-empty
+//! (BENCHMARKS.md: 2.7 to 4 residents held a decision on the lmsys-like mix).
+//!
 //! Deviation (the `nested_wait_drain_does_not_stall` fix): a boundary queue whose rotor is on a
 //! zero turn (`floor(acc + n_k) = 0`, a fractional `n_k < 1` of a fluid design) selects
 //! nothing; during the drain, with no other work, that decision was empty and the run stalled
@@ -46,6 +67,7 @@ use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::nested::Segments;
 use kvsched_spec::fluid::FluidInputs;
 use kvsched_spec::{BatchItem, EvictionRule, Information, RequestId, Tokens, WorkloadFile};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Where the per-stage thresholds come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,8 +98,213 @@ pub struct NestedWait {
     pub guard_trims: u64,
     /// Last-resort evictions of any resident when nothing fits even after the repair.
     pub guard_evictions: u64,
+    /// Decide the one-segment case with a `decode_all` plan and a hold list, from a stage
+    /// index kept incrementally (see the module doc). Default `true`; `false` runs the
+    /// general path always (the equivalence tests compare the two).
+    pub fast_path: bool,
+    /// Fast-path decisions whose plan held at least one resident back.
+    pub fast_holds: u64,
     rotors: Vec<Rotor>,
     revealed: (u64, u64),
+    stages: StageIndex,
+}
+
+/// `(key, admission sequence)` of the indexed residents, by id: a window of consecutive ids
+/// from the smallest member's to the largest's (residents are admitted in about id order,
+/// so the window is about the residents' span), `O(1)` per operation, amortized.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Members {
+    base: u32,
+    slots: VecDeque<Option<(i64, u64)>>,
+    len: usize,
+}
+
+impl Members {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn slot(&self, id: RequestId) -> Option<usize> {
+        id.0.checked_sub(self.base).map(|i| i as usize).filter(|&i| i < self.slots.len())
+    }
+
+    fn get(&self, id: RequestId) -> Option<&(i64, u64)> {
+        self.slot(id).and_then(|i| self.slots[i].as_ref())
+    }
+
+    fn get_mut(&mut self, id: RequestId) -> Option<&mut (i64, u64)> {
+        self.slot(id).and_then(|i| self.slots[i].as_mut())
+    }
+
+    fn insert(&mut self, id: RequestId, value: (i64, u64)) {
+        if self.slots.is_empty() {
+            self.base = id.0;
+        }
+        while id.0 < self.base {
+            self.slots.push_front(None);
+            self.base -= 1;
+        }
+        let i = (id.0 - self.base) as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        self.len += usize::from(self.slots[i].is_none());
+        self.slots[i] = Some(value);
+    }
+
+    fn remove(&mut self, id: RequestId) -> Option<(i64, u64)> {
+        let i = self.slot(id)?;
+        let out = self.slots[i].take()?;
+        self.len -= 1;
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        while self.slots.back().is_some_and(Option::is_none) {
+            self.slots.pop_back();
+        }
+        Some(out)
+    }
+}
+
+/// The one-segment fast path's index of the decode-ready residents by stage.
+///
+/// A member's key is `generated - clock`, where `clock` counts the fast-path batches since the
+/// index was built: a batch advances every member but the held ones, so it moves only the
+/// held (key minus one) and the clock. Members with equal keys share a stage. Kept from what
+/// the policy decides and what the view reports: the last fast plan's admissions join at the
+/// next decision (once their prompt is complete), completions leave. Any other change (a
+/// general-path batch, an eviction, a resident mid-prefill) invalidates it; it is rebuilt
+/// from the residents (`O(n log n)`) at the next fast decision.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct StageIndex {
+    valid: bool,
+    clock: i64,
+    /// Key -> members `(admission sequence, id)` in admission order.
+    stages: BTreeMap<i64, Vec<(u64, RequestId)>>,
+    /// Keys of the stages with at least two members.
+    crowded: BTreeSet<i64>,
+    /// Member -> `(key, admission sequence)`.
+    member: Members,
+    /// Admitted by the last fast plan, not indexed yet.
+    pending: Vec<RequestId>,
+    /// Buffers of [`StageIndex::ran_over`], kept to spare allocations.
+    scratch_keys: Vec<i64>,
+    scratch_tail: Vec<(u64, RequestId)>,
+}
+
+impl StageIndex {
+    fn key(&self, r: &ResidentView) -> i64 {
+        r.generated().get() as i64 - self.clock
+    }
+
+    fn insert(&mut self, id: RequestId, seq: u64, key: i64) {
+        let stage = self.stages.entry(key).or_default();
+        let at = stage.partition_point(|m| m.0 < seq);
+        stage.insert(at, (seq, id));
+        if stage.len() == 2 {
+            self.crowded.insert(key);
+        }
+        self.member.insert(id, (key, seq));
+    }
+
+    fn remove(&mut self, id: RequestId) -> Option<(i64, u64)> {
+        let (key, seq) = self.member.remove(id)?;
+        let stage = self.stages.get_mut(&key).expect("a member's stage");
+        let at = stage.partition_point(|m| m.0 < seq);
+        stage.remove(at);
+        match stage.len() {
+            0 => {
+                self.stages.remove(&key);
+            }
+            1 => {
+                self.crowded.remove(&key);
+            }
+            _ => {}
+        }
+        Some((key, seq))
+    }
+
+    fn rebuild(&mut self, view: &View<'_>) {
+        let clock = self.clock;
+        *self = StageIndex { valid: true, clock, ..StageIndex::default() };
+        for r in view.running().filter(ResidentView::prefill_done) {
+            self.insert(r.id(), r.admitted_seq(), self.key(&r));
+        }
+    }
+
+    /// Takes in what happened since the last decision: completions leave, the last fast
+    /// plan's admissions join (a prompt still incomplete invalidates the index).
+    fn sync(&mut self, view: &View<'_>) {
+        if !self.valid {
+            return;
+        }
+        for c in view.completed_since_last() {
+            self.remove(c.id);
+        }
+        for id in std::mem::take(&mut self.pending) {
+            match view.resident(id) {
+                Some(r) if r.prefill_done() => self.insert(id, r.admitted_seq(), self.key(&r)),
+                Some(_) => self.valid = false,
+                None => {}
+            }
+        }
+    }
+
+    /// The members past the first `cap` of every stage, as `(admission sequence, id)`.
+    fn over(&self, cap: u64) -> impl Iterator<Item = (u64, RequestId)> + '_ {
+        self.crowded.iter().flat_map(move |k| self.stages[k].iter().skip(cap as usize).copied())
+    }
+
+    /// A fast batch ran: every member but `hold` advanced by one, `admitted` join next time.
+    fn ran(&mut self, hold: &[RequestId], admitted: Vec<RequestId>) {
+        for &id in hold {
+            let (key, seq) = self.remove(id).expect("a held member is indexed");
+            self.insert(id, seq, key - 1);
+        }
+        self.clock += 1;
+        self.pending = admitted;
+    }
+
+    /// [`StageIndex::ran`] when the hold list is exactly [`StageIndex::over`]`(cap)`: every
+    /// stage's members past `cap` move one stage down together (stages in increasing order,
+    /// so a stage gives its own tail away before it receives the next one's).
+    fn ran_over(&mut self, cap: u64, admitted: Vec<RequestId>) {
+        let cap = cap as usize;
+        let mut keys = std::mem::take(&mut self.scratch_keys);
+        let mut tail = std::mem::take(&mut self.scratch_tail);
+        keys.clear();
+        keys.extend(self.crowded.iter().copied().filter(|k| self.stages[k].len() > cap));
+        for &key in &keys {
+            tail.clear();
+            tail.extend(self.stages.get_mut(&key).expect("a crowded stage").drain(cap..));
+            if cap < 2 {
+                self.crowded.remove(&key);
+            }
+            for m in &tail {
+                self.member.get_mut(m.1).expect("a member").0 = key - 1;
+            }
+            let below = self.stages.entry(key - 1).or_default();
+            below.extend_from_slice(&tail);
+            below.sort_unstable();
+            if below.len() >= 2 {
+                self.crowded.insert(key - 1);
+            }
+        }
+        (self.scratch_keys, self.scratch_tail) = (keys, tail);
+        self.clock += 1;
+        self.pending = admitted;
+    }
+
+    /// Whether the index holds exactly the decode-ready residents at their stages (`O(n)`;
+    /// debug builds check it at every fast decision).
+    fn matches(&self, view: &View<'_>) -> bool {
+        view.decode_ready_len() == self.member.len()
+            && view
+                .running()
+                .filter(ResidentView::prefill_done)
+                .all(|r| self.member.get(r.id()) == Some(&(self.key(&r), r.admitted_seq())))
+    }
 }
 
 impl Default for NestedWait {
@@ -133,8 +360,11 @@ impl NestedWait {
             repair_events: 0,
             guard_trims: 0,
             guard_evictions: 0,
+            fast_path: true,
+            fast_holds: 0,
             rotors: Vec::new(),
             revealed: (0, 0),
+            stages: StageIndex::default(),
         }
     }
 
@@ -251,6 +481,152 @@ impl NestedWait {
     }
 }
 
+impl NestedWait {
+    /// The one-segment decision in `O(admissions + held + crowded stages + log n)` (plus the
+    /// residents its memory guard trims or evicts), or `None` where the general path must
+    /// decide: several segments, a resident mid-prefill, or a guard that evicts every
+    /// resident.
+    ///
+    /// With one segment every resident is in segment 1 (`place` gives it no entry queue, so
+    /// the repair has no victim), and the general path admits the first `caps[0]` waiting
+    /// requests once that many wait (or in the drain) and decodes the first `ceil(n_1)`
+    /// residents of every stage in admission order: every decode-ready resident but the
+    /// index's members past `ceil(n_1)` in their stage, which the plan holds. If that does not
+    /// fit, [`fit_or_evict`] drops admissions from the end, then selected decodes from the most
+    /// recent (they join the hold list), and evicts the most recent residents while not even
+    /// the oldest resident's decode fits; this does the same without listing the batch.
+    fn decide_fast(
+        &mut self,
+        view: &View<'_>,
+        n: &[f64],
+        caps: &[u64],
+        drain: bool,
+    ) -> Option<Plan> {
+        if n.len() != 1 || view.decode_ready_len() != view.running_len() {
+            return None;
+        }
+        if !(drain || view.waiting_len() as u64 >= caps[0]) {
+            return Some(Plan::idle());
+        }
+        if !self.stages.valid {
+            self.stages.rebuild(view);
+        }
+        debug_assert!(self.stages.matches(view), "the stage index drifted");
+        let growth = |r: &ResidentView| mem::decode_growth(view, r.held());
+        let admit: Vec<(RequestId, Tokens, Tokens)> = view
+            .waiting()
+            .take(caps[0] as usize)
+            .map(|r| (r.id(), r.prompt_tokens(), admit_growth(view, r.prompt_tokens())))
+            .collect();
+        // Held by the stage rule: (admission sequence, id), sorted by sequence.
+        let cap = n[0].ceil() as u64;
+        let mut held: Vec<(u64, RequestId)> = self.stages.over(cap).collect();
+        let mut rest_need = view.decode_all_growth(1);
+        for &(_, id) in &held {
+            rest_need -= growth(&view.resident(id).expect("an indexed member is resident"));
+        }
+        if rest_need + admit.iter().map(|a| a.2).sum::<Tokens>() > view.kv_free() {
+            held.sort_unstable(); // for the guard's lookups
+        }
+        let is_held = |r: &ResidentView| held.binary_search(&(r.admitted_seq(), r.id())).is_ok();
+        if admit.is_empty() && held.len() == view.running_len() {
+            // Nothing selected (no resident, nothing to admit): the general path's empty plan.
+            return Some(Plan::idle());
+        }
+        let Guarded { admitted, trimmed, evict, acted } =
+            fast_guard(view, &admit, rest_need, &is_held)?;
+        if admitted == 0 && evict.len() == view.running_len() {
+            return None; // nothing runs: the general path's empty plan (rare)
+        }
+        self.guard_trims += u64::from(acted);
+        self.guard_evictions += evict.len() as u64;
+        // Evicted residents are the most recent `evict.len()`: sequences past the last kept.
+        let kept_below = view.running().nth_back(evict.len()).map_or(0, |r| r.admitted_seq() + 1);
+        let mut hold: Vec<RequestId> =
+            held.iter().filter(|h| h.0 < kept_below).map(|h| h.1).collect();
+        hold.extend(trimmed);
+        self.rotors[0].advance();
+        self.fast_holds += u64::from(!hold.is_empty());
+        let batch = admit[..admitted]
+            .iter()
+            .map(|&(id, tokens, _)| BatchItem::Prefill { id, tokens })
+            .collect();
+        let admitted = admit[..admitted].iter().map(|a| a.0).collect();
+        if evict.is_empty() && hold.len() == held.len() {
+            self.stages.ran_over(cap, admitted);
+        } else {
+            for id in &evict {
+                self.stages.remove(*id);
+            }
+            self.stages.ran(&hold, admitted);
+        }
+        Some(Plan { evict, batch, repeat: Repeat::Once, decode_all: true, hold })
+    }
+}
+
+/// What the memory guard keeps of a fast decision: admissions kept (a prefix), selected decodes
+/// dropped (to hold back), evictions, and whether it acted.
+struct Guarded {
+    admitted: usize,
+    trimmed: Vec<RequestId>,
+    evict: Vec<RequestId>,
+    acted: bool,
+}
+
+/// The memory guard of a one-segment fast decision, as [`fit_or_evict`] decides it on the
+/// batch `admit` (with growths) then every resident not `is_held` (admission order, growing by
+/// `rest_need` in all): admissions dropped from the end, then decodes from the most recent,
+/// and the most recent residents evicted while not even the oldest resident's decode fits.
+/// `None` if it evicts every resident (rare; the general path decides).
+fn fast_guard(
+    view: &View<'_>,
+    admit: &[(RequestId, Tokens, Tokens)],
+    mut rest_need: Tokens,
+    is_held: &dyn Fn(&ResidentView) -> bool,
+) -> Option<Guarded> {
+    let growth = |r: &ResidentView| mem::decode_growth(view, r.held());
+    let mut free = view.kv_free();
+    let mut evict: Vec<RequestId> = Vec::new();
+    let mut victims = view.running().rev();
+    let mut acted = false;
+    loop {
+        let mut need = rest_need + admit.iter().map(|a| a.2).sum::<Tokens>();
+        let mut k = admit.len();
+        while need > free && k > 0 {
+            acted = true;
+            k -= 1;
+            need -= admit[k].2;
+        }
+        if need <= free {
+            return Some(Guarded { admitted: k, trimmed: Vec::new(), evict, acted });
+        }
+        acted = true;
+        if view.running_len() == evict.len() {
+            return None; // every resident evicted and still nothing fits
+        }
+        let oldest = view.running().next().expect("a resident is left");
+        if growth(&oldest) <= free {
+            // Decodes are dropped from the most recent until the rest fits; the oldest
+            // resident (first of its stage, never held) always stays.
+            let mut trimmed = Vec::new();
+            for r in view.running().rev().skip(evict.len()).filter(|r| !is_held(r)) {
+                trimmed.push(r.id());
+                need -= growth(&r);
+                if need <= free {
+                    break;
+                }
+            }
+            return Some(Guarded { admitted: 0, trimmed, evict, acted });
+        }
+        let v = victims.next().expect("a resident is left");
+        free += view.footprint(v.held());
+        if !is_held(&v) {
+            rest_need -= growth(&v);
+        }
+        evict.push(v.id());
+    }
+}
+
 impl Scheduler for NestedWait {
     fn name(&self) -> String {
         "nested-wait".into()
@@ -272,7 +648,24 @@ impl Scheduler for NestedWait {
         }
         let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
         let drain = self.drain && view.arrivals_done();
-        let mut sel = self.select(view, &n, &caps, drain);
+        if self.fast_path {
+            self.stages.sync(view);
+            if let Some(plan) = self.decide_fast(view, &n, &caps, drain) {
+                return plan;
+            }
+        }
+        let plan = self.decide_general(view, &n, drain);
+        if !(plan.batch.is_empty() && plan.evict.is_empty()) {
+            self.stages.valid = false;
+        }
+        plan
+    }
+}
+
+impl NestedWait {
+    fn decide_general(&mut self, view: &View<'_>, n: &[f64], drain: bool) -> Plan {
+        let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
+        let mut sel = self.select(view, n, &caps, drain);
         if sel.joined == 0 {
             return Plan::idle();
         }
@@ -285,7 +678,7 @@ impl Scheduler for NestedWait {
             }
             self.rotors.iter_mut().take(sel.joined).for_each(Rotor::advance);
             let caps: Vec<u64> = self.rotors.iter().map(Rotor::cap).collect();
-            sel = self.select(view, &n, &caps, drain);
+            sel = self.select(view, n, &caps, drain);
             skips += 1;
         }
         let need: Tokens = sel.admit.iter().chain(&sel.rest).map(|x| x.1).sum();
@@ -308,11 +701,11 @@ impl Scheduler for NestedWait {
         evict.extend(more);
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
         if batch.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
+            return Plan { evict, batch, ..Plan::default() };
         }
         for r in self.rotors.iter_mut().take(sel.joined) {
             r.advance();
         }
-        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
+        Plan { evict, batch, ..Plan::default() }
     }
 }

@@ -144,7 +144,7 @@ impl Orca {
         } else {
             Repeat::Once
         };
-        Some(Plan { evict: vec![], batch, repeat, decode_all: true })
+        Some(Plan { evict: vec![], batch, repeat, decode_all: true, hold: Vec::new() })
     }
 
     /// Decodes of every running request, evicting the most recent while they do not fit.
@@ -216,6 +216,6 @@ impl Orca {
         } else {
             Repeat::Once
         };
-        Plan { evict, batch, repeat, decode_all: false }
+        Plan { evict, batch, repeat, decode_all: false, hold: Vec::new() }
     }
 }

@@ -88,7 +88,7 @@ impl Sarathi {
         } else {
             crate::sim::Repeat::Once
         };
-        Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, repeat })
+        Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, hold: Vec::new(), repeat })
     }
 
     /// Phase 1; returns the partial prefills visited and how many residents stay.
@@ -206,6 +206,6 @@ impl Scheduler for Sarathi {
         } else {
             crate::sim::Repeat::Once
         };
-        Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false }
+        Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false, hold: Vec::new() }
     }
 }

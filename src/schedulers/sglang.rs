@@ -406,8 +406,13 @@ impl Scheduler for Sglang {
         self.sync(view);
         let prefill = self.prefill_batch(view);
         if !prefill.is_empty() {
-            let plan =
-                Plan { evict: vec![], batch: prefill, repeat: Repeat::Once, decode_all: false };
+            let plan = Plan {
+                evict: vec![],
+                batch: prefill,
+                repeat: Repeat::Once,
+                decode_all: false,
+                hold: Vec::new(),
+            };
             return self.finish(view, plan, false);
         }
         if self.fast_path {
@@ -430,7 +435,13 @@ impl Scheduler for Sglang {
         let repeat = self.stretch(view, &batch);
         self.finish(
             view,
-            Plan { evict: vec![], batch, repeat: Repeat::UpTo(repeat), decode_all: false },
+            Plan {
+                evict: vec![],
+                batch,
+                repeat: Repeat::UpTo(repeat),
+                decode_all: false,
+                hold: Vec::new(),
+            },
             true,
         )
     }
@@ -451,8 +462,13 @@ impl Sglang {
             return self.finish(view, plan, false);
         }
         let repeat = self.stretch_fast(view);
-        let plan =
-            Plan { evict: vec![], batch: vec![], repeat: Repeat::UpTo(repeat), decode_all: true };
+        let plan = Plan {
+            evict: vec![],
+            batch: vec![],
+            repeat: Repeat::UpTo(repeat),
+            decode_all: true,
+            hold: Vec::new(),
+        };
         self.finish(view, plan, true)
     }
 
@@ -683,6 +699,6 @@ impl Sglang {
         let ratio = (generated + self.retract_decode_steps * n) as f64 / (max_new + 1) as f64;
         self.state.anchor = Some(ratio.min(1.0));
         self.state.decode_steps = 0;
-        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: false, hold: Vec::new() }
     }
 }

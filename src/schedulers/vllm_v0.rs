@@ -77,6 +77,7 @@ impl Scheduler for VllmV0 {
                 batch: admissions,
                 repeat: Repeat::Once,
                 decode_all: false,
+                hold: Vec::new(),
             };
         }
         // Decode every running request (`decode_all`: the engine's O(1) path). Preempt the most
@@ -100,13 +101,19 @@ impl Scheduler for VllmV0 {
             evict.push(victim.id());
         }
         if decoding == 0 {
-            return Plan { evict, batch: vec![], decode_all: false, repeat: Repeat::Once };
+            return Plan {
+                evict,
+                batch: vec![],
+                decode_all: false,
+                hold: Vec::new(),
+                repeat: Repeat::Once,
+            };
         }
         let repeat = if evict.is_empty() {
             Repeat::UpTo(view.decode_all_steps_within(view.kv_free(), u64::MAX).max(1))
         } else {
             Repeat::Once
         };
-        Plan { evict, batch: vec![], decode_all: true, repeat }
+        Plan { evict, batch: vec![], decode_all: true, hold: Vec::new(), repeat }
     }
 }

@@ -112,7 +112,7 @@ impl VllmV1 {
         } else {
             crate::sim::Repeat::Once
         };
-        Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, repeat })
+        Some(Plan { evict: vec![], batch: st.batch, decode_all: n > 0, hold: Vec::new(), repeat })
     }
 
     /// Schedules running requests; returns how many remain running (not preempted).
@@ -205,6 +205,6 @@ impl Scheduler for VllmV1 {
         } else {
             crate::sim::Repeat::Once
         };
-        Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false }
+        Plan { evict: st.evict, batch: st.batch, repeat, decode_all: false, hold: Vec::new() }
     }
 }

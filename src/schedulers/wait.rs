@@ -52,8 +52,9 @@
 //! `wait_fast_path_on_a_designed_mix_and_with_paused_residents`). Cost per decision:
 //! `O(active types + residents of the eligible types + admissions)`, with `O(log n)` per
 //! arrival, admission and completion. The plan still lists its batch item by item (it is a
-//! strict subset of the residents whenever a type is paused, which a `decode_all` plan cannot
-//! express), so an iteration costs `O(batch)` in the policy and in the engine.
+//! strict subset of the residents whenever a type is paused; as a `decode_all` plan it would
+//! hold every paused resident back at every step), so an iteration costs `O(batch)` in the
+//! policy and in the engine.
 //!
 //! By design of Algorithm 1, a type below its threshold waits while later arrivals of
 //! eligible types are admitted past it, even with memory free. The conformance battery judges
@@ -63,7 +64,7 @@
 //! run.
 
 use super::mem;
-use crate::sim::{Plan, Repeat, ResidentView, Scheduler, View};
+use crate::sim::{Plan, ResidentView, Scheduler, View};
 use kvsched_spec::fluid::{design, FluidInputs};
 use kvsched_spec::{BatchItem, Information, RequestId, Tokens, WorkloadFile};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -663,7 +664,7 @@ impl Wait {
                 self.rotors.get_mut(&key).expect("rotor").advance();
             }
         }
-        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
+        Plan { evict, batch, ..Plan::default() }
     }
 }
 
@@ -717,12 +718,11 @@ impl Scheduler for Wait {
         let (admit, rest, evict, acted) = fit_or_evict(view, admit, rest, view.kv_free(), &[]);
         self.book(&keys, &admit, &evict, acted, view);
         let batch: Vec<BatchItem> = admit.iter().chain(&rest).map(|x| x.0).collect();
-        if batch.is_empty() {
-            return Plan { evict, batch, repeat: Repeat::Once, decode_all: false };
+        if !batch.is_empty() {
+            for key in eligible {
+                self.rotors.get_mut(&key).expect("rotor").advance();
+            }
         }
-        for key in eligible {
-            self.rotors.get_mut(&key).expect("rotor").advance();
-        }
-        Plan { evict, batch, repeat: Repeat::Once, decode_all: false }
+        Plan { evict, batch, ..Plan::default() }
     }
 }

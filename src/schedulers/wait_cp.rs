@@ -322,6 +322,7 @@ impl WaitCp {
                 batch: b.batch,
                 repeat: Repeat::Once,
                 decode_all: true,
+                hold: Vec::new(),
             });
         }
         // Decode only. The next decisions, until an arrival or a completion, see the same
@@ -342,7 +343,13 @@ impl WaitCp {
             k = k.min(plus);
         }
         self.stretch = true;
-        Some(Plan { evict: vec![], batch: vec![], repeat: Repeat::UpTo(k), decode_all: true })
+        Some(Plan {
+            evict: vec![],
+            batch: vec![],
+            repeat: Repeat::UpTo(k),
+            decode_all: true,
+            hold: Vec::new(),
+        })
     }
 
     fn admit(&self, view: &View<'_>, limit: u64, b: &mut Build) {
@@ -400,6 +407,12 @@ impl Scheduler for WaitCp {
         }
         // The gate and the rotation change after every batch: never repeat here (the fast
         // path repeats only where the next decisions provably decode all the same).
-        Plan { evict: b.evict, batch: b.batch, repeat: Repeat::Once, decode_all: false }
+        Plan {
+            evict: b.evict,
+            batch: b.batch,
+            repeat: Repeat::Once,
+            decode_all: false,
+            hold: Vec::new(),
+        }
     }
 }

@@ -16,6 +16,13 @@
 //! spec, which sees every expanded batch): `kv_used` is the sum of the residents' footprints;
 //! a member's output is `generated_base + clock - clock_base`.
 //!
+//! **Holding members back.** A `decode_all` plan may leave listed members out
+//! ([`Core::step_holding`]): each leaves the group for the step (output materialized, out of
+//! the histogram and the held-token sum) and rejoins it after with a fresh clock base and a
+//! fresh completion-heap entry, so the step costs `O(block + |hold| log n)`. The old heap entry
+//! is stale (its clock is no longer the member's) and is skipped; the heap is rebuilt once
+//! stale entries outnumber the members.
+//!
 //! **Preemption.** Under `Preemption::KeepGenerated` an evicted slot adds its output to
 //! `kept`; its next residency prefills [`Slot::prefill_target`] (prompt plus kept) and
 //! completes at [`Slot::output_target`] (output minus kept) tokens of its own, so the decode
@@ -642,6 +649,64 @@ impl Core {
             }
         }
         k.max(1)
+    }
+
+    /// Why `hold` is not a valid hold list for a batch listing `items` (after the plan's
+    /// evictions): a held request that is not a decode-group member, one held twice, or one
+    /// also listed in `items`. `O(|hold| log |hold| + |items|)`.
+    pub fn hold_error(
+        &self,
+        hold: &[RequestId],
+        items: &[BatchItem],
+    ) -> Option<(RequestId, &'static str)> {
+        if hold.is_empty() {
+            return None;
+        }
+        if let Some(&id) = hold.iter().find(|id| !self.slots.get(**id).is_some_and(|s| s.in_group))
+        {
+            return Some((id, "not a decode-group member"));
+        }
+        let mut sorted = hold.to_vec();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Some((w[0], "held twice"));
+        }
+        items
+            .iter()
+            .find(|i| sorted.binary_search(&i.id()).is_ok())
+            .map(|i| (i.id(), "held and listed in the batch"))
+    }
+
+    /// [`Core::step`] with the decode-group members `hold` left out of a `decode_all` batch
+    /// (validated by [`Core::hold_error`]): they leave the group for the step (their output
+    /// materialized, out of the histogram) and rejoin it after, with a fresh clock base and a
+    /// fresh completion-heap entry (the old one goes stale). `O(|hold| log n)` on top of the
+    /// step; the group is the same in every iteration of a repeated step, so a stretch is
+    /// the same batch repeated.
+    pub fn step_holding(
+        &mut self,
+        items: &[BatchItem],
+        decode_all: bool,
+        hold: &[RequestId],
+        limit: u64,
+    ) -> Result<StepDone, Violation> {
+        if hold.is_empty() {
+            return self.step(items, decode_all, limit);
+        }
+        debug_assert!(decode_all && self.hold_error(hold, items).is_none());
+        for &id in hold {
+            self.leave_group(id);
+        }
+        let done = self.step(items, decode_all, limit);
+        for &id in hold {
+            self.join_group(id);
+        }
+        // Stale entries are skipped when they surface; rebuild when they outnumber the live.
+        if self.group.heap.len() as u64 > 2 * self.group.n + 64 {
+            self.group.heap_valid = false;
+            self.group.heap.clear();
+        }
+        done
     }
 
     /// Runs `items` (plus every decode-group member when `decode_all`), repeated up to `limit`

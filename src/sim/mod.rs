@@ -78,6 +78,15 @@ pub enum SimErrorKind {
     },
     /// A plan asked to repeat a batch that contains a prefill.
     RepeatWithPrefill,
+    /// A plan's hold list ([`Plan::hold`]) is invalid.
+    BadHold {
+        /// The held request at fault.
+        id: kvsched_spec::RequestId,
+        /// Why: `"hold without decode_all"`, `"not a decode-group member"` (not resident, or
+        /// its prompt not complete, after the plan's evictions), `"held twice"`, or `"held and
+        /// listed in the batch"`.
+        why: &'static str,
+    },
     /// Nothing runs, nothing will arrive, and requests remain.
     Stalled {
         /// Waiting requests.
@@ -131,6 +140,9 @@ impl std::fmt::Display for SimError {
                 write!(f, "invalid decision at t={at_ns}: {violation}")
             }
             SimErrorKind::RepeatWithPrefill => write!(f, "Repeat::UpTo on a batch with a prefill"),
+            SimErrorKind::BadHold { id, why } => {
+                write!(f, "invalid hold list: request {} {why}", id.0)
+            }
             SimErrorKind::Stalled { waiting, resident } => write!(
                 f,
                 "stalled: empty batch, no future arrival ({waiting} waiting, {resident} resident)"
@@ -345,13 +357,25 @@ impl Run<'_> {
                 t.evict(self.core.now, id);
             }
         }
+        if let Some(&id) = plan.hold.first().filter(|_| !plan.decode_all) {
+            return Err(SimErrorKind::BadHold { id, why: "hold without decode_all" });
+        }
+        if let Some((id, why)) = self.core.hold_error(&plan.hold, &plan.batch) {
+            return Err(SimErrorKind::BadHold { id, why });
+        }
         // The explicit batch, for the spec mirror and the trace (they see every item).
         let expanded = (self.mirror.is_some() || self.trace.is_some()).then(|| {
             let mut items = if plan.decode_all { self.core.group_items() } else { vec![] };
+            if !plan.hold.is_empty() {
+                let mut hold = plan.hold.clone();
+                hold.sort_unstable();
+                items.retain(|i| hold.binary_search(&i.id()).is_err());
+            }
             items.extend(plan.batch.iter().copied());
             items
         });
-        let nothing_to_decode = !plan.decode_all || self.core.decode_ready() == 0;
+        let nothing_to_decode =
+            !plan.decode_all || self.core.decode_ready() == plan.hold.len() as u64;
         if plan.batch.is_empty() && nothing_to_decode {
             return self.idle();
         }
@@ -365,8 +389,10 @@ impl Run<'_> {
             return Err(SimErrorKind::RepeatWithPrefill);
         }
         let before_kv = self.core.kv_used;
-        let done =
-            self.core.step(&plan.batch, plan.decode_all, limit).map_err(|v| self.violation(v))?;
+        let done = self
+            .core
+            .step_holding(&plan.batch, plan.decode_all, &plan.hold, limit)
+            .map_err(|v| self.violation(v))?;
         self.kv_token_ns += kv_area(before_kv, done.kv_peak, done.duration_ns);
         let items = expanded.as_deref().unwrap_or(&plan.batch);
         if let Some(m) = self.mirror.as_mut() {

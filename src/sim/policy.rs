@@ -48,6 +48,13 @@ pub struct Plan {
     /// `O(block size + log n)` per step instead of `O(batch)`. The batch it stands for is
     /// [`Plan::expanded`]: these decodes in admission order, then `batch`.
     pub decode_all: bool,
+    /// With `decode_all`: decode-ready residents the batch leaves out ("decode all except
+    /// these"). Each must be a decode-group member after the evictions (resident, prompt
+    /// complete), listed once and not in `batch`; it does not advance in this batch (nor in
+    /// any repeat of it: a repeated batch is the same batch). Must be empty without
+    /// `decode_all`. The engine runs it in `O(block size + |hold| log n)` per step; a bad list
+    /// is [`super::SimErrorKind::BadHold`].
+    pub hold: Vec<RequestId>,
     /// How many identical iterations the engine may run.
     pub repeat: Repeat,
 }
@@ -59,15 +66,22 @@ impl Plan {
     }
 
     /// The explicit batch this plan stands for in `view`, after its evictions: with
-    /// `decode_all`, a decode for every decode-ready resident not evicted (admission order),
-    /// then `batch`. `O(residents)`; for protocols, traces and checks.
+    /// `decode_all`, a decode for every decode-ready resident neither evicted nor held
+    /// (admission order), then `batch`. `O(residents + hold log hold)`; for protocols, traces
+    /// and checks. It does not validate the hold list (the engine does).
     pub fn expanded(&self, view: &View<'_>) -> Vec<BatchItem> {
         if !self.decode_all {
             return self.batch.clone();
         }
+        let mut hold = self.hold.clone();
+        hold.sort_unstable();
         let mut items: Vec<BatchItem> = view
             .running()
-            .filter(|r| r.prefill_done() && !self.evict.contains(&r.id()))
+            .filter(|r| {
+                r.prefill_done()
+                    && !self.evict.contains(&r.id())
+                    && hold.binary_search(&r.id()).is_err()
+            })
             .map(|r| BatchItem::Decode { id: r.id() })
             .collect();
         items.extend(self.batch.iter().copied());

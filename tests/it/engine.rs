@@ -117,7 +117,13 @@ fn violation(kind: SimErrorKind) -> Violation {
 #[test]
 fn invalid_plans_are_rejected_with_the_spec_violation() {
     let pf = |id, t| BatchItem::Prefill { id: RequestId(id), tokens: Tokens(t) };
-    let plan = |batch| Plan { evict: vec![], batch, repeat: Repeat::Once, decode_all: false };
+    let plan = |batch| Plan {
+        evict: vec![],
+        batch,
+        repeat: Repeat::Once,
+        decode_all: false,
+        hold: Vec::new(),
+    };
     assert_eq!(
         violation(rejected(plan(vec![pf(0, 4), pf(1, 4)]), 9)),
         Violation::MemoryExceeded { used: Tokens(10), capacity: Tokens(9) }
@@ -137,9 +143,112 @@ fn invalid_plans_are_rejected_with_the_spec_violation() {
     assert_eq!(violation(rejected(evict, 100)), Violation::NotResident { id: RequestId(1) });
     let unknown = plan(vec![pf(7, 1)]);
     assert_eq!(violation(rejected(unknown, 100)), Violation::UnknownRequest { id: RequestId(7) });
-    let repeat =
-        Plan { evict: vec![], batch: vec![pf(0, 4)], repeat: Repeat::UpTo(3), decode_all: false };
+    let repeat = Plan {
+        evict: vec![],
+        batch: vec![pf(0, 4)],
+        repeat: Repeat::UpTo(3),
+        decode_all: false,
+        hold: Vec::new(),
+    };
     assert_eq!(rejected(repeat, 100), SimErrorKind::RepeatWithPrefill);
+}
+
+/// A policy that plays plans in order, then admits every waiting request and decodes
+/// everything, and records every resident's output at each decision.
+struct Script {
+    plans: std::collections::VecDeque<Plan>,
+    seen: Vec<Vec<(u32, u64)>>,
+}
+
+impl Scheduler for Script {
+    fn name(&self) -> String {
+        "script".into()
+    }
+    fn information(&self) -> Information {
+        Information::Hidden
+    }
+    fn decide(&mut self, view: &View<'_>) -> Plan {
+        self.seen.push(view.running().map(|r| (r.id().0, r.generated().get())).collect());
+        let admit =
+            view.waiting().map(|r| BatchItem::Prefill { id: r.id(), tokens: r.prompt_tokens() });
+        let all = Plan { decode_all: true, batch: admit.collect(), ..Plan::default() };
+        self.plans.pop_front().unwrap_or(all)
+    }
+}
+
+fn script(plans: Vec<Plan>) -> Script {
+    Script { plans: plans.into(), seen: Vec::new() }
+}
+
+/// Requests 0 and 1 (prompt 4, output 5) prefilled in the first plan; request 2 at 5 s.
+fn hold_instance() -> Instance {
+    Instance {
+        config: config(100, StepTime::UnitRounds),
+        requests: vec![req(0, 0.0, 4, 5), req(1, 0.0, 4, 5), req(2, 5.0, 4, 5)],
+    }
+}
+
+fn prefill_both() -> Plan {
+    let pf = |id| BatchItem::Prefill { id: RequestId(id), tokens: Tokens(4) };
+    Plan { batch: vec![pf(0), pf(1)], ..Plan::default() }
+}
+
+/// `decode_all` with a hold list ("decode the group except these"): a held member does not
+/// advance, in one iteration nor in a repeated stretch, while the others do; the spec's pair
+/// assertions (`Check::On`) agree at every step.
+#[test]
+fn a_held_member_does_not_advance() {
+    let hold = |k| Plan {
+        decode_all: true,
+        hold: vec![RequestId(1)],
+        repeat: if k > 1 { Repeat::UpTo(k) } else { Repeat::Once },
+        ..Plan::default()
+    };
+    let mut s = script(vec![prefill_both(), hold(1), hold(2)]);
+    let out = simulate(&hold_instance(), &mut s, checked()).unwrap();
+    // After the prefill (first token with it), one held iteration, a held stretch of two.
+    assert_eq!(s.seen[1], vec![(0, 1), (1, 1)]);
+    assert_eq!(s.seen[2], vec![(0, 2), (1, 1)]);
+    assert_eq!(s.seen[3], vec![(0, 4), (1, 1)]);
+    // Then everything decodes: request 0 ends at 5 s, request 1 four iterations later.
+    let finish: Vec<f64> =
+        out.requests.iter().map(|r| r.finish_ns.unwrap().as_secs_f64()).collect();
+    assert_eq!(finish[..2], [5.0, 8.0]);
+    assert_eq!(out.completed, 3);
+}
+
+/// A bad hold list is a clear error ([`SimErrorKind::BadHold`]), never a panic or a repair.
+#[test]
+fn a_bad_hold_list_is_a_clear_error() {
+    let bad = |plan: Plan| -> SimErrorKind {
+        let mut s = script(vec![prefill_both(), plan]);
+        simulate(&hold_instance(), &mut s, checked()).unwrap_err().kind
+    };
+    let with = |hold: &[u32]| Plan {
+        decode_all: true,
+        hold: hold.iter().map(|&i| RequestId(i)).collect(),
+        ..Plan::default()
+    };
+    let err = |id, why| SimErrorKind::BadHold { id: RequestId(id), why };
+    assert_eq!(bad(with(&[7])), err(7, "not a decode-group member"));
+    // Not arrived yet, and evicted by the same plan.
+    assert_eq!(bad(with(&[2])), err(2, "not a decode-group member"));
+    let evicted = Plan { evict: vec![RequestId(1)], ..with(&[1]) };
+    assert_eq!(bad(evicted), err(1, "not a decode-group member"));
+    assert_eq!(bad(with(&[0, 1, 0])), err(0, "held twice"));
+    let listed = Plan { batch: vec![BatchItem::Decode { id: RequestId(0) }], ..with(&[0]) };
+    assert_eq!(bad(listed), err(0, "held and listed in the batch"));
+    let explicit = Plan { decode_all: false, ..with(&[0]) };
+    assert_eq!(bad(explicit), err(0, "hold without decode_all"));
+    // A resident mid-prefill is not in the decode group.
+    let half = Plan {
+        batch: vec![BatchItem::Prefill { id: RequestId(0), tokens: Tokens(2) }],
+        ..Plan::default()
+    };
+    let mut s = script(vec![half, with(&[0])]);
+    let e = simulate(&hold_instance(), &mut s, checked()).unwrap_err();
+    assert_eq!(e.kind, err(0, "not a decode-group member"));
+    assert!(e.to_string().contains("invalid hold list: request 0"), "{e}");
 }
 
 /// A policy that never runs anything stalls once no arrival is left, and the error carries the

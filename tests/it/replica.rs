@@ -71,7 +71,12 @@ impl Scheduler for Twin {
         let at = format!("{} {:?} decision {}", self.name(), self.views, self.seq);
         assert_eq!(self.on_replica.seen.take(), Some(snapshot(view)), "{at}");
         let plan = self.engine.decide(view);
-        let ours = Plan { batch: plan.expanded(view), decode_all: false, ..plan.clone() };
+        let ours = Plan {
+            batch: plan.expanded(view),
+            decode_all: false,
+            hold: Vec::new(),
+            ..plan.clone()
+        };
         assert_eq!(ours, theirs, "{at}");
         self.seen.0 += ours.evict.len() as u64;
         self.seen.1 += ours

@@ -4,6 +4,7 @@
 
 use crate::common;
 use kvsched::prng::{stream, Stream};
+use kvsched::schedulers::nested_wait::{NestedThresholds, NestedWait};
 use kvsched::schedulers::{
     self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1, wait, wait_cp,
 };
@@ -367,7 +368,7 @@ type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
-fn fast_path_variants() -> [(&'static str, Make); 27] {
+fn fast_path_variants() -> [(&'static str, Make); 30] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -466,6 +467,15 @@ fn fast_path_variants() -> [(&'static str, Make); 27] {
             s.fast_path = f;
             Box::new(s)
         }),
+        // One segment: the catalog's design, a fractional threshold (admission caps of 1 and
+        // 2, stages of 2), and a large one.
+        ("nested-wait", |f| Box::new(nested_wait_with(NestedThresholds::TotalLimit(64.0), f))),
+        ("nested-wait/fixed", |f| {
+            Box::new(nested_wait_with(NestedThresholds::Fixed(vec![1.5]), f))
+        }),
+        ("nested-wait/wide", |f| {
+            Box::new(nested_wait_with(NestedThresholds::TotalLimit(200.0), f))
+        }),
     ]
 }
 
@@ -485,18 +495,46 @@ fn wait_per_type() -> wait::Wait {
     wait::Wait::with_thresholds(wait::Thresholds::PerType(m))
 }
 
+/// One-segment Nested WAIT with these thresholds, its fast path on or off.
+fn nested_wait_with(thresholds: NestedThresholds, fast_path: bool) -> NestedWait {
+    let mut s = NestedWait::new(Vec::new(), thresholds);
+    s.fast_path = fast_path;
+    s
+}
+
+/// Counts the plans that hold a decode-group member back ([`kvsched::sim::Plan::hold`]), and
+/// the `decode_all` plans that evict (a fast path's memory guard).
+struct CountHolds(Box<dyn Scheduler>, u64, u64);
+
+impl Scheduler for CountHolds {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn information(&self) -> Information {
+        self.0.information()
+    }
+    fn decide(&mut self, view: &kvsched::sim::View<'_>) -> kvsched::sim::Plan {
+        let plan = self.0.decide(view);
+        self.1 += u64::from(!plan.hold.is_empty());
+        self.2 += u64::from(plan.decode_all && !plan.evict.is_empty());
+        plan
+    }
+}
+
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
 /// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue,
-/// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch, WAIT's
-/// residents filed by type) decides
+/// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch, Nested WAIT's
+/// one-segment `decode_all` plan with a hold list, WAIT's residents filed by type) decides
 /// exactly what its general path decides: identical records and iteration counts with the fast
 /// path on and off, in every regime (evictions and full memory included), with default and
 /// small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+/// Sometimes: Nested WAIT's fast path holds residents back (a stage more crowded than its
+/// cap), and a fast memory guard evicts within a `decode_all` plan.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
     let variants = fast_path_variants();
-    let mut evictions = 0;
+    let (mut evictions, mut holds, mut fast_evictions) = (0, 0, 0);
     for (name, make_it) in variants {
         let mut caught = 0;
         for &regime in &REGIMES {
@@ -512,7 +550,10 @@ fn fast_paths_decide_what_the_general_paths_decide() {
                     let opts = SimOptions { check: Check::On, ..Default::default() };
                     simulate(&inst, s, opts).expect("valid run")
                 };
-                let (fast, general) = (go(make_it(true).as_mut()), go(make_it(false).as_mut()));
+                let mut counted = CountHolds(make_it(true), 0, 0);
+                let (fast, general) = (go(&mut counted), go(make_it(false).as_mut()));
+                holds += counted.1;
+                fast_evictions += counted.2;
                 let ctx = format!("{name} {regime:?}\n{}", common::replay(base, "fast_paths"));
                 assert_eq!(fast.requests, general.requests, "{ctx}");
                 assert_eq!(fast.steps, general.steps, "{ctx}");
@@ -526,6 +567,8 @@ fn fast_paths_decide_what_the_general_paths_decide() {
         assert!(caught > 0, "{name}: the check never told a wrong fast path apart");
     }
     assert!(evictions > 0, "the generator never reached an eviction");
+    assert!(holds > 0, "no fast path ever held a resident back");
+    assert!(fast_evictions > 0, "no decode_all plan ever evicted (a fast memory guard)");
 }
 
 /// A policy that reads predictions stops the run at a request without one
