@@ -75,8 +75,16 @@ macro_rules! designed {
                     Ok(s) => Ok(Box::new(s)),
                     Err(e) => Err(format!(
                         "{}: no fluid design for this workload ({e}); {} needs a workload with \
-                         an affine step time and a fluid solution (kvsched fluid WORKLOAD.toml)",
-                        $name, $name
+                         an affine step time and a fluid solution (kvsched fluid WORKLOAD.toml){}",
+                        $name,
+                        $name,
+                        if $name == "wait" {
+                            "; to run WAIT without the design, with the experiments' knob tl \
+                             spread over the types (its by-name thresholds), use --scheduler \
+                             wait:tl=64"
+                        } else {
+                            ""
+                        }
                     )),
                 },
             }
@@ -190,7 +198,8 @@ pub fn catalog() -> Vec<Entry> {
             models: "WAIT (WAIT paper Algorithm 1): known output lengths, per-type per-stage \
                      thresholds, serve eligible types {j: n_j0 >= n_j} at every stage, else wait",
             parameters: "by name: tl=64 spread over types by arrival counts (n_j >= 1); with a \
-                         workload: fluid design n_j = ceil(dT* lambda_j); drain=true",
+                         workload: fluid design n_j = ceil(dT* lambda_j), or --scheduler \
+                         wait:tl=X for the tl spread where no design exists; drain=true",
             reads: KNOWN,
             build: designed!(wait::Wait, "wait"),
         },
@@ -227,11 +236,19 @@ pub fn by_name(name: &str) -> Option<Box<dyn Scheduler>> {
 /// policy gets its default parameters. `Err` names what failed: an unknown name (with the
 /// known ones), or a WAIT design that does not exist for this workload (no affine step time,
 /// no fluid solution). A failed design is an error, never a silent fallback to the by-name
-/// thresholds.
+/// thresholds: the error says how to run WAIT without the design instead (`wait:tl=X`, the
+/// experiments' knob `tl`, [`wait::Wait::from_tl`], as by name with `X = 64`), a form only
+/// `for_workload` reads.
 pub fn for_workload(
     name: &str,
     workload: &kvsched_spec::WorkloadFile,
 ) -> Result<Box<dyn Scheduler>, String> {
+    if let Some(tl) = name.strip_prefix("wait:tl=") {
+        return match tl.parse::<f64>() {
+            Ok(tl) if tl.is_finite() && tl > 0.0 => Ok(Box::new(wait::Wait::from_tl(tl))),
+            _ => Err(format!("{name:?}: tl must be a positive number, as in wait:tl=64")),
+        };
+    }
     let catalog = catalog();
     match catalog.iter().find(|e| e.name == name) {
         Some(e) => (e.build)(Some(workload)),

@@ -6,7 +6,7 @@ use crate::common;
 use kvsched::prng::{stream, Stream};
 use kvsched::schedulers::nested_wait::{NestedThresholds, NestedWait};
 use kvsched::schedulers::{
-    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1, wait_cp,
+    self, alpha_clear, alpha_protect, mcsf, orca, sarathi, sglang, vllm_v0, vllm_v1, wait, wait_cp,
 };
 use kvsched::sim::Scheduler;
 use kvsched::sim::{simulate, Check, Outcome, SimErrorKind, SimOptions, Stepping};
@@ -341,8 +341,9 @@ fn vllm_v0_capacity_for_one_request_serves_in_order() {
 }
 
 /// A deliberately wrong fast path: the policy's plan with its last admission dropped whenever
-/// it admits two or more (still a valid plan). The equivalence check must tell it apart.
-struct DropLastAdmission(Box<dyn Scheduler>);
+/// it admits two or more into an empty memory, or into any memory with `.1` set (still a
+/// valid plan). The equivalence check must tell it apart.
+struct DropLastAdmission(Box<dyn Scheduler>, bool);
 
 impl Scheduler for DropLastAdmission {
     fn name(&self) -> String {
@@ -354,7 +355,7 @@ impl Scheduler for DropLastAdmission {
     fn decide(&mut self, view: &kvsched::sim::View<'_>) -> kvsched::sim::Plan {
         let mut plan = self.0.decide(view);
         let prefills = plan.batch.iter().filter(|i| matches!(i, BatchItem::Prefill { .. })).count();
-        if prefills >= 2 && view.running_len() == 0 {
+        if prefills >= 2 && (self.1 || view.running_len() == 0) {
             let last = plan.batch.iter().rposition(|i| matches!(i, BatchItem::Prefill { .. }));
             plan.batch.remove(last.expect("counted"));
         }
@@ -367,7 +368,7 @@ type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
-fn fast_path_variants() -> [(&'static str, Make); 26] {
+fn fast_path_variants() -> [(&'static str, Make); 30] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -450,6 +451,15 @@ fn fast_path_variants() -> [(&'static str, Make); 26] {
             w.wait_gate = false;
             Box::new(w)
         }),
+        // WAIT by name (tl spread over the types by arrival counts), a tight tl (more types
+        // below their thresholds, so more paused residents), and real per-type thresholds
+        // (the rotor alternates caps, resident stages take ceil(n_j)).
+        ("wait", |f| Box::new(wait_with(wait::Wait::from_tl(64.0), f))),
+        ("wait/tight", |f| Box::new(wait_with(wait::Wait::from_tl(6.0), f))),
+        ("wait/per-type", |f| Box::new(wait_with(wait_per_type(), f))),
+        // A large tl: thresholds start high and fall as arrivals accumulate, so stages hold more
+        // residents than the later ceil(n_j) and the per-stage cap selects among them.
+        ("wait/falling", |f| Box::new(wait_with(wait::Wait::from_tl(400.0), f))),
         ("sglang/clipped", |f| {
             // The clip binds: the fast path's sorted reservations, not its incremental ones.
             let mut s = small_sglang();
@@ -467,6 +477,22 @@ fn fast_path_variants() -> [(&'static str, Make); 26] {
             Box::new(nested_wait_with(NestedThresholds::TotalLimit(200.0), f))
         }),
     ]
+}
+
+fn wait_with(mut w: wait::Wait, fast_path: bool) -> wait::Wait {
+    w.fast_path = fast_path;
+    w
+}
+
+/// Real thresholds between 0.5 and 3 for every type the generator draws.
+fn wait_per_type() -> wait::Wait {
+    let mut m = std::collections::BTreeMap::new();
+    for p in 1..=MAX_PROMPT {
+        for o in 1..=MAX_OUTPUT {
+            m.insert((p, o), 0.5 + ((p * 7 + o * 3) % 6) as f64 / 2.0);
+        }
+    }
+    wait::Wait::with_thresholds(wait::Thresholds::PerType(m))
 }
 
 /// One-segment Nested WAIT with these thresholds, its fast path on or off.
@@ -498,12 +524,12 @@ impl Scheduler for CountHolds {
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
 /// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue,
 /// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch, Nested WAIT's
-/// one-segment `decode_all` plan with a hold list) decides exactly what its general path
-/// decides: identical records and iteration counts with the fast path on and off, in every
-/// regime (evictions and full memory included), with default and small parameters. A
-/// deliberately wrong fast path ([`DropLastAdmission`]) is caught for each. Sometimes: Nested
-/// WAIT's fast path holds residents back (a stage more crowded than its cap), and a fast
-/// memory guard evicts within a `decode_all` plan.
+/// one-segment `decode_all` plan with a hold list, WAIT's residents filed by type) decides
+/// exactly what its general path decides: identical records and iteration counts with the fast
+/// path on and off, in every regime (evictions and full memory included), with default and
+/// small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
+/// Sometimes: Nested WAIT's fast path holds residents back (a stage more crowded than its
+/// cap), and a fast memory guard evicts within a `decode_all` plan.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
@@ -534,7 +560,7 @@ fn fast_paths_decide_what_the_general_paths_decide() {
                 evictions += fast.evictions;
                 let opts = SimOptions { check: Check::On, ..Default::default() };
                 // The mutant may also stall (a policy that lost track of a request): caught.
-                let mutant = simulate(&inst, &mut DropLastAdmission(make_it(true)), opts);
+                let mutant = simulate(&inst, &mut DropLastAdmission(make_it(true), false), opts);
                 caught += u32::from(!mutant.is_ok_and(|m| m.requests == general.requests));
             }
         }
@@ -576,6 +602,15 @@ fn a_wait_design_that_does_not_exist_is_an_error() {
     let w = kvsched_spec::WorkloadFile::parse("lmsys-like.toml", text).unwrap();
     let err = schedulers::for_workload("wait", &w).err().expect("no integer design on lmsys");
     assert!(err.contains("no fluid design"), "{err}");
+    // The error says how to run WAIT without the design, and that form runs.
+    assert!(err.contains("--scheduler wait:tl=64"), "{err}");
+    let by_tl = schedulers::for_workload("wait:tl=64", &w).expect("wait:tl=64");
+    assert_eq!(by_tl.name(), "wait");
+    for bad in ["wait:tl=0", "wait:tl=-3", "wait:tl=nan", "wait:tl=", "wait:tl=x"] {
+        let e = schedulers::for_workload(bad, &w).err().expect(bad);
+        assert!(e.contains("positive number"), "{bad}: {e}");
+    }
+    assert!(schedulers::by_name("wait:tl=64").is_none(), "only for_workload reads the form");
     assert!(schedulers::for_workload("nope", &w).err().expect("unknown").contains("vllm-v0"));
     assert!(schedulers::for_workload("vllm-v0", &w).is_ok());
 }
@@ -607,4 +642,65 @@ fn the_scheduler_registry_is_one_table() {
     assert!(designed > 0, "no row designed itself for the workload");
     assert!(schedulers::by_name("vllm-v2").is_none());
     assert!(schedulers::for_workload("vllm-v2", &lmsys).is_err());
+}
+
+/// WAIT's fast path on the lmsys-like mix (ten types, many requests each) decides what its
+/// general path decides, and a dropped admission is caught: with the real-valued fluid design
+/// `n_j = dT* lambda_j` (the integer one exceeds C there), by name (`tl = 64`), and with a large
+/// `tl` whose thresholds fall as arrivals accumulate, so that stages hold more residents than
+/// the current `ceil(n_j)` and the per-stage cap selects among them. Sometimes: the runs reach
+/// decisions with paused residents of a non-eligible type, here and on the generator's
+/// instances, and the fast path's bookkeeping never loses track (no rebuild from the view).
+#[test]
+fn wait_fast_path_on_a_designed_mix_and_with_paused_residents() {
+    use kvsched::workload::{generate, Amount};
+    let text = include_str!("../../workloads/lmsys-like.toml");
+    let w = kvsched_spec::WorkloadFile::parse("lmsys-like.toml", text).unwrap();
+    let inputs = kvsched_spec::fluid::FluidInputs::from_workload(&w).unwrap();
+    let designed = wait::Wait::from_inputs(&inputs, false, None).expect("real design exists");
+    let variants = [designed, wait::Wait::from_tl(64.0), wait::Wait::from_tl(3000.0)];
+    let base = common::seed(0x3A17_FA57);
+    let (mut paused, mut crowded) = (0, 0);
+    for i in 0..2 {
+        let seed = kvsched::prng::derive_seed(base, i);
+        let inst = Instance {
+            config: w.model_config(Information::Known),
+            requests: generate(&w, Amount::Requests(400), seed),
+        };
+        for (v, policy) in variants.iter().enumerate() {
+            let opts = || SimOptions { check: Check::Off, ..Default::default() };
+            let (mut fast, mut general) =
+                (wait_with(policy.clone(), true), wait_with(policy.clone(), false));
+            let a = simulate(&inst, &mut fast, opts()).expect("valid run");
+            let b = simulate(&inst, &mut general, opts()).expect("valid run");
+            let ctx = format!("variant {v}\n{}", common::replay(base, "wait_fast_path"));
+            assert_eq!(a.completed, 400, "{ctx}");
+            assert_eq!(a.requests, b.requests, "{ctx}");
+            assert_eq!(a.steps, b.steps, "{ctx}");
+            assert_eq!(fast.paused_decisions, general.paused_decisions, "{ctx}");
+            assert_eq!(fast.crowded_decisions, general.crowded_decisions, "{ctx}");
+            assert_eq!(fast.fast_path_rebuilds(), 0, "{ctx}");
+            paused += fast.paused_decisions;
+            crowded += fast.crowded_decisions;
+            // The mutant drops an admission while others run (memory is never empty here).
+            let mutant = DropLastAdmission(Box::new(wait_with(policy.clone(), true)), true);
+            let mutant = simulate(&inst, &mut { mutant }, opts());
+            assert!(!mutant.is_ok_and(|m| m.requests == b.requests), "mutant kept\n{ctx}");
+        }
+    }
+    assert!(paused > 0, "the lmsys runs never paused a type with residents");
+    assert!(crowded > 0, "no stage ever held more residents than its cap");
+    let base = common::seed(0xFA57);
+    let mut paused = 0;
+    for &regime in &REGIMES {
+        for i in 0..SEEDS_PER_REGIME {
+            let inst = instance(kvsched::prng::derive_seed(base, i), regime);
+            let mut fast = wait::Wait::from_tl(6.0);
+            let opts = SimOptions { check: Check::On, ..Default::default() };
+            simulate(&inst, &mut fast, opts).expect("valid run");
+            assert_eq!(fast.fast_path_rebuilds(), 0, "{regime:?} {i}");
+            paused += fast.paused_decisions;
+        }
+    }
+    assert!(paused > 0, "the generator never reached a paused resident of a waiting type");
 }
