@@ -704,3 +704,104 @@ fn wait_fast_path_on_a_designed_mix_and_with_paused_residents() {
     }
     assert!(paused > 0, "the generator never reached a paused resident of a waiting type");
 }
+
+/// Runs a policy's `decode_all` plans as their explicit batches ([`Plan::expanded`]: every
+/// decode listed, held residents left out), so the engine takes its per-item path instead of
+/// the decode group's. `drop_decode` is the mutant: it also leaves out one listed decode.
+///
+/// [`Plan::expanded`]: kvsched::sim::Plan::expanded
+struct Explicit {
+    inner: Box<dyn Scheduler>,
+    drop_decode: bool,
+    /// `decode_all` plans seen, those with a hold list, and decodes the mutant dropped.
+    group_plans: u64,
+    hold_plans: u64,
+    dropped: u64,
+}
+
+impl Scheduler for Explicit {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn information(&self) -> Information {
+        self.inner.information()
+    }
+    fn decide(&mut self, view: &kvsched::sim::View<'_>) -> kvsched::sim::Plan {
+        let plan = self.inner.decide(view);
+        if !plan.decode_all {
+            return plan;
+        }
+        self.group_plans += 1;
+        self.hold_plans += u64::from(!plan.hold.is_empty());
+        let mut batch = plan.expanded(view);
+        let decodes = batch.iter().filter(|i| matches!(i, BatchItem::Decode { .. })).count();
+        if self.drop_decode && decodes >= 2 {
+            let first = batch.iter().position(|i| matches!(i, BatchItem::Decode { .. }));
+            batch.remove(first.expect("counted"));
+            self.dropped += 1;
+        }
+        kvsched::sim::Plan { batch, decode_all: false, hold: Vec::new(), ..plan }
+    }
+}
+
+/// The engine side of every fast path, for every policy of the catalog (vLLM v0 included,
+/// whose only path is `decode_all`): the decode group (lazy clock, footprint histogram,
+/// completion heap, hold list) produces the same records and steps as the same plans run as
+/// explicit batches. A mutant that drops one decode from the explicit batch is caught for every
+/// policy whose `decode_all` plans ever decode two requests; "sometimes": most policies do, and
+/// some hold.
+#[test]
+fn decode_group_plans_run_as_their_explicit_batches_for_every_policy() {
+    let base = common::seed(0xDEC0);
+    let (mut group_users, mut mutated, mut holds) = (Vec::new(), Vec::new(), 0);
+    for entry in schedulers::catalog() {
+        let name = entry.name;
+        let make = || schedulers::by_name(name).expect("a catalog name builds by name");
+        let (mut group_plans, mut dropped, mut caught) = (0, 0, 0);
+        for &regime in &REGIMES {
+            for i in 0..SEEDS_PER_REGIME / 3 {
+                let seed = kvsched::prng::derive_seed(base, i);
+                let mut inst = instance(seed, regime);
+                inst.requests.iter_mut().for_each(|r| {
+                    r.predicted_output_tokens = Some(r.output_tokens);
+                });
+                let opts = || SimOptions { check: Check::On, ..Default::default() };
+                let ctx = format!("{name} {regime:?}\n{}", common::replay(base, "decode_group"));
+                let grouped = simulate(&inst, make().as_mut(), opts()).expect(&ctx);
+                let wrap = |drop_decode| Explicit {
+                    inner: make(),
+                    drop_decode,
+                    group_plans: 0,
+                    hold_plans: 0,
+                    dropped: 0,
+                };
+                let mut explicit = wrap(false);
+                let listed = simulate(&inst, &mut explicit, opts()).expect(&ctx);
+                assert_eq!(grouped.requests, listed.requests, "{ctx}");
+                assert_eq!(grouped.steps, listed.steps, "{ctx}");
+                group_plans += explicit.group_plans;
+                holds += explicit.hold_plans;
+                // A policy that checks its own bookkeeping against the view (Nested WAIT's
+                // stage index) may panic on the mutant's run: caught as well.
+                let mut mutant = wrap(true);
+                let m = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    simulate(&inst, &mut mutant, opts())
+                }));
+                dropped += mutant.dropped;
+                caught += u32::from(!matches!(m, Ok(Ok(m)) if m.requests == grouped.requests));
+            }
+        }
+        if dropped > 0 {
+            assert!(caught > 0, "{name}: dropping a decode was never told apart");
+            mutated.push(name);
+        }
+        if group_plans > 0 {
+            group_users.push(name);
+        }
+    }
+    println!("decode_all plans: {group_users:?}; mutant caught on: {mutated:?}; holds: {holds}");
+    assert!(group_users.len() >= 10, "only {group_users:?} issued decode_all plans");
+    assert!(mutated.len() >= 8, "the mutant only acted on {mutated:?}");
+    assert!(group_users.contains(&"vllm-v0"), "{group_users:?}");
+    assert!(holds > 0, "no catalog policy ever held a resident back");
+}
