@@ -47,10 +47,20 @@
 //! evictions follow a known order (admissions from the end, then decodes from the most recent
 //! resident, then evictions of the most recent residents), which the fast path computes too
 //! (trimmed decodes join the hold list; evictions go in the plan), in `O(trimmed + evicted)`.
-//! The general path decides whenever this does not apply: several segments (the fluid
-//! design `for_workload` builds), a resident mid-prefill, or a guard that evicts every
-//! resident; a general batch invalidates the index, which is rebuilt (`O(n log n)`) at the
-//! next fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet
+//!
+//! With several segments (the fluid design `for_workload` builds) the same index gives the
+//! entry counts of the prefix rule (its stage sizes at the cut points, `O(L log n)`) and every
+//! stage's cap (`caps[k]` at a boundary queue, `ceil(n_k)` inside, 0 in a paused segment), so
+//! the plan holds the tails of the crowded stages, the boundary queues on a zero turn, and
+//! every resident of a paused segment: `O(paused residents)` a decision. When more residents
+//! are held than selected, the plan lists its batch instead (`O(selected + active stages)`;
+//! the index then moves the selected up and keeps its clock). The repair (under
+//! `EvictionRule::Any`: the held boundary-queue residents, most recent first) and the guard's
+//! trims are computed the same way. The general path decides whenever this does not apply: a
+//! resident mid-prefill, a guard that evicts (or, with one segment, evicts every resident), a
+//! repair under `EvictionRule::Lifo`, a drain decision that selects nothing (zero turns), or an
+//! interior threshold of 0 ([`NestedWait::general_decisions`] counts them); a general batch
+//! invalidates the index, which is rebuilt (`O(n log n)`) at the next fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet
 //! (the held one meets the next younger), so the hold list is usually non-empty
 //! (BENCHMARKS.md: 2.7 to 4 residents held a decision on the lmsys-like mix).
 //!
@@ -98,8 +108,8 @@ pub struct NestedWait {
     pub guard_trims: u64,
     /// Last-resort evictions of any resident when nothing fits even after the repair.
     pub guard_evictions: u64,
-    /// Decide the one-segment case with a `decode_all` plan and a hold list, from a stage
-    /// index kept incrementally (see the module doc). Default `true`; `false` runs the
+    /// Decide from a stage index kept incrementally, with a `decode_all` plan and a hold list
+    /// (or a listed batch when most residents are held; see the module doc). Default `true`; `false` runs the
     /// general path always (the equivalence tests compare the two).
     pub fast_path: bool,
     /// Fast-path decisions whose plan held at least one resident back.
