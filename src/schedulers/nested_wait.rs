@@ -47,6 +47,9 @@
 //! evictions follow a known order (admissions from the end, then decodes from the most recent
 //! resident, then evictions of the most recent residents), which the fast path computes too
 //! (trimmed decodes join the hold list; evictions go in the plan), in `O(trimmed + evicted)`.
+//! With `ceil(n_1) = 1` stages crowd for good once two residents meet (the held one meets the
+//! next younger), so the hold list is usually non-empty (BENCHMARKS.md: 2.7 to 4 residents
+//! held a decision on the lmsys-like mix).
 //!
 //! With several segments (the fluid design `for_workload` builds) the same index gives the
 //! entry counts of the prefix rule (its stage sizes at the cut points, `O(L log n)`) and every
@@ -57,12 +60,11 @@
 //! the index then moves the selected up and keeps its clock). The repair (under
 //! `EvictionRule::Any`: the held boundary-queue residents, most recent first) and the guard's
 //! trims are computed the same way. The general path decides whenever this does not apply: a
-//! resident mid-prefill, a guard that evicts (or, with one segment, evicts every resident), a
+//! resident mid-prefill, a guard that evicts (with one segment: that evicts every resident), a
 //! repair under `EvictionRule::Lifo`, a drain decision that selects nothing (zero turns), or an
 //! interior threshold of 0 ([`NestedWait::general_decisions`] counts them); a general batch
-//! invalidates the index, which is rebuilt (`O(n log n)`) at the next fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet
-//! (the held one meets the next younger), so the hold list is usually non-empty
-//! (BENCHMARKS.md: 2.7 to 4 residents held a decision on the lmsys-like mix).
+//! invalidates the index, which is rebuilt (`O(n log n)`) at the next fast decision.
+//! BENCHMARKS.md counts what takes the general path and the hold lists' sizes.
 //!
 //! Deviation (the `nested_wait_drain_does_not_stall` fix): a boundary queue whose rotor is on a
 //! zero turn (`floor(acc + n_k) = 0`, a fractional `n_k < 1` of a fluid design) selects
@@ -109,8 +111,8 @@ pub struct NestedWait {
     /// Last-resort evictions of any resident when nothing fits even after the repair.
     pub guard_evictions: u64,
     /// Decide from a stage index kept incrementally, with a `decode_all` plan and a hold list
-    /// (or a listed batch when most residents are held; see the module doc). Default `true`; `false` runs the
-    /// general path always (the equivalence tests compare the two).
+    /// (or a listed batch when most residents are held; see the module doc). Default `true`;
+    /// `false` runs the general path always (the equivalence tests compare the two).
     pub fast_path: bool,
     /// Fast-path decisions whose plan held at least one resident back.
     pub fast_holds: u64,
