@@ -636,18 +636,19 @@ impl NestedWait {
 
 impl NestedWait {
     /// The decision with several segments, or `None` where the general path must decide (a
-    /// batch that does not fit after the repair, a drain decision that selects nothing, an
-    /// interior threshold of 0). With every resident decode-ready, the general path's batch
-    /// is: the first `caps[0]` waiting requests, and from every stage of a joined segment its
-    /// first `cap` residents in admission order (`caps[k]` at segment `k`'s boundary queue,
-    /// `ceil(n_k)` inside); paused segments' residents are all left out. That is a `decode_all`
-    /// plan holding every stage's tail past its cap. Entry counts are the index's stage sizes
-    /// at the cut points (`O(L log n)`); the tails come from the crowded stages below the
-    /// first paused segment, the boundary queues on a zero turn, and every stage from the
-    /// first paused segment on (`O(paused residents)`). If the batch does not fit, the repair
-    /// evicts held boundary-queue residents, most recent first (under `Any`; `Lifo` defers to
-    /// the general path), exactly as [`NestedWait::repair_overflow`] would; if it then fits,
-    /// the memory guard has nothing to do.
+    /// memory guard that evicts, a repair under `Lifo`, a drain decision that selects
+    /// nothing, an interior threshold of 0). With every resident decode-ready, the general
+    /// path's batch is: the first `caps[0]` waiting requests, and from every stage of a joined
+    /// segment its first `cap` residents in admission order (`caps[k]` at segment `k`'s
+    /// boundary queue, `ceil(n_k)` inside); paused segments' residents are all left out. That
+    /// is a `decode_all` plan holding every stage's tail past its cap. Entry counts are the
+    /// index's stage sizes at the cut points (`O(L log n)`); the tails come from the crowded
+    /// stages below the first paused segment, the boundary queues on a zero turn, and every
+    /// stage from the first paused segment on (`O(paused residents)`); when more are held
+    /// than selected, the plan lists the selected instead. If the batch does not fit, the
+    /// repair evicts held boundary-queue residents, most recent first (under `Any`), exactly
+    /// as [`NestedWait::repair_overflow`] would, then the memory guard ([`fit_or_evict`])
+    /// drops admissions from the end and selected decodes from the most recent resident.
     fn decide_fast_segments(
         &mut self,
         view: &View<'_>,
