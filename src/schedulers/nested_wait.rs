@@ -47,12 +47,24 @@
 //! evictions follow a known order (admissions from the end, then decodes from the most recent
 //! resident, then evictions of the most recent residents), which the fast path computes too
 //! (trimmed decodes join the hold list; evictions go in the plan), in `O(trimmed + evicted)`.
-//! The general path decides whenever this does not apply: several segments (the fluid
-//! design `for_workload` builds), a resident mid-prefill, or a guard that evicts every
-//! resident; a general batch invalidates the index, which is rebuilt (`O(n log n)`) at the
-//! next fast decision. With `ceil(n_1) = 1` stages crowd for good once two residents meet
-//! (the held one meets the next younger), so the hold list is usually non-empty
-//! (BENCHMARKS.md: 2.7 to 4 residents held a decision on the lmsys-like mix).
+//! With `ceil(n_1) = 1` stages crowd for good once two residents meet (the held one meets the
+//! next younger), so the hold list is usually non-empty (BENCHMARKS.md: 2.7 to 4 residents
+//! held a decision on the lmsys-like mix).
+//!
+//! With several segments (the fluid design `for_workload` builds) the same index gives the
+//! entry counts of the prefix rule (its stage sizes at the cut points, `O(L log n)`) and every
+//! stage's cap (`caps[k]` at a boundary queue, `ceil(n_k)` inside, 0 in a paused segment), so
+//! the plan holds the tails of the crowded stages, the boundary queues on a zero turn, and
+//! every resident of a paused segment: `O(paused residents)` a decision. When more residents
+//! are held than selected, the plan lists its batch instead (`O(selected + active stages)`;
+//! the index then moves the selected up and keeps its clock). The repair (under
+//! `EvictionRule::Any`: the held boundary-queue residents, most recent first) and the guard's
+//! trims are computed the same way. The general path decides whenever this does not apply: a
+//! resident mid-prefill, a guard that evicts (with one segment: that evicts every resident), a
+//! repair under `EvictionRule::Lifo`, a drain decision that selects nothing (zero turns), or an
+//! interior threshold of 0 ([`NestedWait::general_decisions`] counts them); a general batch
+//! invalidates the index, which is rebuilt (`O(n log n)`) at the next fast decision.
+//! BENCHMARKS.md counts what takes the general path and the hold lists' sizes.
 //!
 //! Deviation (the `nested_wait_drain_does_not_stall` fix): a boundary queue whose rotor is on a
 //! zero turn (`floor(acc + n_k) = 0`, a fractional `n_k < 1` of a fluid design) selects
@@ -98,12 +110,24 @@ pub struct NestedWait {
     pub guard_trims: u64,
     /// Last-resort evictions of any resident when nothing fits even after the repair.
     pub guard_evictions: u64,
-    /// Decide the one-segment case with a `decode_all` plan and a hold list, from a stage
-    /// index kept incrementally (see the module doc). Default `true`; `false` runs the
-    /// general path always (the equivalence tests compare the two).
+    /// Decide from a stage index kept incrementally, with a `decode_all` plan and a hold list
+    /// (or a listed batch when most residents are held; see the module doc). Default `true`;
+    /// `false` runs the general path always (the equivalence tests compare the two).
     pub fast_path: bool,
     /// Fast-path decisions whose plan held at least one resident back.
     pub fast_holds: u64,
+    /// Fast-path decisions that held a paused segment's residents (several segments).
+    pub paused_holds: u64,
+    /// Fast-path decisions with several segments that listed their batch (most residents
+    /// held: the selected are fewer than the held).
+    pub explicit_batches: u64,
+    /// Fast-path decisions whose repair evicted (several segments).
+    pub fast_repairs: u64,
+    /// Decisions with several segments that the fast path left to the general path because
+    /// the batch did not fit even after the repair's evictions (or the rule is LIFO).
+    pub overflow_fallbacks: u64,
+    /// Decisions the general path took while the fast path is on.
+    pub general_decisions: u64,
     rotors: Vec<Rotor>,
     revealed: (u64, u64),
     stages: StageIndex,
@@ -267,18 +291,43 @@ impl StageIndex {
     }
 
     /// [`StageIndex::ran`] when the hold list is exactly [`StageIndex::over`]`(cap)`: every
-    /// stage's members past `cap` move one stage down together (stages in increasing order,
-    /// so a stage gives its own tail away before it receives the next one's).
+    /// stage's members past `cap` move one stage down together.
     fn ran_over(&mut self, cap: u64, admitted: Vec<RequestId>) {
         let cap = cap as usize;
         let mut keys = std::mem::take(&mut self.scratch_keys);
-        let mut tail = std::mem::take(&mut self.scratch_tail);
         keys.clear();
         keys.extend(self.crowded.iter().copied().filter(|k| self.stages[k].len() > cap));
-        for &key in &keys {
+        self.move_tails(keys.iter().map(|&k| (k, cap)));
+        self.scratch_keys = keys;
+        self.clock += 1;
+        self.pending = admitted;
+    }
+
+    /// [`StageIndex::ran`] when the hold list is, for each `(key, keep)` of `tails` (increasing
+    /// keys), the members of stage `key` past its first `keep`, and the members `also`.
+    fn ran_tails(&mut self, tails: &[(i64, usize)], also: &[RequestId], admitted: Vec<RequestId>) {
+        self.move_tails(tails.iter().copied());
+        for &id in also {
+            let (key, seq) = self.remove(id).expect("a held member is indexed");
+            self.insert(id, seq, key - 1);
+        }
+        self.clock += 1;
+        self.pending = admitted;
+    }
+
+    /// Moves the members of each stage `key` past its first `keep` one stage down, as a held
+    /// member moves against the clock (keys increasing, so a stage gives its own tail away
+    /// before it receives the next one's).
+    fn move_tails(&mut self, tails: impl Iterator<Item = (i64, usize)>) {
+        let mut tail = std::mem::take(&mut self.scratch_tail);
+        for (key, keep) in tails {
             tail.clear();
-            tail.extend(self.stages.get_mut(&key).expect("a crowded stage").drain(cap..));
-            if cap < 2 {
+            let stage = self.stages.get_mut(&key).expect("a stage with a tail");
+            tail.extend(stage.drain(keep..));
+            if keep == 0 {
+                self.stages.remove(&key);
+            }
+            if keep < 2 {
                 self.crowded.remove(&key);
             }
             for m in &tail {
@@ -291,9 +340,22 @@ impl StageIndex {
                 self.crowded.insert(key - 1);
             }
         }
-        (self.scratch_keys, self.scratch_tail) = (keys, tail);
-        self.clock += 1;
+        self.scratch_tail = tail;
+    }
+
+    /// An explicit batch ran: the members `ran` advanced by one (the clock stays), `admitted`
+    /// join next time.
+    fn advanced(&mut self, ran: &[(u64, RequestId)], admitted: Vec<RequestId>) {
+        for &(_, id) in ran {
+            let (key, seq) = self.remove(id).expect("a decoded member is indexed");
+            self.insert(id, seq, key + 1);
+        }
         self.pending = admitted;
+    }
+
+    /// Members at stage `generated` (`O(log n)`).
+    fn count_at(&self, generated: u64) -> u64 {
+        self.stages.get(&(generated as i64 - self.clock)).map_or(0, |s| s.len() as u64)
     }
 
     /// Whether the index holds exactly the decode-ready residents at their stages (`O(n)`;
@@ -362,6 +424,11 @@ impl NestedWait {
             guard_evictions: 0,
             fast_path: true,
             fast_holds: 0,
+            paused_holds: 0,
+            fast_repairs: 0,
+            explicit_batches: 0,
+            overflow_fallbacks: 0,
+            general_decisions: 0,
             rotors: Vec::new(),
             revealed: (0, 0),
             stages: StageIndex::default(),
@@ -502,8 +569,11 @@ impl NestedWait {
         caps: &[u64],
         drain: bool,
     ) -> Option<Plan> {
-        if n.len() != 1 || view.decode_ready_len() != view.running_len() {
+        if view.decode_ready_len() != view.running_len() {
             return None;
+        }
+        if n.len() != 1 {
+            return self.decide_fast_segments(view, n, caps, drain);
         }
         if !(drain || view.waiting_len() as u64 >= caps[0]) {
             return Some(Plan::idle());
@@ -562,6 +632,284 @@ impl NestedWait {
         }
         Some(Plan { evict, batch, repeat: Repeat::Once, decode_all: true, hold })
     }
+}
+
+impl NestedWait {
+    /// The decision with several segments, or `None` where the general path must decide (a
+    /// memory guard that evicts, a repair under `Lifo`, a drain decision that selects
+    /// nothing, an interior threshold of 0). With every resident decode-ready, the general
+    /// path's batch is: the first `caps[0]` waiting requests, and from every stage of a joined
+    /// segment its first `cap` residents in admission order (`caps[k]` at segment `k`'s
+    /// boundary queue, `ceil(n_k)` inside); paused segments' residents are all left out. That
+    /// is a `decode_all` plan holding every stage's tail past its cap. Entry counts are the
+    /// index's stage sizes at the cut points (`O(L log n)`); the tails come from the crowded
+    /// stages below the first paused segment, the boundary queues on a zero turn, and every
+    /// stage from the first paused segment on (`O(paused residents)`); when more are held
+    /// than selected, the plan lists the selected instead. If the batch does not fit, the
+    /// repair evicts held boundary-queue residents, most recent first (under `Any`), exactly
+    /// as [`NestedWait::repair_overflow`] would, then the memory guard ([`fit_or_evict`])
+    /// drops admissions from the end and selected decodes from the most recent resident.
+    fn decide_fast_segments(
+        &mut self,
+        view: &View<'_>,
+        n: &[f64],
+        caps: &[u64],
+        drain: bool,
+    ) -> Option<Plan> {
+        if !(drain || view.waiting_len() as u64 >= caps[0]) {
+            return Some(Plan::idle());
+        }
+        let inner: Vec<u64> = n.iter().map(|x| x.ceil() as u64).collect();
+        if inner.contains(&0) {
+            return None;
+        }
+        if !self.stages.valid {
+            self.stages.rebuild(view);
+        }
+        debug_assert!(self.stages.matches(view), "the stage index drifted");
+        let (cuts, ix) = (self.cuts(), &self.stages);
+        let joined = if drain {
+            n.len()
+        } else {
+            1 + (1..n.len()).take_while(|&k| ix.count_at(cuts[k - 1]) >= caps[k]).count()
+        };
+        let sc = SegmentCaps { cuts, caps, inner, joined, clock: ix.clock };
+        let (tails, active_tails) = segment_tails(ix, &sc);
+        let mut pick = pick_segments(view, ix, &sc, &tails);
+        let admit: Vec<(RequestId, Tokens, Tokens)> = view
+            .waiting()
+            .take(caps[0] as usize)
+            .map(|r| (r.id(), r.prompt_tokens(), admit_growth(view, r.prompt_tokens())))
+            .collect();
+        if admit.is_empty() && pick.chosen == 0 {
+            return None; // nothing selected: the drain's zero turns (general path)
+        }
+        let mut need = pick.need + admit.iter().map(|a| a.2).sum::<Tokens>();
+        let (mut evict, mut free) = (Vec::new(), view.kv_free());
+        if need > free && self.repair {
+            if view.config().eviction == EvictionRule::Lifo {
+                self.overflow_fallbacks += 1;
+                return None;
+            }
+            (evict, free) = fast_repair(view, ix, &tails, need);
+        }
+        // The memory guard: admissions dropped from the end, then selected decodes from the
+        // most recent resident; if that drops everything, the general path evicts.
+        let acted = need > free;
+        let mut admitted = admit.len();
+        while need > free && admitted > 0 {
+            admitted -= 1;
+            need -= admit[admitted].2;
+        }
+        let trimmed = if need > free { pick.trim(view, need - free) } else { Some(Vec::new()) };
+        let Some(trimmed) = trimmed.filter(|t| admitted > 0 || t.len() < pick.chosen) else {
+            self.overflow_fallbacks += 1;
+            return None;
+        };
+        self.repair_events += u64::from(!evict.is_empty());
+        self.repair_evictions += evict.len() as u64;
+        self.fast_repairs += u64::from(!evict.is_empty());
+        self.guard_trims += u64::from(acted);
+        self.paused_holds += u64::from(tails.len() > active_tails);
+        self.explicit_batches += u64::from(pick.explicit);
+        self.rotors.iter_mut().take(joined).for_each(Rotor::advance);
+        Some(self.segments_plan(view, &pick, &tails, &admit[..admitted], &trimmed, evict))
+    }
+
+    /// The plan of a multi-segment fast decision, and the index moved past it.
+    fn segments_plan(
+        &mut self,
+        view: &View<'_>,
+        pick: &SegmentPick,
+        tails: &[(i64, usize, bool)],
+        admit: &[(RequestId, Tokens, Tokens)],
+        trimmed: &[RequestId],
+        evict: Vec<RequestId>,
+    ) -> Plan {
+        let mut batch: Vec<BatchItem> =
+            admit.iter().map(|&(id, tokens, _)| BatchItem::Prefill { id, tokens }).collect();
+        let admitted: Vec<RequestId> = admit.iter().map(|a| a.0).collect();
+        if pick.explicit {
+            self.fast_holds += u64::from(pick.selected.len() < view.running_len());
+            batch.extend(pick.selected.iter().map(|&(_, id)| BatchItem::Decode { id }));
+            self.stages.advanced(&pick.selected, admitted);
+            for id in &evict {
+                self.stages.remove(*id);
+            }
+            return Plan { evict, batch, ..Plan::default() };
+        }
+        let moves: Vec<(i64, usize)> = tails.iter().map(|t| (t.0, t.1)).collect();
+        let mut gone = evict.clone();
+        gone.sort_unstable();
+        let mut hold: Vec<RequestId> = pick.held.iter().map(|h| h.1).collect();
+        hold.retain(|id| gone.binary_search(id).is_err());
+        hold.extend(trimmed);
+        self.fast_holds += u64::from(!hold.is_empty());
+        self.stages.ran_tails(&moves, trimmed, admitted);
+        for id in &evict {
+            self.stages.remove(*id);
+        }
+        Plan { evict, batch, repeat: Repeat::Once, decode_all: true, hold }
+    }
+}
+
+/// The stage caps of a decision with several segments.
+struct SegmentCaps<'a> {
+    cuts: &'a [u64],
+    caps: &'a [u64],
+    /// `ceil(n_k)`: the cap of an interior stage of segment `k`.
+    inner: Vec<u64>,
+    joined: usize,
+    clock: i64,
+}
+
+impl SegmentCaps<'_> {
+    /// The cap of the stage at index key `key`, and whether it is a boundary queue.
+    fn cap_of(&self, key: i64) -> (usize, bool) {
+        let g = (key + self.clock) as u64;
+        let k = self.cuts.partition_point(|&c| c <= g);
+        let entry = k > 0 && self.cuts[k - 1] == g;
+        let cap = if k >= self.joined {
+            0
+        } else if entry {
+            self.caps[k]
+        } else {
+            self.inner[k]
+        };
+        (cap as usize, entry)
+    }
+
+    /// The index key of the first paused segment's first stage, if a segment is paused.
+    fn paused_from(&self) -> Option<i64> {
+        (self.joined < self.inner.len()).then(|| self.cuts[self.joined - 1] as i64 - self.clock)
+    }
+}
+
+/// `(key, kept, boundary queue)` of every stage with members past its cap, keys increasing,
+/// and how many of them lie below the first paused segment: the crowded stages there, the
+/// boundary queues on a zero turn, then every stage from the first paused segment on.
+fn segment_tails(ix: &StageIndex, sc: &SegmentCaps<'_>) -> (Vec<(i64, usize, bool)>, usize) {
+    let paused_from = sc.paused_from();
+    let mut tails: Vec<(i64, usize, bool)> = Vec::new();
+    for &key in &ix.crowded {
+        if paused_from.is_some_and(|p| key >= p) {
+            break;
+        }
+        let (cap, entry) = sc.cap_of(key);
+        if ix.stages[&key].len() > cap {
+            tails.push((key, cap, entry));
+        }
+    }
+    for k in 1..sc.joined {
+        let key = sc.cuts[k - 1] as i64 - sc.clock;
+        if sc.caps[k] == 0 && ix.stages.get(&key).is_some_and(|s| s.len() == 1) {
+            tails.push((key, 0, true));
+        }
+    }
+    tails.sort_unstable();
+    let active = tails.len();
+    if let Some(p) = paused_from {
+        tails.extend(ix.stages.range(p..).map(|(&key, _)| (key, 0, sc.cap_of(key).1)));
+    }
+    (tails, active)
+}
+
+/// A multi-segment decision's decodes: the held `(sequence, id)`, or, when most residents are
+/// held (`explicit`), the selected ones in admission order; their count and growth.
+struct SegmentPick {
+    explicit: bool,
+    held: Vec<(u64, RequestId)>,
+    selected: Vec<(u64, RequestId)>,
+    chosen: usize,
+    need: Tokens,
+}
+
+fn pick_segments(
+    view: &View<'_>,
+    ix: &StageIndex,
+    sc: &SegmentCaps<'_>,
+    tails: &[(i64, usize, bool)],
+) -> SegmentPick {
+    let growth =
+        |id: RequestId| mem::decode_growth(view, view.resident(id).expect("a member").held());
+    let held_count: usize = tails.iter().map(|t| ix.stages[&t.0].len() - t.1).sum();
+    let explicit = 2 * held_count > view.running_len();
+    let mut pick = SegmentPick {
+        explicit,
+        held: Vec::new(),
+        selected: Vec::new(),
+        chosen: view.running_len() - held_count,
+        need: Tokens::ZERO,
+    };
+    if explicit {
+        for (&key, stage) in ix.stages.range(..sc.paused_from().unwrap_or(i64::MAX)) {
+            let take = sc.cap_of(key).0.min(stage.len());
+            pick.selected.extend_from_slice(&stage[..take]);
+        }
+        pick.selected.sort_unstable();
+        pick.need = pick.selected.iter().map(|s| growth(s.1)).sum();
+    } else {
+        pick.need = view.decode_all_growth(1);
+        for &(key, keep, _) in tails {
+            for &(seq, id) in &ix.stages[&key][keep..] {
+                pick.need -= growth(id);
+                pick.held.push((seq, id));
+            }
+        }
+    }
+    pick
+}
+
+impl SegmentPick {
+    /// Drops selected decodes from the most recent resident until `over` is freed; `None` if
+    /// even dropping all of them does not.
+    fn trim(&mut self, view: &View<'_>, mut over: Tokens) -> Option<Vec<RequestId>> {
+        let growth = |r: &ResidentView| mem::decode_growth(view, r.held());
+        let mut trimmed = Vec::new();
+        if self.explicit {
+            while over > Tokens::ZERO {
+                let (_, id) = self.selected.pop()?;
+                trimmed.push(id);
+                over = over.saturating_sub(growth(&view.resident(id).expect("a member")));
+            }
+            return Some(trimmed);
+        }
+        let mut seqs: Vec<u64> = self.held.iter().map(|h| h.0).collect();
+        seqs.sort_unstable();
+        for r in view.running().rev().filter(|r| seqs.binary_search(&r.admitted_seq()).is_err()) {
+            trimmed.push(r.id());
+            over = over.saturating_sub(growth(&r));
+            if over == Tokens::ZERO {
+                return Some(trimmed);
+            }
+        }
+        None
+    }
+}
+
+/// The repair of a multi-segment fast decision: held boundary-queue residents evicted, most
+/// recent first, while `need` exceeds the free memory; the evictions and the memory then free.
+fn fast_repair(
+    view: &View<'_>,
+    ix: &StageIndex,
+    tails: &[(i64, usize, bool)],
+    need: Tokens,
+) -> (Vec<RequestId>, Tokens) {
+    let mut victims: Vec<(u64, RequestId)> = tails
+        .iter()
+        .filter(|t| t.2)
+        .flat_map(|&(key, keep, _)| ix.stages[&key][keep..].iter().copied())
+        .collect();
+    victims.sort_unstable_by(|a, b| b.cmp(a));
+    let (mut evict, mut free) = (Vec::new(), view.kv_free());
+    for &(_, id) in &victims {
+        if need <= free {
+            break;
+        }
+        free += view.footprint(view.resident(id).expect("a resident").held());
+        evict.push(id);
+    }
+    (evict, free)
 }
 
 /// What the memory guard keeps of a fast decision: admissions kept (a prefix), selected decodes
@@ -654,6 +1002,7 @@ impl Scheduler for NestedWait {
                 return plan;
             }
         }
+        self.general_decisions += u64::from(self.fast_path);
         let plan = self.decide_general(view, &n, drain);
         if !(plan.batch.is_empty() && plan.evict.is_empty()) {
             self.stages.valid = false;

@@ -368,7 +368,7 @@ type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
-fn fast_path_variants() -> [(&'static str, Make); 30] {
+fn fast_path_variants() -> [(&'static str, Make); 33] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -476,6 +476,22 @@ fn fast_path_variants() -> [(&'static str, Make); 30] {
         ("nested-wait/wide", |f| {
             Box::new(nested_wait_with(NestedThresholds::TotalLimit(200.0), f))
         }),
+        // Several segments: fractional thresholds (entry rotors on zero turns, paused
+        // segments, the repair), wider ones, and the fluid design of the lmsys-like mix.
+        ("nested-wait/segments", |f| Box::new(nested_segments(f))),
+        ("nested-wait/segments-wide", |f| {
+            let mut s =
+                NestedWait::new(vec![16, 32, 48], NestedThresholds::Fixed(vec![6.0, 3.5, 1.2]));
+            s.fast_path = f;
+            Box::new(s)
+        }),
+        ("nested-wait/lmsys-fluid", |f| {
+            let text = include_str!("../../workloads/lmsys-like.toml");
+            let w = kvsched_spec::WorkloadFile::parse("lmsys-like.toml", text).expect("parses");
+            let mut s = NestedWait::from_workload(&w).expect("the lmsys-like design exists");
+            s.fast_path = f;
+            Box::new(s)
+        }),
     ]
 }
 
@@ -493,6 +509,14 @@ fn wait_per_type() -> wait::Wait {
         }
     }
     wait::Wait::with_thresholds(wait::Thresholds::PerType(m))
+}
+
+/// A four-segment Nested WAIT with fractional thresholds, its fast path on or off.
+fn nested_segments(fast_path: bool) -> NestedWait {
+    let mut s =
+        NestedWait::new(vec![6, 12, 24, 40], NestedThresholds::Fixed(vec![2.0, 1.5, 1.2, 0.7]));
+    s.fast_path = fast_path;
+    s
 }
 
 /// One-segment Nested WAIT with these thresholds, its fast path on or off.
@@ -524,12 +548,13 @@ impl Scheduler for CountHolds {
 /// Every policy with a fast path (vLLM v1's and Sarathi's common case, SGLang's incremental
 /// queue and reservations and `decode_all` stretch, MC-SF's and MC-Benchmark's ordered queue,
 /// Orca's incremental reservations, WAIT-CP's one-segment `decode_all` stretch, Nested WAIT's
-/// one-segment `decode_all` plan with a hold list, WAIT's residents filed by type) decides
-/// exactly what its general path decides: identical records and iteration counts with the fast
-/// path on and off, in every regime (evictions and full memory included), with default and
-/// small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for each.
-/// Sometimes: Nested WAIT's fast path holds residents back (a stage more crowded than its
-/// cap), and a fast memory guard evicts within a `decode_all` plan.
+/// one-segment and multi-segment plans with a hold list, WAIT's residents filed by type)
+/// decides exactly what its general path decides: identical records and iteration counts with
+/// the fast path on and off, in every regime (evictions and full memory included), with default
+/// and small parameters. A deliberately wrong fast path ([`DropLastAdmission`]) is caught for
+/// each. Sometimes: Nested WAIT's fast path holds residents back (a stage more crowded than its
+/// cap), a fast memory guard evicts within a `decode_all` plan, and with several segments a
+/// fast decision holds a paused segment, the fast repair evicts, and a fast batch is listed.
 #[test]
 fn fast_paths_decide_what_the_general_paths_decide() {
     let base = common::seed(0xFA57);
@@ -569,6 +594,22 @@ fn fast_paths_decide_what_the_general_paths_decide() {
     assert!(evictions > 0, "the generator never reached an eviction");
     assert!(holds > 0, "no fast path ever held a resident back");
     assert!(fast_evictions > 0, "no decode_all plan ever evicted (a fast memory guard)");
+    // Sometimes, with several segments: the fast path decides with a paused segment, its
+    // repair evicts, and it lists a batch that holds most residents.
+    let (mut paused, mut repaired, mut explicit) = (0, 0, 0);
+    for &regime in &REGIMES {
+        for i in 0..SEEDS_PER_REGIME {
+            let inst = instance(kvsched::prng::derive_seed(base, i), regime);
+            let mut s = nested_segments(true);
+            simulate(&inst, &mut s, SimOptions::default()).expect("valid run");
+            paused += s.paused_holds;
+            repaired += s.fast_repairs;
+            explicit += s.explicit_batches;
+        }
+    }
+    assert!(paused > 0, "no fast decision held a paused segment");
+    assert!(repaired > 0, "the fast path's repair never evicted");
+    assert!(explicit > 0, "the fast path never listed its batch (most residents held)");
 }
 
 /// A policy that reads predictions stops the run at a request without one
