@@ -13,6 +13,16 @@ from fcfs import Fcfs
 LONG = dict(requests=50_000_000, stream=True)  # minutes: never finishes within these tests
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises():
+    """Python raises KeyboardInterrupt on SIGINT only if SIGINT was not ignored when it started,
+    and a shell that runs a command in the background without job control (`.ci/run &`)
+    ignores it: install the default handler for these tests, whatever the parent did."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def sigint_after(seconds):
     t = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
     t.start()
