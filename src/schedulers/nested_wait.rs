@@ -572,11 +572,11 @@ impl NestedWait {
         if view.decode_ready_len() != view.running_len() {
             return None;
         }
-        if n.len() != 1 {
-            return self.decide_fast_segments(view, n, caps, drain);
-        }
         if !(drain || view.waiting_len() as u64 >= caps[0]) {
             return Some(Plan::idle());
+        }
+        if n.len() != 1 {
+            return self.decide_fast_segments(view, n, caps, drain);
         }
         if !self.stages.valid {
             self.stages.rebuild(view);
@@ -649,6 +649,7 @@ impl NestedWait {
     /// repair evicts held boundary-queue residents, most recent first (under `Any`), exactly
     /// as [`NestedWait::repair_overflow`] would, then the memory guard ([`fit_or_evict`])
     /// drops admissions from the end and selected decodes from the most recent resident.
+    /// [`NestedWait::decide_fast`] has already waited when segment 1's entry queue is short.
     fn decide_fast_segments(
         &mut self,
         view: &View<'_>,
@@ -656,9 +657,6 @@ impl NestedWait {
         caps: &[u64],
         drain: bool,
     ) -> Option<Plan> {
-        if !(drain || view.waiting_len() as u64 >= caps[0]) {
-            return Some(Plan::idle());
-        }
         let inner: Vec<u64> = n.iter().map(|x| x.ceil() as u64).collect();
         if inner.contains(&0) {
             return None;
