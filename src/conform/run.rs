@@ -318,6 +318,7 @@ fn simulate_judged(
         check: Check::Off,
         stepping: Stepping::FastForward,
         max_steps: Some(step_limit(instance)),
+        max_evictions: None,
         timeline: false,
         trace: Some(Box::new(buf.clone())),
         seed: Some(seed),
@@ -350,8 +351,9 @@ fn simulate_judged(
                     VerdictCode::RepeatWithPrefill,
                     "repeat > 1 on a batch with a prefill",
                 ),
-                // Never reached: conformance runs apply expanded plans, which hold nothing.
-                SimErrorKind::BadHold { .. } => {
+                // Never reached: conformance runs apply expanded plans, which hold nothing,
+                // and set no eviction limit.
+                SimErrorKind::BadHold { .. } | SimErrorKind::EvictionLimit(_) => {
                     Verdict::new(VerdictCode::EngineError, format!("{e} ({:?})", e.kind))
                 }
                 SimErrorKind::Stalled { .. } => unfinished(instance, &e.partial),

@@ -243,19 +243,25 @@ pub fn inclusive_curve(o: &Outcome, horizon_s: f64) -> Points {
     out
 }
 
-/// One run: `name` on demand `d` with seed `seed`, stopped once simulated time passes `T`.
-pub fn run(name: &str, d: &Demand, seed: u64) -> Result<RunStats, String> {
+/// The instance of demand `d` with seed `seed` (exact predictions), and the iteration cap
+/// that covers `T`.
+fn instance(d: &Demand, seed: u64) -> (Instance, u64) {
     let w = workload(d.lambda);
     let mut requests = generate(&w, Amount::HorizonS(d.horizon_s), seed);
     for r in &mut requests {
         r.predicted_output_tokens = Some(r.output_tokens);
     }
-    let n = requests.len();
     let inst = Instance { config: w.model_config(Information::Predicted), requests };
     // Every iteration takes at least the base step time (all other terms are non-negative), so
     // this many iterations cover at least `T` of simulated time.
     let StepTime::Rich { base_s, .. } = w.step_time else { panic!("the calibration is rich") };
-    let cap = (d.horizon_s / base_s).ceil() as u64 + 1;
+    (inst, (d.horizon_s / base_s).ceil() as u64 + 1)
+}
+
+/// One run: `name` on demand `d` with seed `seed`, stopped once simulated time passes `T`.
+pub fn run(name: &str, d: &Demand, seed: u64) -> Result<RunStats, String> {
+    let (inst, cap) = instance(d, seed);
+    let n = inst.requests.len();
     let opts = SimOptions { max_steps: Some(cap), seed: Some(seed), ..SimOptions::default() };
     let o = match simulate(&inst, scheduler(name, d).as_mut(), opts) {
         Ok(o) => o,
@@ -286,11 +292,31 @@ pub fn run(name: &str, d: &Demand, seed: u64) -> Result<RunStats, String> {
 pub fn feasible_alpha(d: &Demand, seed: u64) -> Result<f64, String> {
     for hundredths in (10u32..50).step_by(d.alpha_step.max(1) as usize) {
         let alpha = f64::from(hundredths) / 100.0;
-        if run("alpha-protect", &Demand { alpha, ..*d }, seed)?.evictions == 0 {
+        if !evicts("alpha-protect", &Demand { alpha, ..*d }, seed)? {
             return Ok(alpha);
         }
     }
     Ok(0.50)
+}
+
+/// Whether [`run`]`(name, d, seed)` evicts (`evictions > 0`), decided at its first eviction:
+/// the run stops there ([`SimOptions::max_evictions`]) instead of thrashing to `T`, which at a
+/// clearing α costs millions of evictions. It is the same run up to that point, so the answer
+/// is [`run`]'s.
+pub fn evicts(name: &str, d: &Demand, seed: u64) -> Result<bool, String> {
+    let (inst, cap) = instance(d, seed);
+    let opts = SimOptions {
+        max_steps: Some(cap),
+        max_evictions: Some(0),
+        seed: Some(seed),
+        ..SimOptions::default()
+    };
+    match simulate(&inst, scheduler(name, d).as_mut(), opts) {
+        Ok(o) => Ok(o.evictions > 0),
+        Err(e) if matches!(e.kind, SimErrorKind::EvictionLimit(_)) => Ok(true),
+        Err(e) if matches!(e.kind, SimErrorKind::StepLimit(_)) => Ok(e.partial.evictions > 0),
+        Err(e) => Err(format!("{name}, {} demand, seed {seed:#x}: {e}", d.name)),
+    }
 }
 
 /// Every run of one demand level: per scheduler (in [`SCHEDULERS`] order), one [`RunStats`] per

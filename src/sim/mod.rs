@@ -58,6 +58,11 @@ pub struct SimOptions {
     pub stepping: Stepping,
     /// Stop (with an error) after this many iterations.
     pub max_steps: Option<u64>,
+    /// Stop (with [`SimErrorKind::EvictionLimit`]) at the first decision point after the run
+    /// has evicted more than this many times; `Some(0)` stops at the first eviction. The run
+    /// up to there is the unlimited run's prefix, so "does this run ever evict" is answered
+    /// without running a thrashing policy to its end.
+    pub max_evictions: Option<u64>,
     /// Record the memory and queue timeline at every decision point.
     pub timeline: bool,
     /// Write a JSON-lines trace here (see `spec/TRACE.md`).
@@ -98,6 +103,8 @@ pub enum SimErrorKind {
     Divergence(String),
     /// The iteration limit was reached.
     StepLimit(u64),
+    /// The eviction limit ([`SimOptions::max_evictions`]) was passed.
+    EvictionLimit(u64),
     /// The watchdog fired: no request completed for `steps` iterations, more than the bound
     /// (`WATCHDOG_FACTOR` times the tokens of every arrived, unfinished request, plus
     /// `WATCHDOG_SLACK`) that a run without wasted work can take (a livelock: evictions undo
@@ -149,6 +156,7 @@ impl std::fmt::Display for SimError {
             ),
             SimErrorKind::Divergence(m) => write!(f, "engine and spec disagree: {m}"),
             SimErrorKind::StepLimit(n) => write!(f, "iteration limit {n} reached"),
+            SimErrorKind::EvictionLimit(n) => write!(f, "more than {n} evictions"),
             SimErrorKind::NoProgress { steps, bound, waiting, resident, evictions } => write!(
                 f,
                 "no progress: no request completed in {steps} iterations (watchdog bound \
@@ -259,7 +267,8 @@ fn run<'a>(
     if let Some(t) = run.trace.as_mut() {
         t.header(&run.core.config, &name, options.seed, total as usize);
     }
-    let result = run.run_loop(scheduler, &options.stepping, options.max_steps);
+    let limits = Limits { steps: options.max_steps, evictions: options.max_evictions };
+    let result = run.run_loop(scheduler, &options.stepping, limits);
     let outcome = run.finish(name);
     match result {
         Ok(()) => Ok(outcome),
@@ -267,21 +276,33 @@ fn run<'a>(
     }
 }
 
+/// The stopping limits of [`SimOptions`].
+#[derive(Clone, Copy)]
+struct Limits {
+    steps: Option<u64>,
+    evictions: Option<u64>,
+}
+
 impl Run<'_> {
     fn run_loop(
         &mut self,
         scheduler: &mut dyn Scheduler,
         stepping: &Stepping,
-        max_steps: Option<u64>,
+        limits: Limits,
     ) -> Result<(), SimErrorKind> {
         loop {
             self.deliver_arrivals()?;
             if self.core.all_done() {
                 return Ok(());
             }
-            if let Some(limit) = max_steps {
+            if let Some(limit) = limits.steps {
                 if self.core.steps >= limit {
                     return Err(SimErrorKind::StepLimit(limit));
+                }
+            }
+            if let Some(limit) = limits.evictions {
+                if self.core.evictions > limit {
+                    return Err(SimErrorKind::EvictionLimit(limit));
                 }
             }
             self.sample_timeline();

@@ -310,6 +310,45 @@ fn fast_forward_equals_stepping_and_reaches_evictions() {
     assert!(resumed > 0, "no request resumed keeping its output (KeepGenerated)");
 }
 
+/// `max_evictions`: a run that evicts `E` times stops with `EvictionLimit(k)` for every
+/// `k < E`, at the first decision point past `k + 1` evictions, with the unlimited run's prefix
+/// as its partial outcome (its steps and its completed requests, which the unlimited run also
+/// completes with the same records); with `k >= E` it is the unlimited run. The generator
+/// reaches runs with several evictions (the "sometimes" check).
+#[test]
+fn an_eviction_limit_stops_at_the_unlimited_runs_prefix() {
+    let base = seed(0xE71C);
+    let mut limited = 0;
+    for k in 0..12 {
+        let s = base + k;
+        let inst = random_instance(s, 120);
+        let full = simulate(&inst, &mut VllmV0::default(), checked())
+            .unwrap_or_else(|e| panic!("{e}\n{}", replay(s, "an_eviction_limit")));
+        let e = full.evictions;
+        for limit in [0, e / 2, e.saturating_sub(1), e, e + 1] {
+            let opts = SimOptions { max_evictions: Some(limit), ..checked() };
+            match simulate(&inst, &mut VllmV0::default(), opts) {
+                Ok(o) => {
+                    assert!(limit >= e, "limit {limit} < {e} evictions not enforced");
+                    assert_eq!(o.requests, full.requests, "{}", replay(s, "an_eviction_limit"));
+                }
+                Err(err) => {
+                    assert_eq!(err.kind, SimErrorKind::EvictionLimit(limit));
+                    assert!(limit < e, "{err} although the run evicts only {e} times");
+                    let p = &err.partial;
+                    assert!(p.evictions > limit && p.evictions <= e && p.steps <= full.steps);
+                    for r in p.requests.iter().filter(|r| r.finish_ns.is_some()) {
+                        let same = full.requests.iter().find(|f| f.id == r.id);
+                        assert_eq!(Some(r), same, "{}", replay(s, "an_eviction_limit"));
+                    }
+                    limited += 1;
+                }
+            }
+        }
+    }
+    assert!(limited > 3, "the generator reached too few evicting runs ({limited})");
+}
+
 /// The same seed gives a byte-identical trace, twice, and on a rayon pool of 1 or 2 threads.
 #[test]
 fn same_seed_gives_byte_identical_traces_on_any_thread_count() {

@@ -115,6 +115,31 @@ fn mcsf_is_never_infeasible_with_over_estimates() {
     println!("under-estimate fallback evictions over 16 instances: {under_evictions}");
 }
 
+/// `mcsf_trace::evicts` (the α scan's test, stopped at the first eviction) answers what the
+/// full run's eviction count says, on both demands at every α of the quick scan, over a
+/// shortened horizon; the scan reaches both answers (the "sometimes" check).
+#[test]
+fn m_trace_alpha_scan_stops_early_with_the_full_runs_answer() {
+    use kvsched::experiments::mcsf_trace::{demands, evicts, run, Demand};
+    use kvsched::experiments::Scale;
+    let s = seed(3);
+    let (mut yes, mut no) = (0, 0);
+    for d in demands(Scale::Quick) {
+        for alpha in [0.10, 0.20, 0.30, 0.40] {
+            let d = Demand { alpha, horizon_s: 15.0, ..d };
+            let full = run("alpha-protect", &d, s).unwrap_or_else(|e| panic!("{e}"));
+            let early = evicts("alpha-protect", &d, s).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(early, full.evictions > 0, "{} α={alpha} {}", d.name, replay(s, "m_trace"));
+            if early {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+    }
+    assert!(yes > 0 && no > 0, "the scan reached only one answer ({yes} evicting, {no} not)");
+}
+
 /// Checks M-TRACE-SLOPE (MC-SF paper v4/v5 §6 real trace [B:S7]): on the LMSYS-like mix with
 /// Llama-2-70B at TP 2 (`M = 16,492`), under high demand (50 req/s) MC-SF's average latency
 /// grows about a third as fast as the best benchmark's (slopes ~1/6 vs ~1/2); low demand
