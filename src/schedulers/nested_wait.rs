@@ -57,13 +57,14 @@
 //! the plan holds the tails of the crowded stages, the boundary queues on a zero turn, and
 //! every resident of a paused segment: `O(paused residents)` a decision. When more residents
 //! are held than selected, the plan lists its batch instead (`O(selected + active stages)`;
-//! the index then moves the selected up and keeps its clock). The repair (under
-//! `EvictionRule::Any`: the held boundary-queue residents, most recent first) and the guard's
-//! trims are computed the same way. The general path decides whenever this does not apply: a
-//! resident mid-prefill, a guard that evicts (with one segment: that evicts every resident), a
-//! repair under `EvictionRule::Lifo`, a drain decision that selects nothing (zero turns), or an
-//! interior threshold of 0 ([`NestedWait::general_decisions`] counts them); a general batch
-//! invalidates the index, which is rebuilt (`O(n log n)`) at the next fast decision.
+//! the index then moves the selected up and keeps its clock). The repair (the held
+//! boundary-queue residents, most recent first; under `EvictionRule::Lifo` only while each is
+//! the most recent resident left) and the guard's trims are computed the same way. The general
+//! path decides whenever this does not apply: a resident mid-prefill, a guard that evicts (with
+//! one segment: that evicts every resident), a drain decision that selects nothing (zero
+//! turns), or an interior threshold of 0 ([`NestedWait::general_decisions`] counts them); a
+//! general batch invalidates the index, which is rebuilt (`O(n log n)`) at the next fast
+//! decision.
 //! BENCHMARKS.md counts what takes the general path and the hold lists' sizes.
 //!
 //! Deviation (the `nested_wait_drain_does_not_stall` fix): a boundary queue whose rotor is on a
@@ -124,7 +125,7 @@ pub struct NestedWait {
     /// Fast-path decisions whose repair evicted (several segments).
     pub fast_repairs: u64,
     /// Decisions with several segments that the fast path left to the general path because
-    /// the batch did not fit even after the repair's evictions (or the rule is LIFO).
+    /// the batch did not fit even after the repair's evictions and the guard's trims.
     pub overflow_fallbacks: u64,
     /// Decisions the general path took while the fast path is on.
     pub general_decisions: u64,
@@ -636,8 +637,8 @@ impl NestedWait {
 
 impl NestedWait {
     /// The decision with several segments, or `None` where the general path must decide (a
-    /// memory guard that evicts, a repair under `Lifo`, a drain decision that selects
-    /// nothing, an interior threshold of 0). With every resident decode-ready, the general
+    /// memory guard that evicts, a drain decision that selects nothing, an interior threshold
+    /// of 0). With every resident decode-ready, the general
     /// path's batch is: the first `caps[0]` waiting requests, and from every stage of a joined
     /// segment its first `cap` residents in admission order (`caps[k]` at segment `k`'s
     /// boundary queue, `ceil(n_k)` inside); paused segments' residents are all left out. That
@@ -646,8 +647,9 @@ impl NestedWait {
     /// stages below the first paused segment, the boundary queues on a zero turn, and every
     /// stage from the first paused segment on (`O(paused residents)`); when more are held
     /// than selected, the plan lists the selected instead. If the batch does not fit, the
-    /// repair evicts held boundary-queue residents, most recent first (under `Any`), exactly
-    /// as [`NestedWait::repair_overflow`] would, then the memory guard ([`fit_or_evict`])
+    /// repair evicts held boundary-queue residents, most recent first (under `Lifo` only
+    /// while each is the most recent resident left), exactly as
+    /// [`NestedWait::repair_overflow`] would, then the memory guard ([`fit_or_evict`])
     /// drops admissions from the end and selected decodes from the most recent resident.
     /// [`NestedWait::decide_fast`] has already waited when segment 1's entry queue is short.
     fn decide_fast_segments(
@@ -685,11 +687,8 @@ impl NestedWait {
         let mut need = pick.need + admit.iter().map(|a| a.2).sum::<Tokens>();
         let (mut evict, mut free) = (Vec::new(), view.kv_free());
         if need > free && self.repair {
-            if view.config().eviction == EvictionRule::Lifo {
-                self.overflow_fallbacks += 1;
-                return None;
-            }
-            (evict, free) = fast_repair(view, ix, &tails, need);
+            let lifo = view.config().eviction == EvictionRule::Lifo;
+            (evict, free) = fast_repair(view, ix, &tails, need, lifo);
         }
         // The memory guard: admissions dropped from the end, then selected decodes from the
         // most recent resident; if that drops everything, the general path evicts.
@@ -887,11 +886,16 @@ impl SegmentPick {
 
 /// The repair of a multi-segment fast decision: held boundary-queue residents evicted, most
 /// recent first, while `need` exceeds the free memory; the evictions and the memory then free.
+/// Under `lifo` ([`EvictionRule::Lifo`]) each victim must also be the most recent resident
+/// left, so the repair stops at the first recent resident that is not a victim, as
+/// [`NestedWait::repair_overflow`] does: the victims, most recent first, are taken while they
+/// are the residents from the most recent down (`O(evicted)` more).
 fn fast_repair(
     view: &View<'_>,
     ix: &StageIndex,
     tails: &[(i64, usize, bool)],
     need: Tokens,
+    lifo: bool,
 ) -> (Vec<RequestId>, Tokens) {
     let mut victims: Vec<(u64, RequestId)> = tails
         .iter()
@@ -900,8 +904,12 @@ fn fast_repair(
         .collect();
     victims.sort_unstable_by(|a, b| b.cmp(a));
     let (mut evict, mut free) = (Vec::new(), view.kv_free());
+    let mut recent = view.running().rev();
     for &(_, id) in &victims {
         if need <= free {
+            break;
+        }
+        if lifo && recent.next().map(|r| r.id()) != Some(id) {
             break;
         }
         free += view.footprint(view.resident(id).expect("a resident").held());

@@ -368,7 +368,7 @@ type Make = fn(bool) -> Box<dyn Scheduler>;
 
 /// Every policy variant with a fast path, by name.
 #[allow(clippy::too_many_lines, reason = "a table: one entry per variant")]
-fn fast_path_variants() -> [(&'static str, Make); 33] {
+fn fast_path_variants() -> [(&'static str, Make); 34] {
     [
         ("alpha-protect", |f| {
             Box::new(alpha_protect::AlphaProtect { fast_path: f, ..Default::default() })
@@ -479,6 +479,9 @@ fn fast_path_variants() -> [(&'static str, Make); 33] {
         // Several segments: fractional thresholds (entry rotors on zero turns, paused
         // segments, the repair), wider ones, and the fluid design of the lmsys-like mix.
         ("nested-wait/segments", |f| Box::new(nested_segments(f))),
+        // The same under `EvictionRule::Lifo` (the instance's rule is set by the suffix): the
+        // repair stops at the first recent resident that is not a victim.
+        ("nested-wait/segments/lifo", |f| Box::new(nested_segments(f))),
         ("nested-wait/segments-wide", |f| {
             let mut s =
                 NestedWait::new(vec![16, 32, 48], NestedThresholds::Fixed(vec![6.0, 3.5, 1.2]));
@@ -571,6 +574,9 @@ fn fast_paths_decide_what_the_general_paths_decide() {
                         r.predicted_output_tokens = Some(r.output_tokens);
                     });
                 }
+                if name.ends_with("/lifo") {
+                    inst.config.eviction = EvictionRule::Lifo;
+                }
                 let go = |s: &mut dyn Scheduler| {
                     let opts = SimOptions { check: Check::On, ..Default::default() };
                     simulate(&inst, s, opts).expect("valid run")
@@ -595,20 +601,26 @@ fn fast_paths_decide_what_the_general_paths_decide() {
     assert!(holds > 0, "no fast path ever held a resident back");
     assert!(fast_evictions > 0, "no decode_all plan ever evicted (a fast memory guard)");
     // Sometimes, with several segments: the fast path decides with a paused segment, its
-    // repair evicts, and it lists a batch that holds most residents.
-    let (mut paused, mut repaired, mut explicit) = (0, 0, 0);
+    // repair evicts (under either eviction rule), and it lists a batch that holds most
+    // residents.
+    let (mut paused, mut repaired, mut explicit, mut repaired_lifo) = (0, 0, 0, 0);
     for &regime in &REGIMES {
         for i in 0..SEEDS_PER_REGIME {
-            let inst = instance(kvsched::prng::derive_seed(base, i), regime);
+            let mut inst = instance(kvsched::prng::derive_seed(base, i), regime);
             let mut s = nested_segments(true);
             simulate(&inst, &mut s, SimOptions::default()).expect("valid run");
             paused += s.paused_holds;
             repaired += s.fast_repairs;
             explicit += s.explicit_batches;
+            inst.config.eviction = EvictionRule::Lifo;
+            let mut s = nested_segments(true);
+            simulate(&inst, &mut s, SimOptions::default()).expect("valid run");
+            repaired_lifo += s.fast_repairs;
         }
     }
     assert!(paused > 0, "no fast decision held a paused segment");
     assert!(repaired > 0, "the fast path's repair never evicted");
+    assert!(repaired_lifo > 0, "the fast path's repair never evicted under Lifo");
     assert!(explicit > 0, "the fast path never listed its batch (most residents held)");
 }
 
