@@ -302,7 +302,8 @@ pub fn feasible_alpha(d: &Demand, seed: u64) -> Result<f64, String> {
 /// Whether [`run`]`(name, d, seed)` evicts (`evictions > 0`), decided at its first eviction:
 /// the run stops there ([`SimOptions::max_evictions`]) instead of thrashing to `T`, which at a
 /// clearing α costs millions of evictions. It is the same run up to that point, so the answer
-/// is [`run`]'s.
+/// is [`run`]'s (an error the full run would meet only after its first eviction is not
+/// reached).
 pub fn evicts(name: &str, d: &Demand, seed: u64) -> Result<bool, String> {
     let (inst, cap) = instance(d, seed);
     let opts = SimOptions {

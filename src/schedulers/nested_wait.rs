@@ -638,8 +638,8 @@ impl NestedWait {
 impl NestedWait {
     /// The decision with several segments, or `None` where the general path must decide (a
     /// memory guard that evicts, a drain decision that selects nothing, an interior threshold
-    /// of 0). With every resident decode-ready, the general
-    /// path's batch is: the first `caps[0]` waiting requests, and from every stage of a joined
+    /// of 0). With every resident decode-ready, the general path's batch is: the first
+    /// `caps[0]` waiting requests, and from every stage of a joined
     /// segment its first `cap` residents in admission order (`caps[k]` at segment `k`'s
     /// boundary queue, `ceil(n_k)` inside); paused segments' residents are all left out. That
     /// is a `decode_all` plan holding every stage's tail past its cap. Entry counts are the
