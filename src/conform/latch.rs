@@ -18,11 +18,7 @@ pub const POISON_ID: u32 = u32::MAX;
 
 /// A plan the engine always rejects (`unknown_request` of [`POISON_ID`]): ends a run.
 pub fn poisoned_plan() -> Plan {
-    Plan {
-        evict: vec![],
-        batch: vec![BatchItem::Decode { id: RequestId(POISON_ID) }],
-        ..Plan::default()
-    }
+    Plan { batch: vec![BatchItem::Decode { id: RequestId(POISON_ID) }], ..Plan::default() }
 }
 
 /// An adapter's decision bookkeeping: the latched fault, the decision number, the steps seen,
